@@ -1,0 +1,88 @@
+// powersample: the sampling engine over any language_model.
+//
+// The engine runs many requests (prompts), each with one or more chains, through one
+// language_model with continuous batching: every decode() carries the next token of every live
+// chain of every admitted request; a request that finishes frees its sequences for the next.
+//
+// KV discipline (see ../../docs/algorithm.md): each chain owns two sequence ids, current and
+// proposal. A proposal from completion position m copies the first P + m - 1 tokens of current
+// into proposal (no recompute), decodes the token at P + m - 1 again to get the logits for x'_m,
+// then generates the suffix. Accepting swaps the two ids; rejecting clears the proposal. A step
+// costs its suffix's tokens plus one.
+//
+// Usage:
+//     powersample::engine eng(lm);
+//     auto id = eng.submit({prompt_tokens, params});
+//     while (eng.step()) { for (auto & done : eng.take_finished()) use(done); }
+//
+// Thread safety: none; drive an engine from one thread. cancel() and cancel_all() may be called
+// from any thread (they only set flags read by step()).
+#pragma once
+
+#include "powersample/language-model.h"
+#include "powersample/sampling.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace powersample {
+
+struct request {
+    std::vector<token_id> prompt;  // at least one token
+    sampling_params       params;
+};
+
+struct finished_request {
+    uint64_t          id;
+    generation_result result;  // sample_result::text is left empty: the engine has no tokenizer
+};
+
+using progress_callback = std::function<void(const progress &)>;
+
+class engine {
+public:
+    explicit engine(language_model & lm);
+    ~engine();
+    engine(const engine &) = delete;
+    engine & operator=(const engine &) = delete;
+
+    // Queues a request and returns its id (ids count up from 0). Throws invalid_argument_error
+    // for bad parameters, an empty prompt, or a request that could never fit the model's
+    // sequences or cells (each chain needs 2 sequence ids, a request 1 more while it starts).
+    uint64_t submit(request req);
+
+    // One round: admits waiting requests that fit, then decodes the next token of every live
+    // chain in one batch and advances the chains. Returns false once nothing is queued or live.
+    bool step();
+
+    // Requests finished (or cancelled) since the last call, in the order they finished.
+    std::vector<finished_request> take_finished();
+
+    // Cancels one request / all requests: their chains stop at the next step() and are reported
+    // with finish_reason::cancelled and the state reached so far.
+    void cancel(uint64_t id);
+    void cancel_all();
+
+    void set_progress_callback(progress_callback cb);
+
+    size_t n_queued() const;  // submitted, not yet admitted
+    size_t n_live() const;    // admitted, not yet finished
+
+    // Runs until every queued request has finished and returns them ordered by id.
+    std::vector<finished_request> run_all();
+
+    // Testing hook: the variants of the acceptance ratio that ALGORITHM.md's exactness tests use
+    // as broken controls. Never change it outside tests.
+    enum class acceptance_variant { exact, without_proposal_terms, without_length_correction };
+    void set_acceptance_variant_for_testing(acceptance_variant v);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace powersample

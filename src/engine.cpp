@@ -1,0 +1,500 @@
+// The Metropolis-Hastings power sampler as a state machine per chain, driven in batched rounds.
+// ref: arXiv 2510.14901, Alg. 1, with the exact acceptance ratio of docs/algorithm.md.
+#include "powersample/engine.h"
+
+#include "token-sampler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <string>
+
+namespace powersample {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+enum class phase { extending, proposing, done };
+
+struct chain_state {
+    int32_t index    = 0;
+    int32_t seq_cur  = -1;
+    int32_t seq_prop = -1;
+    random_stream token_rng;   // token draws only
+    random_stream kernel_rng;  // positions and accept uniforms, so token draws never shift them
+
+    // Current state x, with the per-token values cached when each token was drawn.
+    std::vector<token_id> x;
+    std::vector<double>   x_log_p;
+    std::vector<double>   x_weight;  // w_i = alpha * log p_i - log q_i
+
+    // Proposal under construction: x'[0:m] = x[0:m], then these tokens.
+    int32_t               suffix_start = 0;
+    std::vector<token_id> y;
+    std::vector<double>   y_log_p;
+    std::vector<double>   y_weight;
+
+    phase   state      = phase::extending;
+    int32_t block      = 1;
+    int32_t step       = 0;
+    int32_t target_len = 0;
+
+    bool         has_pending = false;
+    decode_entry pending{};
+
+    sample_result result;
+};
+
+struct live_request {
+    uint64_t                 id = 0;
+    request                  req;
+    proposal_config          proposal;
+    int32_t                  n_steps   = 0;  // MH steps per block actually run
+    int32_t                  n_blocks  = 1;
+    int32_t                  block_len = 0;
+    int64_t                  cells     = 0;  // reserved KV cells
+    std::vector<chain_state> chains;
+    clock_type::time_point   start;
+    int64_t                  prompt_decoded = 0;
+    bool                     cancelled = false;
+};
+
+int64_t cells_needed(const request & r) {
+    const int64_t P = int64_t(r.prompt.size());
+    const int64_t T = r.params.max_new_tokens;
+    // Per chain: the current suffix (<= T) and a proposal suffix plus its re-decoded start token.
+    const int64_t per_chain = r.params.method == method::power ? 2 * T + 2 : T + 1;
+    return P + int64_t(r.params.n_chains) * per_chain;
+}
+
+}  // namespace
+
+struct engine::impl {
+    language_model &          lm;
+    uint64_t                  next_id = 0;
+    std::deque<live_request>  queued;
+    std::vector<live_request> live;
+    std::vector<bool>         seq_free;
+    int64_t                   cells_reserved = 0;
+    std::vector<finished_request> finished;
+    progress_callback         on_progress;
+    acceptance_variant        variant = acceptance_variant::exact;
+    draw_scratch              scratch;
+
+    std::mutex       cancel_mutex;
+    std::set<uint64_t> cancel_ids;
+    std::atomic<bool> cancel_everything{false};
+
+    explicit impl(language_model & model) : lm(model), seq_free(size_t(model.n_seq_max()), true) {}
+
+    int32_t n_free_seqs() const { return int32_t(std::count(seq_free.begin(), seq_free.end(), true)); }
+
+    int32_t take_seq() {
+        for (size_t s = 0; s < seq_free.size(); ++s) {
+            if (seq_free[s]) {
+                seq_free[s] = false;
+                return int32_t(s);
+            }
+        }
+        throw error("engine: no free sequence id (internal accounting error)");
+    }
+
+    void release_seq(int32_t s) {
+        if (s >= 0) {
+            lm.seq_clear(s);
+            seq_free[size_t(s)] = true;
+        }
+    }
+
+    bool fits(const live_request & r) const {
+        return n_free_seqs() >= 2 * r.req.params.n_chains + 1 && cells_reserved + r.cells <= lm.n_cells();
+    }
+
+    void admit(live_request & r) {
+        const auto & prompt = r.req.prompt;
+        const int32_t P = int32_t(prompt.size());
+        r.start = clock_type::now();
+        cells_reserved += r.cells;
+
+        // Decode the prompt once (all but its last token) and share it with every chain.
+        const int32_t prompt_seq = take_seq();
+        if (P > 1) {
+            std::vector<decode_entry> entries;
+            entries.reserve(size_t(P - 1));
+            for (int32_t i = 0; i < P - 1; ++i) {
+                entries.push_back({prompt_seq, prompt[size_t(i)], false});
+            }
+            lm.decode(entries);
+            r.prompt_decoded = P - 1;
+        }
+        const auto & sp = r.req.params;
+        r.chains.resize(size_t(sp.n_chains));
+        for (int32_t c = 0; c < sp.n_chains; ++c) {
+            chain_state & ch = r.chains[size_t(c)];
+            ch.index      = c;
+            ch.seq_cur    = take_seq();
+            ch.seq_prop   = take_seq();
+            ch.token_rng  = random_stream(sp.seed, uint64_t(c), 0);
+            ch.kernel_rng = random_stream(sp.seed, uint64_t(c), 1);
+            ch.target_len = std::min(r.block_len, sp.max_new_tokens);
+            lm.seq_copy_prefix(prompt_seq, ch.seq_cur, P - 1);
+            // The last prompt token is decoded per chain: its logits give x_0.
+            ch.pending     = {ch.seq_cur, prompt.back(), true};
+            ch.has_pending = true;
+        }
+        release_seq(prompt_seq);
+    }
+
+    void report(const live_request & r, const chain_state & ch) {
+        if (!on_progress) {
+            return;
+        }
+        progress p{};
+        p.request_id         = r.id;
+        p.chain              = ch.index;
+        p.block              = ch.block;
+        p.n_blocks           = r.n_blocks;
+        p.step               = ch.step;
+        p.n_steps            = r.n_steps;
+        p.length             = int32_t(ch.x.size());
+        p.n_proposals        = ch.result.n_proposals;
+        p.n_accepted         = ch.result.n_accepted;
+        p.n_tokens_generated = ch.result.n_tokens_generated;
+        p.done               = ch.state == phase::done;
+        on_progress(p);
+    }
+
+    token_id token_before(const live_request & r, const chain_state & ch, int32_t m) const {
+        return m == 0 ? r.req.prompt.back() : ch.x[size_t(m - 1)];
+    }
+
+    void start_proposal(live_request & r, chain_state & ch) {
+        const int32_t P = int32_t(r.req.prompt.size());
+        const int32_t m = int32_t(ch.kernel_rng.uniform_below(uint32_t(ch.x.size())));
+        ch.suffix_start = m;
+        ch.y.clear();
+        ch.y_log_p.clear();
+        ch.y_weight.clear();
+        // Share the prefix; the token at P + m - 1 is decoded again because its logits row (the
+        // distribution of x'_m) was not kept: one extra token per step, no prefix recompute.
+        lm.seq_copy_prefix(ch.seq_cur, ch.seq_prop, P + m - 1);
+        ch.pending     = {ch.seq_prop, token_before(r, ch, m), true};
+        ch.has_pending = true;
+        ch.state       = phase::proposing;
+    }
+
+    void finish_chain(live_request & r, chain_state & ch, finish_reason why) {
+        ch.state       = phase::done;
+        ch.has_pending = false;
+        sample_result & res = ch.result;
+        res.finish      = why;
+        res.tokens      = ch.x;
+        res.token_log_p = ch.x_log_p;
+        res.log_p       = 0.0;
+        for (double lp : ch.x_log_p) res.log_p += lp;
+        release_seq(ch.seq_cur);
+        release_seq(ch.seq_prop);
+        ch.seq_cur = ch.seq_prop = -1;
+        report(r, ch);
+    }
+
+    void end_block(live_request & r, chain_state & ch) {
+        const auto & sp = r.req.params;
+        if (lm.is_eog(ch.x.back())) {
+            finish_chain(r, ch, finish_reason::eog);
+            return;
+        }
+        if (int32_t(ch.x.size()) >= sp.max_new_tokens) {
+            finish_chain(r, ch, finish_reason::length);
+            return;
+        }
+        ch.block += 1;
+        ch.step       = 0;
+        ch.target_len = std::min<int64_t>(int64_t(ch.block) * r.block_len, sp.max_new_tokens);
+        ch.state      = phase::extending;
+        ch.pending    = {ch.seq_cur, ch.x.back(), true};
+        ch.has_pending = true;
+    }
+
+    void after_extension(live_request & r, chain_state & ch) {
+        report(r, ch);
+        if (r.n_steps > 0) {
+            start_proposal(r, ch);
+        } else {
+            end_block(r, ch);
+        }
+    }
+
+    double log_p_of(const chain_state & ch) const {
+        double s = 0.0;
+        for (double lp : ch.x_log_p) s += lp;
+        return s;
+    }
+
+    void after_proposal(live_request & r, chain_state & ch) {
+        const auto & sp = r.req.params;
+        const size_t m = size_t(ch.suffix_start);
+        const double len_cur  = double(ch.x.size());
+        const double len_prop = double(m + ch.y.size());
+
+        // Both sums run over the whole suffix of each sequence, whatever their lengths.
+        double w_cur = 0.0, w_prop = 0.0, lp_cur = 0.0, lp_prop = 0.0;
+        for (size_t i = m; i < ch.x.size(); ++i) { w_cur += ch.x_weight[i]; lp_cur += ch.x_log_p[i]; }
+        for (size_t i = 0; i < ch.y.size(); ++i) { w_prop += ch.y_weight[i]; lp_prop += ch.y_log_p[i]; }
+        // log len(x) - log len(x'): the uniform choice of m depends on the state's length.
+        const double length_correction = std::log(len_cur) - std::log(len_prop);
+
+        double log_accept = 0.0;
+        switch (variant) {
+            case acceptance_variant::exact:
+                log_accept = w_prop - w_cur + length_correction;
+                break;
+            case acceptance_variant::without_proposal_terms:
+                log_accept = sp.alpha * (lp_prop - lp_cur) + length_correction;
+                break;
+            case acceptance_variant::without_length_correction:
+                log_accept = w_prop - w_cur;
+                break;
+        }
+        const bool accepted = std::log(ch.kernel_rng.uniform_open01()) < log_accept;
+
+        ch.result.n_proposals += 1;
+        if (accepted) {
+            ch.result.n_accepted += 1;
+            ch.x.resize(m);
+            ch.x_log_p.resize(m);
+            ch.x_weight.resize(m);
+            ch.x.insert(ch.x.end(), ch.y.begin(), ch.y.end());
+            ch.x_log_p.insert(ch.x_log_p.end(), ch.y_log_p.begin(), ch.y_log_p.end());
+            ch.x_weight.insert(ch.x_weight.end(), ch.y_weight.begin(), ch.y_weight.end());
+            std::swap(ch.seq_cur, ch.seq_prop);
+        }
+        lm.seq_clear(ch.seq_prop);
+
+        if (sp.record_trace) {
+            ch.result.trace.push_back({ch.block, int32_t(m), int32_t(len_cur), int32_t(len_prop),
+                                       log_accept, accepted, log_p_of(ch)});
+        }
+        ch.step += 1;
+        report(r, ch);
+        if (ch.step < r.n_steps) {
+            start_proposal(r, ch);
+        } else {
+            end_block(r, ch);
+        }
+    }
+
+    void on_logits(live_request & r, chain_state & ch, const float * row) {
+        const auto & sp = r.req.params;
+        const token_draw d = draw_token(row, lm.n_vocab(), r.proposal, ch.token_rng, scratch);
+        const double weight = sp.alpha * d.log_p - d.log_q;
+        const bool eog = lm.is_eog(d.token);
+        ch.result.n_tokens_generated += 1;
+
+        if (ch.state == phase::extending) {
+            ch.x.push_back(d.token);
+            ch.x_log_p.push_back(d.log_p);
+            ch.x_weight.push_back(weight);
+            if (eog || int32_t(ch.x.size()) >= ch.target_len) {
+                after_extension(r, ch);
+            } else {
+                ch.pending     = {ch.seq_cur, d.token, true};
+                ch.has_pending = true;
+            }
+        } else {
+            ch.y.push_back(d.token);
+            ch.y_log_p.push_back(d.log_p);
+            ch.y_weight.push_back(weight);
+            if (eog || ch.suffix_start + int32_t(ch.y.size()) >= ch.target_len) {
+                after_proposal(r, ch);
+            } else {
+                ch.pending     = {ch.seq_prop, d.token, true};
+                ch.has_pending = true;
+            }
+        }
+    }
+
+    generation_result collect(live_request & r) {
+        generation_result g;
+        g.n_prompt_tokens  = int32_t(r.req.prompt.size());
+        g.n_tokens_decoded = r.prompt_decoded;
+        for (auto & ch : r.chains) {
+            g.n_tokens_decoded += ch.result.n_tokens_decoded;
+            g.chains.push_back(std::move(ch.result));
+        }
+        g.wall_seconds = std::chrono::duration<double>(clock_type::now() - r.start).count();
+        return g;
+    }
+
+    void apply_cancellations() {
+        std::set<uint64_t> ids;
+        {
+            std::lock_guard<std::mutex> lock(cancel_mutex);
+            ids.swap(cancel_ids);
+        }
+        const bool all = cancel_everything.exchange(false);
+        for (auto & r : live) {
+            if (all || ids.count(r.id)) r.cancelled = true;
+        }
+        for (auto it = queued.begin(); it != queued.end();) {
+            if (all || ids.count(it->id)) {
+                finished.push_back({it->id, generation_result{}});
+                auto & g = finished.back().result;
+                g.n_prompt_tokens = int32_t(it->req.prompt.size());
+                g.chains.resize(size_t(it->req.params.n_chains));
+                for (auto & c : g.chains) c.finish = finish_reason::cancelled;
+                it = queued.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        for (auto & r : live) {
+            if (!r.cancelled) continue;
+            for (auto & ch : r.chains) {
+                if (ch.state != phase::done) finish_chain(r, ch, finish_reason::cancelled);
+            }
+        }
+    }
+
+    void retire_finished() {
+        for (size_t i = 0; i < live.size();) {
+            auto & r = live[i];
+            const bool all_done = std::all_of(r.chains.begin(), r.chains.end(),
+                                              [](const chain_state & c) { return c.state == phase::done; });
+            if (all_done) {
+                cells_reserved -= r.cells;
+                finished.push_back({r.id, collect(r)});
+                live.erase(live.begin() + long(i));
+            } else {
+                ++i;
+            }
+        }
+    }
+
+    bool step() {
+        apply_cancellations();
+        retire_finished();
+        // Admit in order; a request that does not fit waits, and so do those behind it.
+        while (!queued.empty() && fits(queued.front())) {
+            live.push_back(std::move(queued.front()));
+            queued.pop_front();
+            admit(live.back());
+        }
+        if (live.empty()) {
+            return !queued.empty();
+        }
+
+        std::vector<decode_entry> entries;
+        std::vector<std::pair<size_t, size_t>> owners;  // (request, chain) of each entry
+        for (size_t ri = 0; ri < live.size(); ++ri) {
+            for (size_t ci = 0; ci < live[ri].chains.size(); ++ci) {
+                chain_state & ch = live[ri].chains[ci];
+                if (ch.state != phase::done && ch.has_pending) {
+                    entries.push_back(ch.pending);
+                    owners.emplace_back(ri, ci);
+                    ch.has_pending = false;
+                }
+            }
+        }
+        if (!entries.empty()) {
+            lm.decode(entries);
+            for (size_t e = 0; e < entries.size(); ++e) {
+                auto & r  = live[owners[e].first];
+                auto & ch = r.chains[owners[e].second];
+                ch.result.n_tokens_decoded += 1;
+                on_logits(r, ch, lm.logits(int32_t(e)));
+            }
+        }
+        retire_finished();
+        return !live.empty() || !queued.empty();
+    }
+};
+
+engine::engine(language_model & lm) : impl_(std::make_unique<impl>(lm)) {}
+engine::~engine() = default;
+
+uint64_t engine::submit(request req) {
+    validate(req.params);
+    if (req.prompt.empty()) {
+        throw invalid_argument_error("prompt: empty (it must have at least one token)");
+    }
+    for (token_id t : req.prompt) {
+        if (t < 0 || t >= impl_->lm.n_vocab()) {
+            throw invalid_argument_error("prompt: token id " + std::to_string(t) + " outside the vocabulary");
+        }
+    }
+    live_request r;
+    r.id  = impl_->next_id++;
+    const auto & sp = req.params;
+    const int32_t n_seq_needed = 2 * sp.n_chains + 1;
+    if (n_seq_needed > impl_->lm.n_seq_max()) {
+        throw invalid_argument_error("chains = " + std::to_string(sp.n_chains) + ": needs " +
+                                     std::to_string(n_seq_needed) + " sequence ids, the context has " +
+                                     std::to_string(impl_->lm.n_seq_max()));
+    }
+    r.req   = std::move(req);
+    r.cells = cells_needed(r.req);
+    if (r.cells > impl_->lm.n_cells()) {
+        throw invalid_argument_error("prompt (" + std::to_string(r.req.prompt.size()) +
+                                     " tokens) + max_new_tokens = " + std::to_string(sp.max_new_tokens) +
+                                     " with " + std::to_string(sp.n_chains) + " chain(s) needs " +
+                                     std::to_string(r.cells) + " KV cells, the context has " +
+                                     std::to_string(impl_->lm.n_cells()));
+    }
+    const auto & p = r.req.params;
+    r.proposal.greedy          = p.method == method::greedy;
+    r.proposal.inv_temperature = r.proposal.greedy ? 1.0 : 1.0 / effective_temperature(p);
+    r.proposal.top_k           = p.top_k;
+    r.proposal.top_p           = p.top_p;
+    r.proposal.min_p           = p.min_p;
+    if (p.method == method::power) {
+        r.n_steps   = p.n_steps_per_block;
+        r.block_len = p.block_size;
+    } else {
+        // Plain decoding: one block the length of the cap, no MH steps.
+        r.n_steps   = 0;
+        r.block_len = p.max_new_tokens;
+    }
+    r.n_blocks = (p.max_new_tokens + r.block_len - 1) / r.block_len;
+    const uint64_t id = r.id;
+    impl_->queued.push_back(std::move(r));
+    return id;
+}
+
+bool engine::step() { return impl_->step(); }
+
+std::vector<finished_request> engine::take_finished() {
+    std::vector<finished_request> out;
+    out.swap(impl_->finished);
+    return out;
+}
+
+void engine::cancel(uint64_t id) {
+    std::lock_guard<std::mutex> lock(impl_->cancel_mutex);
+    impl_->cancel_ids.insert(id);
+}
+
+void engine::cancel_all() { impl_->cancel_everything = true; }
+
+void engine::set_progress_callback(progress_callback cb) { impl_->on_progress = std::move(cb); }
+
+size_t engine::n_queued() const { return impl_->queued.size(); }
+size_t engine::n_live() const { return impl_->live.size(); }
+
+std::vector<finished_request> engine::run_all() {
+    std::vector<finished_request> all;
+    while (step()) {
+        for (auto & f : take_finished()) all.push_back(std::move(f));
+    }
+    for (auto & f : take_finished()) all.push_back(std::move(f));
+    std::sort(all.begin(), all.end(), [](const finished_request & a, const finished_request & b) { return a.id < b.id; });
+    return all;
+}
+
+void engine::set_acceptance_variant_for_testing(acceptance_variant v) { impl_->variant = v; }
+
+}  // namespace powersample
