@@ -111,7 +111,11 @@ struct context_params {
     int32_t n_threads = 0;  // CPU threads; 0 = hardware concurrency
     int32_t n_ctx     = 0;  // KV-cache cells shared by all chains; 0 = sized for each job
     int32_t n_seq_max = 0;  // sequence ids; 0 = sized for each job (max 256)
-    int32_t n_batch   = 512;
+    int32_t n_batch   = 512;    // tokens per llama_decode call; >= 1
+    // Re-decode the prompt and prefix for every proposal instead of sharing them in the KV cache,
+    // as the paper's reference code does. Slower and equivalent: a baseline for benchmarks and the
+    // path that recurrent models take anyway.
+    bool    recompute_prefix = false;
 };
 
 // Per-call options that are not part of the distribution being sampled.

@@ -1,0 +1,219 @@
+#include "powersample/powersample.h"
+
+#include "llama-backend.h"
+#include "log.h"
+#include "token-sampler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <unistd.h>
+
+namespace powersample {
+
+namespace {
+
+int64_t cells_for(int64_t n_prompt, const sampling_params & p) {
+    const int64_t per_chain = p.method == method::power ? 2 * int64_t(p.max_new_tokens) + 2 : p.max_new_tokens + 1;
+    return n_prompt + int64_t(p.n_chains) * per_chain;
+}
+
+constexpr int32_t max_sequences = 256;  // llama.cpp's LLAMA_MAX_SEQ
+constexpr int64_t batch_cells_cap = 65536;
+
+}  // namespace
+
+struct power_sampler::impl {
+    std::shared_ptr<model>                model_ref;
+    context_params                        params;
+    std::unique_ptr<llama_language_model> lm;
+
+    // Recreates the context only when a job needs more cells or sequences than it has.
+    void ensure_context(int64_t cells, int32_t seqs) {
+        if (params.n_ctx > 0) cells = params.n_ctx;
+        if (params.n_seq_max > 0) seqs = params.n_seq_max;
+        seqs = std::min(seqs, max_sequences);
+        if (lm && lm->n_cells() >= cells && lm->n_seq_max() >= seqs) {
+            return;
+        }
+        const int64_t rounded = (std::max<int64_t>(cells, 256) + 255) / 256 * 256;
+        lm.reset();
+        lm = std::make_unique<llama_language_model>(*model_ref, int32_t(rounded), std::max(seqs, 1),
+                                                    params.n_batch, params.n_threads, params.recompute_prefix);
+    }
+
+    void check_request(const std::vector<token_id> & prompt, const sampling_params & sp) const {
+        validate(sp);
+        if (prompt.empty()) {
+            throw invalid_argument_error("prompt: empty");
+        }
+        const int64_t need = int64_t(prompt.size()) + sp.max_new_tokens;
+        if (need > model_ref->n_ctx_train()) {
+            throw invalid_argument_error("max_new_tokens = " + std::to_string(sp.max_new_tokens) + ": with the prompt's " +
+                                         std::to_string(prompt.size()) + " tokens this exceeds the model's context of " +
+                                         std::to_string(model_ref->n_ctx_train()) + " tokens");
+        }
+        if (2 * sp.n_chains + 1 > max_sequences) {
+            throw invalid_argument_error("chains = " + std::to_string(sp.n_chains) + ": at most " +
+                                         std::to_string((max_sequences - 1) / 2) + " chains per prompt");
+        }
+    }
+
+    void fill_text(generation_result & g) const {
+        for (auto & c : g.chains) {
+            std::vector<token_id> visible;
+            for (token_id t : c.tokens) {
+                if (!model_ref->is_eog(t)) visible.push_back(t);
+            }
+            c.text = model_ref->detokenize(visible);
+        }
+    }
+
+    void drive(engine & eng, const run_options & options,
+               const std::function<void(finished_request &)> & on_done) {
+        if (options.on_progress) eng.set_progress_callback(options.on_progress);
+        bool cancelled = false;
+        while (true) {
+            if (!cancelled && options.cancel && options.cancel->load()) {
+                eng.cancel_all();
+                cancelled = true;
+            }
+            const bool more = eng.step();
+            for (auto & f : eng.take_finished()) on_done(f);
+            if (!more) break;
+        }
+    }
+};
+
+power_sampler::power_sampler(std::shared_ptr<model> m, context_params params) : impl_(std::make_unique<impl>()) {
+    if (!m) throw invalid_argument_error("model: null");
+    impl_->model_ref = std::move(m);
+    impl_->params    = params;
+    if (params.n_threads < 0) {
+        throw invalid_argument_error("threads = " + std::to_string(params.n_threads) + ": must be >= 0");
+    }
+    if (params.n_batch < 1) {
+        throw invalid_argument_error("batch = " + std::to_string(params.n_batch) + ": must be >= 1");
+    }
+}
+
+power_sampler::~power_sampler() = default;
+
+const model & power_sampler::get_model() const { return *impl_->model_ref; }
+
+generation_result power_sampler::generate(const std::string & prompt, const sampling_params & params,
+                                          const run_options & options) {
+    if (prompt.empty()) throw invalid_argument_error("prompt: empty");
+    return generate_tokens(impl_->model_ref->tokenize(prompt, true), params, options);
+}
+
+generation_result power_sampler::generate_tokens(const std::vector<token_id> & prompt, const sampling_params & params,
+                                                 const run_options & options) {
+    impl_->check_request(prompt, params);
+    impl_->ensure_context(cells_for(int64_t(prompt.size()), params), 2 * params.n_chains + 1);
+    engine eng(*impl_->lm);
+    eng.submit({prompt, params});
+    generation_result out;
+    impl_->drive(eng, options, [&](finished_request & f) { out = std::move(f.result); });
+    impl_->fill_text(out);
+    return out;
+}
+
+std::vector<generation_result> power_sampler::generate_batch(
+    const std::vector<std::pair<std::string, sampling_params>> & requests, const run_options & options,
+    const std::function<void(size_t, const generation_result &)> & on_result) {
+    std::vector<std::vector<token_id>> prompts;
+    int64_t cells = 0, largest = 0;
+    int32_t seqs = 0, largest_seqs = 0;
+    for (const auto & r : requests) {
+        if (r.first.empty()) throw invalid_argument_error("prompt " + std::to_string(prompts.size()) + ": empty");
+        prompts.push_back(impl_->model_ref->tokenize(r.first, true));
+        impl_->check_request(prompts.back(), r.second);
+        const int64_t c = cells_for(int64_t(prompts.back().size()), r.second);
+        cells += c;
+        largest = std::max(largest, c);
+        seqs += 2 * r.second.n_chains + 1;
+        largest_seqs = std::max(largest_seqs, 2 * r.second.n_chains + 1);
+    }
+    if (requests.empty()) return {};
+    // Room for as many requests at once as the caps allow, and always for the largest one.
+    impl_->ensure_context(std::max(largest, std::min(cells, batch_cells_cap)), std::max(largest_seqs, seqs));
+    engine eng(*impl_->lm);
+    std::vector<uint64_t> ids;
+    for (size_t i = 0; i < requests.size(); ++i) ids.push_back(eng.submit({prompts[i], requests[i].second}));
+    std::vector<generation_result> results(requests.size());
+    impl_->drive(eng, options, [&](finished_request & f) {
+        const size_t index = size_t(std::find(ids.begin(), ids.end(), f.id) - ids.begin());
+        impl_->fill_text(f.result);
+        if (on_result) on_result(index, f.result);
+        results[index] = std::move(f.result);
+    });
+    return results;
+}
+
+std::vector<double> power_sampler::score(const std::vector<token_id> & prompt, const std::vector<token_id> & completion) {
+    if (prompt.empty()) throw invalid_argument_error("prompt: empty");
+    const int64_t total = int64_t(prompt.size() + completion.size());
+    if (total > impl_->model_ref->n_ctx_train()) {
+        throw invalid_argument_error("score: prompt + completion (" + std::to_string(total) +
+                                     " tokens) exceeds the model's context");
+    }
+    if (completion.empty()) return {};
+    impl_->ensure_context(total + 1, 1);
+    auto & lm = *impl_->lm;
+    lm.seq_clear(0);
+    std::vector<token_id> all = prompt;
+    all.insert(all.end(), completion.begin(), completion.end());
+    std::vector<double> out;
+    // Positions P-1 .. P+L-2 give the distributions of the completion's tokens; decode in
+    // batches so that only one batch of logits rows is held at a time.
+    const size_t first_scored = prompt.size() - 1;
+    size_t i = 0;
+    while (i + 1 < all.size()) {
+        std::vector<decode_entry> chunk;
+        const size_t end = std::min(all.size() - 1, i + size_t(lm.n_batch()));
+        for (size_t k = i; k < end; ++k) chunk.push_back({0, all[k], k >= first_scored});
+        lm.decode(chunk);
+        for (size_t k = i; k < end; ++k) {
+            if (k >= first_scored) {
+                out.push_back(token_log_prob(lm.logits(int32_t(k - i)), lm.n_vocab(), all[k + 1]));
+            }
+        }
+        i = end;
+    }
+    lm.seq_clear(0);
+    return out;
+}
+
+sample_result power_sample(const std::shared_ptr<model> & m, const std::string & prompt, double alpha,
+                           int32_t block_size, int32_t steps, int32_t max_len, double temperature,
+                           bool show_progress, uint64_t seed) {
+    if (!m) throw invalid_argument_error("model: null");
+    sampling_params sp;
+    sp.alpha             = alpha;
+    sp.block_size        = block_size;
+    sp.n_steps_per_block = steps;
+    sp.max_new_tokens    = max_len;
+    sp.temperature       = temperature > 0.0 ? temperature : 0.0;
+    sp.seed              = seed;
+    run_options options;
+    const bool tty = show_progress && isatty(STDERR_FILENO);
+    if (show_progress) {
+        options.on_progress = [tty](const progress & p) {
+            if (!tty && !p.done) return;
+            const int width = 30;
+            const double frac = p.n_blocks > 0 ? std::min(1.0, (p.block - 1 + (p.n_steps ? double(p.step) / p.n_steps : 1.0)) / p.n_blocks) : 1.0;
+            const int filled = p.done ? width : int(frac * width);
+            std::fprintf(stderr, "\r[%.*s%*s] block %d/%d step %d/%d accepted %d/%d tokens %lld%s",
+                         filled, "##############################", width - filled, "", p.block, p.n_blocks, p.step,
+                         p.n_steps, p.n_accepted, p.n_proposals, (long long) p.n_tokens_generated, p.done ? "\n" : "");
+            std::fflush(stderr);
+        };
+    }
+    power_sampler sampler(m);
+    const std::string text = m->has_chat_template() ? m->format_chat(prompt) : prompt;
+    generation_result g = sampler.generate(text, sp, options);
+    return std::move(g.chains.at(0));
+}
+
+}  // namespace powersample
