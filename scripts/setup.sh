@@ -71,7 +71,9 @@ fetch() {
 build_llama() {
   local variant=$1 extra=$2
   local prefix="$cache/llama.cpp-$LLAMA_PY_VERSION-$variant"
-  if [ -f "$prefix/.complete" ]; then log "llama.cpp ($variant) already built in $prefix"; return; fi
+  # The marker names the build recipe: a changed recipe rebuilds the cache entry.
+  local marker="$prefix/.complete-r2"
+  if [ -f "$marker" ]; then log "llama.cpp ($variant) already built in $prefix"; return; fi
   local sdist src
   sdist=$(fetch llama-cpp-python "$LLAMA_PY_VERSION" "$LLAMA_PY_SHA256" sdist)
   src="$cache/src/llama_cpp_python-$LLAMA_PY_VERSION"
@@ -85,10 +87,11 @@ build_llama() {
     -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_LIBDIR=lib \
     -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF \
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
-    -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON $extra >&2
+    -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON \
+    -DCMAKE_INSTALL_RPATH='$ORIGIN' -DCMAKE_BUILD_WITH_INSTALL_RPATH=OFF $extra >&2
   cmake --build "$prefix/build" -j "$(nproc)" >&2
   cmake --install "$prefix/build" >&2
-  touch "$prefix/.complete"
+  touch "$marker"
 }
 
 build_llama cpu ""

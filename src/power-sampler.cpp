@@ -47,6 +47,11 @@ struct power_sampler::impl {
         if (prompt.empty()) {
             throw invalid_argument_error("prompt: empty");
         }
+        if (int64_t(prompt.size()) >= model_ref->n_ctx_train()) {
+            throw invalid_argument_error("prompt: " + std::to_string(prompt.size()) +
+                                         " tokens, beyond the model's context of " +
+                                         std::to_string(model_ref->n_ctx_train()) + " tokens");
+        }
         const int64_t need = int64_t(prompt.size()) + sp.max_new_tokens;
         if (need > model_ref->n_ctx_train()) {
             throw invalid_argument_error("max_new_tokens = " + std::to_string(sp.max_new_tokens) + ": with the prompt's " +

@@ -1,1 +1,292 @@
-int main(){return 0;}
+// power-sampling: sample from p(x | prompt)^alpha with Metropolis-Hastings on a GGUF model.
+//
+// Exit codes: 0 success, 1 usage or input error (the message names the flag), 2 runtime
+// failure, 130 interrupted (what had finished is still printed).
+#include "powersample/powersample.h"
+
+#include "batch-mode.h"
+#include "cli-output.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <random>
+#include <sstream>
+#include <unistd.h>
+
+namespace ps = powersample;
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void on_sigint(int) {
+    // A second Ctrl-C gives up on a clean stop.
+    if (g_interrupted.exchange(true)) {
+        std::_Exit(130);
+    }
+}
+
+struct cli_options {
+    std::string model = ps::default_model_name;
+    std::string prompt;
+    std::string prompt_file;
+    std::string system_prompt;
+    std::string preset = "quality";
+    std::string method = "power";
+    std::string batch_file;
+    std::string output_file;
+    int32_t     max_new_tokens = 0;
+    int64_t     seed           = -1;
+    int32_t     threads        = 0;
+    int32_t     n_gpu_layers   = 0;
+    double      temperature    = 0.0;
+    int32_t     top_k          = 0;
+    double      top_p          = 1.0;
+    double      min_p          = 0.0;
+    double      alpha          = 4.0;
+    int32_t     block_size     = 64;
+    int32_t     steps          = 5;
+    int32_t     chains         = 1;
+    bool        compare        = false;
+    bool        trace          = false;
+    bool        json           = false;
+    bool        chat           = false;
+    bool        raw            = false;
+    bool        resume         = false;
+    bool        strict         = false;
+    bool        quiet          = false;
+    bool        no_progress    = false;
+};
+
+// CLI11 only takes one-letter short flags; llama.cpp users type -ngl.
+std::vector<std::string> translate_llama_flags(int argc, char ** argv) {
+    std::vector<std::string> args;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "-ngl") a = "--n-gpu-layers";
+        args.push_back(a);
+    }
+    std::reverse(args.begin(), args.end());  // CLI11's parse(vector) takes them reversed
+    return args;
+}
+
+std::string read_prompt(const cli_options & o, const CLI::App & app) {
+    if (!o.prompt_file.empty()) {
+        std::ifstream in(o.prompt_file, std::ios::binary);
+        if (!in) {
+            throw ps::invalid_argument_error("--file '" + o.prompt_file + "': cannot read");
+        }
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    }
+    if (app.count("--prompt")) {
+        return o.prompt;
+    }
+    if (!isatty(STDIN_FILENO)) {
+        return std::string(std::istreambuf_iterator<char>(std::cin), {});
+    }
+    throw ps::invalid_argument_error("no prompt: give -p TEXT, -f FILE, or pipe it on standard input");
+}
+
+// The preset gives the defaults; every flag given on the command line overrides it.
+ps::sampling_params build_params(const cli_options & o, const CLI::App & app) {
+    ps::sampling_params p = ps::preset(o.preset);
+    p.method = ps::method_from_name(o.method);
+    if (app.count("--alpha")) p.alpha = o.alpha;
+    if (app.count("--block-size")) p.block_size = o.block_size;
+    if (app.count("--steps")) p.n_steps_per_block = o.steps;
+    if (app.count("--n-predict")) p.max_new_tokens = o.max_new_tokens;
+    if (app.count("--temp")) p.temperature = o.temperature;
+    if (app.count("--top-k")) p.top_k = o.top_k;
+    if (app.count("--top-p")) p.top_p = o.top_p;
+    if (app.count("--min-p")) p.min_p = o.min_p;
+    if (app.count("--chains")) p.n_chains = o.chains;
+    p.record_trace = true;
+    ps::validate(p);
+    return p;
+}
+
+int list_models(bool json) {
+    const std::string dir = ps::models_directory();
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto & e : ps::model_catalog()) {
+        const std::string path = dir + "/" + e.file;
+        const bool cached = access(path.c_str(), R_OK) == 0;
+        rows.push_back({{"name", e.name}, {"file", path}, {"cached", cached}, {"chat", e.chat},
+                        {"description", e.description}, {"source", e.source}});
+    }
+    if (json) {
+        std::cout << rows.dump(2) << "\n";
+        return 0;
+    }
+    std::cout << fmt::format("{:<20} {:<7} {:<5} {}\n", "name", "cached", "chat", "description");
+    for (const auto & r : rows) {
+        std::cout << fmt::format("{:<20} {:<7} {:<5} {}\n", r["name"].get<std::string>(),
+                                 r["cached"].get<bool>() ? "yes" : "no", r["chat"].get<bool>() ? "yes" : "no",
+                                 r["description"].get<std::string>());
+        if (!r["cached"].get<bool>()) {
+            std::cout << fmt::format("{:<20} fetch: {}\n", "", r["source"].get<std::string>());
+        }
+    }
+    std::cout << "models directory: " << dir << "\n";
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char ** argv) {
+    cli_options o;
+    CLI::App app{"power-sampling: sample whole completions from p(x | prompt)^alpha (arXiv 2510.14901) with "
+                 "Metropolis-Hastings on a GGUF model.\n"
+                 "Presets: speed (alpha 4, B 32, N 2, T 128), quality (4, 64, 5, 256; default), "
+                 "max-quality (4, 64, 10, 512), paper (4, 192, 10, 3072). Flags override the preset."};
+    app.get_formatter()->column_width(34);
+    app.footer("Exit codes: 0 ok, 1 usage or input error, 2 runtime failure, 130 interrupted.\n"
+               "Subcommand: power-sampling models [--json]  lists the model catalogue.");
+
+    auto * models_cmd = app.add_subcommand("models", "List the model catalogue and what is cached locally");
+    bool models_json = false;
+    models_cmd->add_flag("--json", models_json, "Machine-readable output");
+
+    const std::string g_model = "Model", g_sampling = "Sampling", g_output = "Output", g_batch = "Batch";
+    app.add_option("-m,--model", o.model, "GGUF path or catalogue name (see 'models')")
+        ->envname("POWERSAMPLE_MODEL")->capture_default_str()->group(g_model);
+    app.add_option("-t,--threads", o.threads, "CPU threads (0 = all cores)")->capture_default_str()->group(g_model);
+    app.add_option("--n-gpu-layers", o.n_gpu_layers, "Layers offloaded to a GPU (-ngl; -1 = all)")
+        ->capture_default_str()->group(g_model);
+
+    app.add_option("-p,--prompt", o.prompt, "Prompt text")->group(g_sampling);
+    app.add_option("-f,--file", o.prompt_file, "Read the prompt from a file")->group(g_sampling);
+    app.add_option("--system", o.system_prompt, "System message for the chat template")->group(g_sampling);
+    app.add_flag("--chat", o.chat, "Wrap the prompt in the model's chat template (default when it has one)")
+        ->group(g_sampling);
+    app.add_flag("--raw", o.raw, "Use the prompt as is, no chat template")->group(g_sampling);
+    app.add_option("--preset", o.preset, "speed | quality | max-quality | paper")->capture_default_str()
+        ->group(g_sampling);
+    app.add_option("--method", o.method, "power | sample | greedy | low-temp")->capture_default_str()
+        ->group(g_sampling);
+    app.add_option("--alpha", o.alpha, "Target exponent: pi ∝ p^alpha (> 0) [preset: 4]")->group(g_sampling);
+    app.add_option("--block-size", o.block_size, "Tokens per block, B (>= 1) [preset]")->group(g_sampling);
+    app.add_option("--steps", o.steps, "MH steps per block, N (>= 0) [preset]")->group(g_sampling);
+    app.add_option("-n,--n-predict", o.max_new_tokens, "Max new tokens, T (>= 1) [preset]")->group(g_sampling);
+    app.add_option("--temp", o.temperature,
+                   "Proposal temperature (0 = 1/alpha for power and low-temp, 1 for sample)")->group(g_sampling);
+    app.add_option("--top-k", o.top_k, "Proposal top-k (0 = off); the chain then samples pi restricted "
+                                       "to what the proposal can produce")->group(g_sampling);
+    app.add_option("--top-p", o.top_p, "Proposal top-p (1 = off)")->group(g_sampling);
+    app.add_option("--min-p", o.min_p, "Proposal min-p (0 = off)")->group(g_sampling);
+    app.add_option("--chains", o.chains, "Independent chains (samples), decoded in one batch [1]")->group(g_sampling);
+    app.add_option("-s,--seed", o.seed, "RNG seed (default: random, printed on stderr)")->group(g_sampling);
+
+    app.add_flag("--compare", o.compare, "Run standard sampling (T = 1) and power sampling on the same prompt")
+        ->group(g_output);
+    app.add_flag("--trace", o.trace, "Show the chain step by step")->group(g_output);
+    app.add_flag("--json", o.json, "One JSON object on stdout")->group(g_output);
+    app.add_flag("-q,--quiet", o.quiet, "No statistics on stderr")->group(g_output);
+    app.add_flag("--no-progress", o.no_progress, "No progress bar")->group(g_output);
+
+    app.add_option("--batch", o.batch_file, "JSONL file: one {\"prompt\": ..., \"id\": ...} per line, with optional "
+                                            "per-prompt overrides; results as JSONL in input order")->group(g_batch);
+    app.add_option("-o,--output", o.output_file, "Write batch results to this file (else stdout)")->group(g_batch);
+    app.add_flag("--resume", o.resume, "Skip the ids already in --output and append the rest")->group(g_batch);
+    app.add_flag("--strict", o.strict, "Fail on the first malformed batch line instead of skipping it")
+        ->group(g_batch);
+
+    try {
+        app.parse(translate_llama_flags(argc, argv));
+    } catch (const CLI::CallForHelp & e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp & e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError & e) {
+        std::fprintf(stderr, "power-sampling: %s (see --help)\n", e.what());
+        return 1;
+    }
+    if (*models_cmd) {
+        return list_models(models_json);
+    }
+
+    ps::set_log_level(o.quiet ? ps::log_level::error : ps::log_level::warn);
+    std::signal(SIGINT, on_sigint);
+
+    try {
+        if (o.chat && o.raw) throw ps::invalid_argument_error("--chat and --raw: choose one");
+        if (o.compare && !o.batch_file.empty()) throw ps::invalid_argument_error("--compare and --batch: choose one");
+        if (o.compare && app.count("--method")) {
+            throw ps::invalid_argument_error("--compare and --method: --compare runs sample and power itself");
+        }
+        if (o.resume && o.output_file.empty()) throw ps::invalid_argument_error("--resume needs --output FILE");
+        if (!o.batch_file.empty() && (app.count("--prompt") || !o.prompt_file.empty())) {
+            throw ps::invalid_argument_error("--batch with -p/-f: the prompts come from the batch file");
+        }
+        if (o.threads < 0) throw ps::invalid_argument_error("--threads = " + std::to_string(o.threads) + ": must be >= 0");
+        ps::sampling_params params = build_params(o, app);
+        if (o.seed < 0) {
+            params.seed = (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
+            if (!o.quiet) std::fprintf(stderr, "seed: %llu\n", (unsigned long long) params.seed);
+        } else {
+            params.seed = uint64_t(o.seed);
+        }
+        const std::string prompt_text = o.batch_file.empty() ? read_prompt(o, app) : std::string();
+        if (o.batch_file.empty() && prompt_text.empty()) throw ps::invalid_argument_error("prompt: empty");
+
+        auto model = ps::model::load({o.model, o.n_gpu_layers});
+        const bool use_chat = o.chat || (!o.raw && model->has_chat_template());
+        if (o.chat && !model->has_chat_template()) {
+            throw ps::invalid_argument_error("--chat: model '" + o.model + "' has no chat template");
+        }
+        ps::power_sampler sampler(model, ps::context_params{o.threads});
+        const bool show_progress = !o.no_progress && !o.quiet && isatty(STDERR_FILENO);
+
+        if (!o.batch_file.empty()) {
+            batch_options bo;
+            bo.input = o.batch_file;
+            bo.output = o.output_file;
+            bo.resume = o.resume;
+            bo.strict = o.strict;
+            bo.chat = use_chat;
+            bo.system_prompt = o.system_prompt;
+            bo.show_progress = show_progress;
+            bo.quiet = o.quiet;
+            return run_batch(sampler, params, bo, g_interrupted);
+        }
+
+        const std::string prompt = use_chat ? model->format_chat(prompt_text, o.system_prompt) : prompt_text;
+        std::vector<run_report> reports;
+        std::vector<ps::sampling_params> runs;
+        if (o.compare) {
+            ps::sampling_params standard = params;
+            standard.method = ps::method::sample;
+            standard.temperature = app.count("--temp") ? params.temperature : 1.0;
+            ps::sampling_params power = params;
+            power.method = ps::method::power;
+            runs = {standard, power};
+        } else {
+            runs = {params};
+        }
+        for (const auto & run : runs) {
+            progress_display bar(show_progress, run);
+            ps::run_options ro;
+            ro.cancel = &g_interrupted;
+            ro.on_progress = [&bar](const ps::progress & p) { bar.update(p); };
+            ps::generation_result g = sampler.generate(prompt, run, ro);
+            bar.finish();
+            reports.push_back({run, std::move(g)});
+            if (g_interrupted) break;
+        }
+        print_reports(*model, prompt, reports, output_style{o.json, o.trace, o.quiet, o.compare});
+        return g_interrupted ? 130 : 0;
+    } catch (const ps::invalid_argument_error & e) {
+        std::fprintf(stderr, "power-sampling: %s\n", e.what());
+        return 1;
+    } catch (const std::exception & e) {
+        std::fprintf(stderr, "power-sampling: error: %s\n", e.what());
+        return 2;
+    }
+}

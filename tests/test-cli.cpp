@@ -1,0 +1,202 @@
+// The power-sampling command on bad input: a one-line error naming the flag or field, a
+// non-zero exit, no crash. And its working paths: JSON, batch with resume, SIGINT.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+struct run_result {
+    int exit_code;
+    std::string out;  // stdout
+    std::string err;  // stderr
+};
+
+std::string temp_path(const std::string & name) {
+    return ::testing::TempDir() + "powersample-cli-" + std::to_string(getpid()) + "-" + name;
+}
+
+std::string slurp(const std::string & path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_file(const std::string & path, const std::string & content) {
+    std::ofstream(path, std::ios::binary) << content;
+}
+
+// Runs the CLI through the shell with stdout and stderr captured separately.
+run_result run_cli(const std::string & args, const std::string & stdin_text = "") {
+    const std::string out = temp_path("stdout"), err = temp_path("stderr"), in = temp_path("stdin");
+    write_file(in, stdin_text);
+    const std::string cmd = std::string(POWERSAMPLE_CLI) + " " + args + " <" + in + " >" + out + " 2>" + err;
+    const int status = std::system(cmd.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};
+}
+
+// One line on stderr naming `needle`, exit code `code`.
+void expect_error(const std::string & args, const std::string & needle, int code = 1, const std::string & in = "") {
+    const run_result r = run_cli(args, in);
+    EXPECT_EQ(r.exit_code, code) << args << "\nstderr: " << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << args << "\nstderr: " << r.err;
+    EXPECT_TRUE(r.out.empty()) << args << "\nstdout: " << r.out;
+}
+
+const std::string fast = " -n 8 --steps 1 --block-size 4 -s 1 -q ";
+
+}  // namespace
+
+TEST(cli, bad_numbers_name_the_flag) {
+    expect_error("-p hi --alpha 0" + fast, "alpha");
+    expect_error("-p hi --alpha -1" + fast, "alpha");
+    expect_error("-p hi --alpha nan" + fast, "alpha");
+    expect_error("-p hi --alpha inf" + fast, "alpha");
+    expect_error("-p hi --alpha abc" + fast, "alpha");
+    expect_error("-p hi --block-size 0" + fast, "block_size");
+    expect_error("-p hi --steps -1" + fast, "steps");
+    expect_error("-p hi -n 0 -s 1", "max_new_tokens");
+    expect_error("-p hi -n 100000 -s 1", "max_new_tokens");
+    expect_error("-p hi --top-p 1.5" + fast, "top_p");
+    expect_error("-p hi --chains 0" + fast, "chains");
+    expect_error("-p hi --threads -2" + fast, "threads");
+    expect_error("-p hi --method fancy" + fast, "method");
+    expect_error("-p hi --preset turbo" + fast, "preset");
+}
+
+TEST(cli, bad_usage_names_the_problem) {
+    expect_error("-p hi --no-such-flag", "--no-such-flag");
+    expect_error("-p hi --chat --raw" + fast, "--chat");
+    expect_error("-p hi --compare --method greedy" + fast, "--compare");
+    expect_error("--resume --batch x.jsonl" + fast, "--resume");
+    expect_error("-p ''" + fast, "prompt");
+    expect_error(fast, "prompt", 1, "");  // nothing on stdin either
+}
+
+TEST(cli, bad_model_files_are_reported) {
+    expect_error("-m /no/such/model.gguf -p hi" + fast, "/no/such/model.gguf");
+    expect_error("-m no-such-model -p hi" + fast, "no-such-model");
+    const std::string not_gguf = temp_path("not.gguf");
+    write_file(not_gguf, "this is not a model\n");
+    expect_error("-m " + not_gguf + " -p hi" + fast, "not a GGUF file");
+    const std::string truncated = temp_path("truncated.gguf");
+    {
+        std::ifstream src(POWERSAMPLE_MODEL_PATH, std::ios::binary);
+        std::string head(1 << 20, '\0');
+        src.read(head.data(), std::streamsize(head.size()));
+        write_file(truncated, head);
+    }
+    const run_result r = run_cli("-m " + truncated + " -p hi" + fast);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("could not load"), std::string::npos) << r.err;
+    const std::string unreadable = temp_path("dir.gguf");
+    std::system(("mkdir -p " + unreadable).c_str());
+    expect_error("-m " + unreadable + " -p hi" + fast, "not a regular file");
+}
+
+TEST(cli, bad_prompts_are_reported) {
+    expect_error("--raw" + fast, "UTF-8", 1, std::string("caf\xc3\x28", 5));
+    // 9000 words is beyond SmolLM2's 8192-token context.
+    std::string huge;
+    for (int i = 0; i < 9000; ++i) huge += "word ";
+    const std::string f = temp_path("huge.txt");
+    write_file(f, huge);
+    expect_error("-f " + f + fast, "context");
+    expect_error("-f /no/such/prompt.txt" + fast, "--file");
+}
+
+TEST(cli, json_output_is_complete) {
+    const run_result r = run_cli("-p 'Name a fruit.' --json -n 16 --block-size 8 --steps 2 -s 5 -q");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["runs"].size(), 1u);
+    const auto & c = j["runs"][0]["chains"][0];
+    EXPECT_EQ(j["runs"][0]["params"]["alpha"], 4.0);
+    EXPECT_EQ(j["runs"][0]["params"]["seed"], 5);
+    EXPECT_EQ(c["trace"].size(), size_t(c["n_proposals"].get<int>()));
+    EXPECT_EQ(c["n_proposals"], 4);  // 2 blocks of 8 tokens, 2 steps each (unless EOG ends it early)
+    double sum = 0.0;
+    for (double v : c["token_log_p"]) sum += v;
+    EXPECT_NEAR(sum, c["log_p"].get<double>(), 1e-9);
+    // The same seed gives the same tokens from the command line.
+    const run_result again = run_cli("-p 'Name a fruit.' --json -n 16 --block-size 8 --steps 2 -s 5 -q");
+    EXPECT_EQ(nlohmann::json::parse(again.out)["runs"][0]["chains"][0]["tokens"], c["tokens"]);
+}
+
+TEST(cli, compare_shows_both_methods) {
+    const run_result r = run_cli("-p 'Name a fruit.' --compare -n 16 --block-size 8 --steps 2 -s 5 -q");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("standard sampling"), std::string::npos);
+    EXPECT_NE(r.out.find("power sampling"), std::string::npos);
+    EXPECT_NE(r.out.find("log p"), std::string::npos);
+}
+
+TEST(cli, batch_reports_bad_lines_and_resumes) {
+    const std::string in = temp_path("batch.jsonl"), out = temp_path("results.jsonl");
+    write_file(in,
+               "{\"id\": \"a\", \"prompt\": \"Name a fruit.\"}\n"
+               "{\"id\": \"b\", \"prompt\": \"Name a color.\", \"alpha\": 2}\n"
+               "not json\n"
+               "{\"id\": \"c\", \"prompt\": \"Name a tree.\", \"alpha\": -1}\n"
+               "{\"id\": \"d\", \"prompt\": \"Name a city.\", \"method\": \"greedy\"}\n");
+    std::remove(out.c_str());
+    run_result r = run_cli("--batch " + in + " -o " + out + " -n 8 --block-size 4 --steps 1 -s 3");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find(":3:"), std::string::npos) << r.err;   // the malformed line by number
+    EXPECT_NE(r.err.find(":4: alpha"), std::string::npos) << r.err;
+    std::vector<std::string> ids;
+    {
+        std::ifstream f(out);
+        std::string line;
+        while (std::getline(f, line)) ids.push_back(nlohmann::json::parse(line)["id"]);
+    }
+    EXPECT_EQ(ids, (std::vector<std::string>{"a", "b", "d"}));  // input order
+
+    // Drop the last result, as if the run had been interrupted, and resume: only "d" runs again.
+    std::string all = slurp(out);
+    all = all.substr(0, all.rfind('\n', all.size() - 2) + 1);
+    write_file(out, all);
+    r = run_cli("--batch " + in + " -o " + out + " --resume -n 8 --block-size 4 --steps 1 -s 3");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("1 written, 2 already done"), std::string::npos) << r.err;
+
+    expect_error("--batch " + in + " -o " + out + " --strict -n 8 --block-size 4 --steps 1 -s 3", ":3:");
+    write_file(in, "{\"id\": \"a\", \"prompt\": \"x\"}\n{\"id\": \"a\", \"prompt\": \"y\"}\n");
+    expect_error("--batch " + in + " -n 8 -s 3", "duplicate id 'a'");
+}
+
+TEST(cli, sigint_stops_cleanly_and_prints_what_was_finished) {
+    const std::string out = temp_path("sigint.out"), err = temp_path("sigint.err");
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        freopen(out.c_str(), "w", stdout);
+        freopen(err.c_str(), "w", stderr);
+        execl(POWERSAMPLE_CLI, POWERSAMPLE_CLI, "-p", "Write a long story about a dragon.", "--preset", "paper",
+              "-s", "1", "--no-progress", static_cast<char *>(nullptr));
+        _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(4));
+    kill(pid, SIGINT);
+    int status = 0;
+    const auto start = std::chrono::steady_clock::now();
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() - start > std::chrono::seconds(20)) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            FAIL() << "did not stop within 20 s of SIGINT";
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 130);
+    EXPECT_FALSE(slurp(out).empty()) << "nothing printed; stderr: " << slurp(err);
+    EXPECT_NE(slurp(err).find("interrupted"), std::string::npos) << slurp(err);
+}
