@@ -420,9 +420,17 @@ private:
             double peak = 0.0;
             bool   reset = false;
             {
-                ps::power_sampler sampler(model_, context(false));
+                // llama.cpp allocates and clears every KV cell when it creates the context, so a
+                // context sized for the full run (as power_sampler would size it) followed by a
+                // short run reaches the full run's peak without its minutes of decoding.
+                ps::context_params cp = context(false);
+                cp.n_ctx = int32_t(opt_.n_prompt + n * cells_per_chain);
+                ps::power_sampler sampler(model_, cp);
+                ps::sampling_params sp = mcmc_params(n);
+                sp.max_new_tokens      = std::min(sp.max_new_tokens, sp.block_size);
+                sp.n_steps_per_block   = std::min(sp.n_steps_per_block, 1);
                 reset = reset_peak_rss();
-                const auto g = sampler.generate_tokens(prompt, mcmc_params(n));
+                const auto g = sampler.generate_tokens(prompt, sp);
                 peak = status_kib("VmHWM");
                 (void) g;
             }
