@@ -34,8 +34,8 @@ namespace ps = powersample;
 
 namespace {
 
-const std::vector<std::string> all_tests = {"decode-limit", "mcmc-single", "recompute-speedup", "chains-scaling",
-                                            "memory"};
+const std::vector<std::string> all_tests = {"decode-limit", "mcmc-single", "recompute-speedup", "batch-limit",
+                                            "chains-scaling", "memory"};
 
 struct options {
     std::string              model       = ps::default_model_name;
@@ -141,7 +141,7 @@ struct llama_baseline {
         if (!model) throw ps::error("llama.cpp could not load '" + path + "'");
         llama_context_params cp = llama_context_default_params();
         cp.n_ctx           = uint32_t(n_ctx);
-        cp.n_batch         = 512;
+        cp.n_batch         = uint32_t(n_ctx);  // the whole prompt in one llama_decode
         cp.n_threads       = n_threads;
         cp.n_threads_batch = n_threads;
         cp.no_perf         = true;
@@ -187,6 +187,7 @@ public:
         };
         if (has("decode-limit") || has("mcmc-single")) decode_and_single(has("decode-limit"), has("mcmc-single"));
         if (has("recompute-speedup")) recompute_speedup();
+        if (has("batch-limit")) batch_limit();
         if (has("chains-scaling")) chains_scaling();
         if (has("memory")) memory();
     }
@@ -359,6 +360,92 @@ private:
             if (base) {
                 rw.ratio    = rw.value.mean / *base;
                 rw.ratio_to = "chains=1";
+            }
+            rows.push_back(rw);
+        }
+    }
+
+    // llama.cpp's own aggregate throughput when every llama_decode carries one token of each of
+    // n sequences (a shared prompt copied to all, argmax per sequence): the ceiling that
+    // chains-scaling can reach with this model, quantisation and thread count.
+    void batch_limit() {
+        const auto prompt = make_prompt(*model_, opt_.n_prompt);
+        const int32_t max_n = *std::max_element(opt_.chains.begin(), opt_.chains.end());
+        llama_model_params mp = llama_model_default_params();
+        mp.n_gpu_layers = opt_.n_gpu_layers;
+        std::unique_ptr<llama_model, decltype(&llama_model_free)> model_owner(
+            llama_model_load_from_file(model_->path().c_str(), mp), &llama_model_free);
+        llama_model * m = model_owner.get();
+        if (!m) throw ps::error("llama.cpp could not load '" + model_->path() + "'");
+        llama_context_params cp = llama_context_default_params();
+        cp.n_ctx      = uint32_t(opt_.n_prompt + max_n * (opt_.n_gen + 1) + 256);
+        cp.n_batch    = uint32_t(std::max({512, opt_.n_prompt, max_n}));
+        cp.n_seq_max  = uint32_t(max_n);
+        cp.kv_unified = true;
+        cp.n_threads = cp.n_threads_batch = opt_.n_threads;
+        cp.no_perf    = true;
+        std::unique_ptr<llama_context, decltype(&llama_free)> ctx_owner(llama_init_from_model(m, cp), &llama_free);
+        llama_context * ctx = ctx_owner.get();
+        if (!ctx) throw ps::error("could not create a llama.cpp context for batch-limit");
+        const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(m));
+        std::unique_ptr<llama_batch, void (*)(llama_batch *)> batch_owner(
+            new llama_batch(llama_batch_init(std::max<int32_t>(max_n, opt_.n_prompt), 0, 1)), [](llama_batch * b) {
+                llama_batch_free(*b);
+                delete b;
+            });
+        llama_batch & batch = *batch_owner;
+        const auto run_once = [&](int32_t n) {
+            llama_memory_t mem = llama_get_memory(ctx);
+            llama_memory_clear(mem, true);
+            batch.n_tokens = 0;
+            for (int32_t i = 0; i < opt_.n_prompt; ++i) {
+                batch.token[i] = prompt[size_t(i)];
+                batch.pos[i] = i;
+                batch.n_seq_id[i] = 1;
+                batch.seq_id[i][0] = 0;
+                batch.logits[i] = i == opt_.n_prompt - 1;
+                batch.n_tokens++;
+            }
+            if (llama_decode(ctx, batch) != 0) throw ps::error("llama_decode failed in batch-limit");
+            for (int32_t s = 1; s < n; ++s) llama_memory_seq_cp(mem, 0, s, -1, -1);
+            std::vector<llama_token> next(static_cast<size_t>(n));
+            const float * row0 = llama_get_logits_ith(ctx, -1);
+            std::fill(next.begin(), next.end(), llama_token(std::max_element(row0, row0 + n_vocab) - row0));
+            const auto t0 = std::chrono::steady_clock::now();
+            for (int32_t step = 0; step < opt_.n_gen; ++step) {
+                batch.n_tokens = n;
+                for (int32_t s = 0; s < n; ++s) {
+                    batch.token[s] = next[size_t(s)];
+                    batch.pos[s] = opt_.n_prompt + step;
+                    batch.n_seq_id[s] = 1;
+                    batch.seq_id[s][0] = s;
+                    batch.logits[s] = true;
+                }
+                if (llama_decode(ctx, batch) != 0) throw ps::error("llama_decode failed in batch-limit");
+                for (int32_t s = 0; s < n; ++s) {
+                    const float * row = llama_get_logits_ith(ctx, s);
+                    next[size_t(s)] = llama_token(std::max_element(row, row + n_vocab) - row);
+                }
+            }
+            return double(n) * opt_.n_gen / seconds_since(t0);
+        };
+        std::vector<std::vector<double>> rate(opt_.chains.size());
+        std::vector<std::function<void(int)>> fns;
+        for (size_t k = 0; k < opt_.chains.size(); ++k) {
+            if (opt_.warmup) run_once(opt_.chains[k]);
+            fns.push_back([&, k](int r) {
+                rate[k].push_back(run_once(opt_.chains[k]));
+                log_line(fmt::format("batch-limit n={} rep {}: {:.2f} t/s", opt_.chains[k], r + 1, rate[k].back()));
+            });
+        }
+        interleave(fns);
+        const auto one = std::find(opt_.chains.begin(), opt_.chains.end(), 1);
+        for (size_t k = 0; k < opt_.chains.size(); ++k) {
+            row rw{"batch-limit", fmt::format("p={} n={} sequences={} argmax", opt_.n_prompt, opt_.n_gen, opt_.chains[k]),
+                   summarize(rate[k]), "t/s", double(opt_.chains[k]) * opt_.n_gen, std::nullopt, ""};
+            if (one != opt_.chains.end()) {
+                rw.ratio    = rw.value.mean / summarize(rate[size_t(one - opt_.chains.begin())]).mean;
+                rw.ratio_to = "sequences=1";
             }
             rows.push_back(rw);
         }
@@ -551,7 +638,7 @@ int main(int argc, char ** argv) {
     app.add_option("--tests", tests_arg, "comma-separated tests to run")->capture_default_str();
     app.add_option("-p,--n-prompt", opt.n_prompt,
                    "prompt tokens for decode-limit, mcmc-single, chains-scaling and memory")->capture_default_str();
-    app.add_option("-n,--n-gen", opt.n_gen, "tokens generated by decode-limit")->capture_default_str();
+    app.add_option("-n,--n-gen", opt.n_gen, "tokens per sequence generated by decode-limit and batch-limit")->capture_default_str();
     app.add_option("--preset", opt.preset, "sampling preset of the MCMC tests")->capture_default_str();
     app.add_option("--max-new-tokens", opt.max_new_tokens,
                    "override the preset's max_new_tokens (T) in mcmc-single, chains-scaling, memory; 0 = preset's")
@@ -559,7 +646,7 @@ int main(int argc, char ** argv) {
     app.add_option("--recompute-max-new-tokens", opt.recompute_max_new_tokens,
                    "override T in recompute-speedup; 0 = preset's")->capture_default_str();
     app.add_option("--prompt-lengths", lengths_arg, "prompt lengths of recompute-speedup")->capture_default_str();
-    app.add_option("--chains", chains_arg, "chain counts of chains-scaling")->capture_default_str();
+    app.add_option("--chains", chains_arg, "chain counts of chains-scaling, sequence counts of batch-limit")->capture_default_str();
     app.add_flag("--no-warmup", no_warmup, "skip the untimed warm-up run of each case");
     // CLI11 takes only one-character short flags; llama.cpp's -ngl is spelled out before parsing.
     std::vector<std::string> args;
