@@ -288,7 +288,11 @@ private:
             ps::sampling_params sp = mcmc_params(1);
             if (opt_.recompute_max_new_tokens > 0) sp.max_new_tokens = opt_.recompute_max_new_tokens;
             ps::power_sampler reuse(model_, context(false));
-            ps::power_sampler recompute(model_, context(true));
+            // Without prefix sharing each of a chain's two sequences holds its own copy of the
+            // prompt and prefix: room for both, whatever the library's default sizing assumes.
+            ps::context_params cp_recompute = context(true);
+            cp_recompute.n_ctx = 3 * P + 2 * sp.max_new_tokens + 2;
+            ps::power_sampler recompute(model_, cp_recompute);
             if (opt_.warmup) {
                 // A short warm-up creates both contexts at their full size; it need not be a full run.
                 ps::sampling_params w = sp;
