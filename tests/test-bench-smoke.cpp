@@ -47,7 +47,7 @@ TEST(bench_smoke, json_schema_and_positive_values) {
     EXPECT_EQ(rows[0]["test"], "decode-limit");
     EXPECT_EQ(rows[1]["test"], "mcmc-single");
     for (const auto & r : rows) {
-        for (const char * key : {"commit", "model_file", "model_desc", "test", "params", "unit", "ratio_to"}) {
+        for (const char * key : {"commit", "model_file", "model_desc", "timer", "test", "params", "unit", "ratio_to"}) {
             ASSERT_TRUE(r.contains(key) && r[key].is_string()) << key << " in " << r.dump();
         }
         for (const char * key : {"n_threads", "n_gpu_layers", "seed", "n"}) {
@@ -60,6 +60,7 @@ TEST(bench_smoke, json_schema_and_positive_values) {
         EXPECT_EQ(r["model_file"], "SmolLM2-135M-Instruct.Q4_1.gguf");
         EXPECT_EQ(r["n_threads"], 1);
         EXPECT_EQ(r["n"], 1);
+        EXPECT_EQ(r["timer"], "wall");
         EXPECT_EQ(r["unit"], "t/s");
         EXPECT_GT(r["value"].get<double>(), 0.0);
         EXPECT_GT(r["n_tokens"].get<double>(), 0.0);

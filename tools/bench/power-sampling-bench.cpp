@@ -2,9 +2,11 @@
 //
 // Every test that reports a ratio measures its baseline in the same run, with repetitions of
 // the test and of its baseline interleaved, so that load from other processes hits both alike.
-// Timed: token generation only. Not timed: model loading, context creation, tokenization, and
-// (decode-limit) the prompt. power_sampler's wall_seconds starts when the engine admits the
-// request (prompt decode included) and ends when its last chain finishes.
+// Timed: token generation only: generate_tokens() on a context created (at full size) by the
+// warm-up, prompt decode included; llama.cpp's loops after their prompt. Not timed: model
+// loading, context creation, tokenization, and the baselines' prompts.
+// --timer cpu measures the process's CPU time instead of wall time: with -t 1 that is the work
+// done, and much less disturbed than wall time by other processes on a shared machine.
 #include "powersample/powersample.h"
 
 #include "llama.h"
@@ -24,6 +26,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <time.h>
 #include <vector>
 
 #ifndef POWERSAMPLE_GIT_COMMIT
@@ -103,9 +106,15 @@ std::vector<ps::token_id> make_prompt(const ps::model & m, int32_t n) {
     return tokens;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+bool use_cpu_timer = false;
+
+double clock_now() {
+    timespec ts{};
+    clock_gettime(use_cpu_timer ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
+
+double seconds_since(double t0) { return clock_now() - t0; }
 
 // Peak resident set size. Linux lets a process reset its own high-water mark by writing 5 to
 // /proc/self/clear_refs; where that fails the figure is the process's peak since start.
@@ -163,7 +172,7 @@ struct llama_baseline {
         std::vector<llama_token> p(prompt.begin(), prompt.end());
         decode_or_throw(llama_batch_get_one(p.data(), int32_t(p.size())));
         const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
-        const auto t0 = std::chrono::steady_clock::now();
+        const double t0 = clock_now();
         for (int32_t i = 0; i < n_gen; ++i) {
             const float * row = llama_get_logits_ith(ctx, -1);
             llama_token best = int32_t(std::max_element(row, row + n_vocab) - row);
@@ -201,6 +210,23 @@ private:
         cp.n_threads        = opt_.n_threads;
         cp.recompute_prefix = recompute;
         return cp;
+    }
+
+    // A context big enough for the full run, so that a short warm-up creates it once and no
+    // timed run re-creates it. Without prefix sharing each of a chain's two sequences holds its
+    // own copy of the prompt and prefix.
+    ps::context_params sized_context(int32_t n_prompt, const ps::sampling_params & sp, bool recompute) const {
+        ps::context_params cp = context(recompute);
+        cp.n_ctx = n_prompt + sp.n_chains * (2 * sp.max_new_tokens + 2 + (recompute ? 2 * n_prompt : 0));
+        return cp;
+    }
+
+    static ps::generation_result timed_generate(ps::power_sampler & s, const std::vector<ps::token_id> & prompt,
+                                                const ps::sampling_params & sp, double & seconds) {
+        const double t0 = clock_now();
+        ps::generation_result g = s.generate_tokens(prompt, sp);
+        seconds = seconds_since(t0);
+        return g;
     }
 
     ps::sampling_params mcmc_params(int32_t n_chains) const {
@@ -242,8 +268,8 @@ private:
             base = std::make_unique<llama_baseline>(model_->path(), opt_.n_gpu_layers,
                                                     opt_.n_prompt + opt_.n_gen + 16, opt_.n_threads);
         }
-        ps::power_sampler sampler(model_, context(false));
         const ps::sampling_params sp = mcmc_params(1);
+        ps::power_sampler sampler(model_, sized_context(opt_.n_prompt, sp, false));
 
         std::vector<double> limit, single, single_tokens;
         std::vector<std::function<void(int)>> fns;
@@ -257,8 +283,9 @@ private:
         if (want_single) {
             if (opt_.warmup) sampler.generate_tokens(prompt, sp);
             fns.push_back([&](int r) {
-                const auto g = sampler.generate_tokens(prompt, sp);
-                single.push_back(chain_tokens(g) / g.wall_seconds);
+                double secs = 0;
+                const auto g = timed_generate(sampler, prompt, sp, secs);
+                single.push_back(chain_tokens(g) / secs);
                 single_tokens.push_back(chain_tokens(g));
                 log_line(fmt::format("mcmc-single rep {}: {:.2f} t/s ({} tokens, acceptance {:.2f})", r + 1,
                                      single.back(), chain_tokens(g), g.chains[0].acceptance_rate()));
@@ -287,12 +314,8 @@ private:
             const auto prompt = make_prompt(*model_, P);
             ps::sampling_params sp = mcmc_params(1);
             if (opt_.recompute_max_new_tokens > 0) sp.max_new_tokens = opt_.recompute_max_new_tokens;
-            ps::power_sampler reuse(model_, context(false));
-            // Without prefix sharing each of a chain's two sequences holds its own copy of the
-            // prompt and prefix: room for both, whatever the library's default sizing assumes.
-            ps::context_params cp_recompute = context(true);
-            cp_recompute.n_ctx = 3 * P + 2 * sp.max_new_tokens + 2;
-            ps::power_sampler recompute(model_, cp_recompute);
+            ps::power_sampler reuse(model_, sized_context(P, sp, false));
+            ps::power_sampler recompute(model_, sized_context(P, sp, true));
             if (opt_.warmup) {
                 // A short warm-up creates both contexts at their full size; it need not be a full run.
                 ps::sampling_params w = sp;
@@ -303,19 +326,21 @@ private:
             }
             std::vector<double> t_reuse, t_recompute, n_reuse, n_recompute;
             interleave({[&](int r) {
-                            const auto g = recompute.generate_tokens(prompt, sp);
-                            t_recompute.push_back(g.wall_seconds);
+                            double secs = 0;
+                            const auto g = timed_generate(recompute, prompt, sp, secs);
+                            t_recompute.push_back(secs);
                             n_recompute.push_back(double(g.n_tokens_decoded));
                             log_line(fmt::format("recompute p={} rep {}: {:.2f} s ({} tokens decoded, {} generated)", P,
-                                                 r + 1, g.wall_seconds, g.n_tokens_decoded,
+                                                 r + 1, secs, g.n_tokens_decoded,
                                                  g.chains[0].n_tokens_generated));
                         },
                         [&](int r) {
-                            const auto g = reuse.generate_tokens(prompt, sp);
-                            t_reuse.push_back(g.wall_seconds);
+                            double secs = 0;
+                            const auto g = timed_generate(reuse, prompt, sp, secs);
+                            t_reuse.push_back(secs);
                             n_reuse.push_back(double(g.n_tokens_decoded));
                             log_line(fmt::format("kv-reuse p={} rep {}: {:.2f} s ({} tokens decoded, {} generated)", P,
-                                                 r + 1, g.wall_seconds, g.n_tokens_decoded,
+                                                 r + 1, secs, g.n_tokens_decoded,
                                                  g.chains[0].n_tokens_generated));
                         }});
             const std::string desc = fmt::format("p={} {}", P, mcmc_desc(sp));
@@ -331,26 +356,26 @@ private:
         const auto prompt = make_prompt(*model_, opt_.n_prompt);
         std::vector<std::unique_ptr<ps::power_sampler>> samplers;
         for (int32_t n : opt_.chains) {
-            samplers.push_back(std::make_unique<ps::power_sampler>(model_, context(false)));
+            samplers.push_back(
+                std::make_unique<ps::power_sampler>(model_, sized_context(opt_.n_prompt, mcmc_params(n), false)));
             if (opt_.warmup) {
                 ps::sampling_params w = mcmc_params(n);
                 // Full-size context, short run: the warm-up only has to allocate and touch memory.
-                const int32_t full_t  = w.max_new_tokens;
-                w.max_new_tokens      = std::min(w.max_new_tokens, w.block_size);
-                w.n_steps_per_block   = 1;
+                w.max_new_tokens    = std::min(w.max_new_tokens, w.block_size);
+                w.n_steps_per_block = 1;
                 samplers.back()->generate_tokens(prompt, w);
-                (void) full_t;
             }
         }
         std::vector<std::vector<double>> rate(opt_.chains.size()), tokens(opt_.chains.size());
         std::vector<std::function<void(int)>> fns;
         for (size_t k = 0; k < opt_.chains.size(); ++k) {
             fns.push_back([&, k](int r) {
-                const auto g = samplers[k]->generate_tokens(prompt, mcmc_params(opt_.chains[k]));
-                rate[k].push_back(chain_tokens(g) / g.wall_seconds);
+                double secs = 0;
+                const auto g = timed_generate(*samplers[k], prompt, mcmc_params(opt_.chains[k]), secs);
+                rate[k].push_back(chain_tokens(g) / secs);
                 tokens[k].push_back(chain_tokens(g));
                 log_line(fmt::format("chains={} rep {}: {:.2f} t/s ({} tokens, {:.2f} s)", opt_.chains[k], r + 1,
-                                     rate[k].back(), chain_tokens(g), g.wall_seconds));
+                                     rate[k].back(), chain_tokens(g), secs));
             });
         }
         interleave(fns);
@@ -415,7 +440,7 @@ private:
             std::vector<llama_token> next(static_cast<size_t>(n));
             const float * row0 = llama_get_logits_ith(ctx, -1);
             std::fill(next.begin(), next.end(), llama_token(std::max_element(row0, row0 + n_vocab) - row0));
-            const auto t0 = std::chrono::steady_clock::now();
+            const double t0 = clock_now();
             for (int32_t step = 0; step < opt_.n_gen; ++step) {
                 batch.n_tokens = n;
                 for (int32_t s = 0; s < n; ++s) {
@@ -542,6 +567,7 @@ struct run_info {
     std::string commit, model_file, model_desc;
     int32_t     n_threads, n_gpu_layers;
     uint64_t    seed;
+    std::string timer;
 };
 
 std::string file_name(const std::string & path) {
@@ -556,11 +582,12 @@ std::string fmt_value(const row & r) {
 }
 
 void print_md(const run_info & info, const std::vector<row> & rows) {
-    std::cout << "| commit | model | description | threads | ngl | seed | test | params | value | unit | tokens | ratio |\n";
-    std::cout << "| --- | --- | --- | ---: | ---: | ---: | --- | --- | ---: | --- | ---: | ---: |\n";
+    std::cout << "| commit | model | description | threads | ngl | seed | timer | test | params | value | unit | tokens | ratio |\n";
+    std::cout << "| --- | --- | --- | ---: | ---: | ---: | --- | --- | --- | ---: | --- | ---: | ---: |\n";
     for (const auto & r : rows) {
-        std::cout << fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", info.commit,
-                                 info.model_file, info.model_desc, info.n_threads, info.n_gpu_layers, info.seed, r.test,
+        std::cout << fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", info.commit,
+                                 info.model_file, info.model_desc, info.n_threads, info.n_gpu_layers, info.seed,
+                                 info.timer, r.test,
                                  r.params, fmt_value(r), r.unit, r.n_tokens > 0 ? fmt::format("{:.0f}", r.n_tokens) : "",
                                  r.ratio ? fmt::format("{:.2f}x {}", *r.ratio, r.ratio_to) : "");
     }
@@ -577,11 +604,11 @@ std::string csv_field(const std::string & s) {
 }
 
 void print_csv(const run_info & info, const std::vector<row> & rows) {
-    std::cout << "commit,model_file,model_desc,n_threads,n_gpu_layers,seed,test,params,value,stddev,n,unit,n_tokens,ratio,ratio_to\n";
+    std::cout << "commit,model_file,model_desc,n_threads,n_gpu_layers,seed,timer,test,params,value,stddev,n,unit,n_tokens,ratio,ratio_to\n";
     for (const auto & r : rows) {
-        std::cout << fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(info.commit),
+        std::cout << fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(info.commit),
                                  csv_field(info.model_file), csv_field(info.model_desc), info.n_threads,
-                                 info.n_gpu_layers, info.seed, r.test, csv_field(r.params), r.value.mean,
+                                 info.n_gpu_layers, info.seed, info.timer, r.test, csv_field(r.params), r.value.mean,
                                  r.value.stddev, r.value.n, r.unit, r.n_tokens,
                                  r.ratio ? fmt::format("{}", *r.ratio) : "", r.ratio_to);
     }
@@ -596,6 +623,7 @@ void print_json(const run_info & info, const std::vector<row> & rows) {
                        {"n_threads", info.n_threads},
                        {"n_gpu_layers", info.n_gpu_layers},
                        {"seed", info.seed},
+                       {"timer", info.timer},
                        {"test", r.test},
                        {"params", r.params},
                        {"value", r.value.mean},
@@ -652,6 +680,10 @@ int main(int argc, char ** argv) {
     app.add_option("--prompt-lengths", lengths_arg, "prompt lengths of recompute-speedup")->capture_default_str();
     app.add_option("--chains", chains_arg, "chain counts of chains-scaling, sequence counts of batch-limit")->capture_default_str();
     app.add_flag("--no-warmup", no_warmup, "skip the untimed warm-up run of each case");
+    std::string timer = "wall";
+    app.add_option("--timer", timer,
+                   "wall, or cpu: the process's CPU time (with -t 1, the work done, little disturbed by other "
+                   "processes)")->capture_default_str();
     // CLI11 takes only one-character short flags; llama.cpp's -ngl is spelled out before parsing.
     std::vector<std::string> args;
     for (int i = argc - 1; i >= 1; --i) {
@@ -663,6 +695,8 @@ int main(int argc, char ** argv) {
         return app.exit(e) == 0 ? 0 : 1;
     }
     opt.warmup = !no_warmup;
+    if (timer != "wall" && timer != "cpu") usage_error(fmt::format("--timer = '{}': expected wall or cpu", timer));
+    use_cpu_timer = timer == "cpu";
 
     // Validate, then run.
     const auto split = [](const std::string & s) {
@@ -725,9 +759,9 @@ int main(int argc, char ** argv) {
     }
 
     const run_info info{POWERSAMPLE_GIT_COMMIT, file_name(m->path()), m->description(), opt.n_threads,
-                        opt.n_gpu_layers, opt.seed};
-    log_line(fmt::format("commit {}, model {} ({}), {} threads, seed {}, {} repetitions", info.commit, info.model_file,
-                         info.model_desc, info.n_threads, info.seed, opt.repetitions));
+                        opt.n_gpu_layers, opt.seed, timer};
+    log_line(fmt::format("commit {}, model {} ({}), {} threads, seed {}, {} repetitions, {} timer", info.commit,
+                         info.model_file, info.model_desc, info.n_threads, info.seed, opt.repetitions, timer));
     bench b(opt, m);
     try {
         b.run();
