@@ -24,8 +24,9 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$llama_cuda" -DPOWERSAMPLE_BUILD_TESTS=OFF >&2
 cmake --build "$build" -j "$(nproc)" --target power-sampling-bench >&2
 
-# Repetitions and sizes chosen to finish in a few minutes on a GPU; the CPU-side sampler work
+# Two repetitions: by estimate (135M model, ~2 ms a decode step, the sampler on the CPU) about
+# 3-4 minutes in all, the 32-chain and prompt-1024 recompute cases the longest. The CPU-side sampler work
 # (one logits row per chain per token) is what a GPU run mostly shows.
-exec "$build/bin/power-sampling-bench" -ngl 99 -t "$(nproc)" -r 3 \
+exec "$build/bin/power-sampling-bench" -ngl 99 -t "$(nproc)" -r 2 \
   --tests decode-limit,mcmc-single,recompute-speedup,chains-scaling,memory \
   --prompt-lengths 32,256,1024 --chains 1,2,4,8,16,32 "$@"
