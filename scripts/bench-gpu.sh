@@ -28,5 +28,5 @@ cmake --build "$build" -j "$(nproc)" --target power-sampling-bench >&2
 # 3-4 minutes in all, the 32-chain and prompt-1024 recompute cases the longest. The CPU-side sampler work
 # (one logits row per chain per token) is what a GPU run mostly shows.
 exec "$build/bin/power-sampling-bench" -ngl 99 -t "$(nproc)" -r 2 \
-  --tests decode-limit,mcmc-single,recompute-speedup,chains-scaling,memory \
+  --tests decode-limit,mcmc-single,recompute-speedup,batch-limit,chains-scaling,memory \
   --prompt-lengths 32,256,1024 --chains 1,2,4,8,16,32 "$@"
