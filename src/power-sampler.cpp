@@ -13,8 +13,12 @@ namespace powersample {
 
 namespace {
 
-int64_t cells_for(int64_t n_prompt, const sampling_params & p) {
-    const int64_t per_chain = p.method == method::power ? 2 * int64_t(p.max_new_tokens) + 2 : p.max_new_tokens + 1;
+int64_t cells_for(int64_t n_prompt, const sampling_params & p, bool prefix_shared) {
+    int64_t per_chain = p.method == method::power ? 2 * int64_t(p.max_new_tokens) + 2 : p.max_new_tokens + 1;
+    if (!prefix_shared) {
+        // Re-decoded prefixes share no cells: a chain's two sequences each hold the prompt too.
+        per_chain += 2 * n_prompt;
+    }
     return n_prompt + int64_t(p.n_chains) * per_chain;
 }
 
@@ -27,6 +31,8 @@ struct power_sampler::impl {
     std::shared_ptr<model>                model_ref;
     context_params                        params;
     std::unique_ptr<llama_language_model> lm;
+
+    bool prefix_shared() const { return !params.recompute_prefix && model_ref->can_truncate_state(); }
 
     // Recreates the context only when a job needs more cells or sequences than it has.
     void ensure_context(int64_t cells, int32_t seqs) {
@@ -115,7 +121,7 @@ generation_result power_sampler::generate(const std::string & prompt, const samp
 generation_result power_sampler::generate_tokens(const std::vector<token_id> & prompt, const sampling_params & params,
                                                  const run_options & options) {
     impl_->check_request(prompt, params);
-    impl_->ensure_context(cells_for(int64_t(prompt.size()), params), 2 * params.n_chains + 1);
+    impl_->ensure_context(cells_for(int64_t(prompt.size()), params, impl_->prefix_shared()), 2 * params.n_chains + 1);
     engine eng(*impl_->lm);
     eng.submit({prompt, params});
     generation_result out;
@@ -134,7 +140,7 @@ std::vector<generation_result> power_sampler::generate_batch(
         if (r.first.empty()) throw invalid_argument_error("prompt " + std::to_string(prompts.size()) + ": empty");
         prompts.push_back(impl_->model_ref->tokenize(r.first, true));
         impl_->check_request(prompts.back(), r.second);
-        const int64_t c = cells_for(int64_t(prompts.back().size()), r.second);
+        const int64_t c = cells_for(int64_t(prompts.back().size()), r.second, impl_->prefix_shared());
         cells += c;
         largest = std::max(largest, c);
         seqs += 2 * r.second.n_chains + 1;
