@@ -1,0 +1,3 @@
+#include "graders.h"
+#include <gtest/gtest.h>
+TEST(x,y){}
