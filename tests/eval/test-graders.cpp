@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -168,7 +169,9 @@ TEST(NormalizeMath, Canonicalises) {
     EXPECT_EQ(normalize_math_answer("10\\text{ cm}^2"), "10");
     EXPECT_EQ(normalize_math_answer("5\\mbox{ inches}"), "5");
     EXPECT_EQ(normalize_math_answer("\\text{Evelyn}"), "Evelyn");
-    EXPECT_EQ(normalize_math_answer("\\text{(C)}"), "(C)");
+    EXPECT_EQ(normalize_math_answer("\\text{(C)}"), "C");
+    EXPECT_EQ(normalize_math_answer("x \\in [-2, 7]"), "[-2,7]");
+    EXPECT_EQ(normalize_math_answer("\\infty"), "\\infty");
     EXPECT_EQ(normalize_math_answer("90^\\circ"), "90");
     EXPECT_EQ(normalize_math_answer("90^{\\circ}"), "90");
     EXPECT_EQ(normalize_math_answer("x = 5"), "5");
@@ -219,6 +222,9 @@ TEST(MathEqual, PairsThatMustBeEqual) {
         { "\\boxed{4}", "4" },
         { "\\frac{\\sqrt{3}}{2}", "\\dfrac{\\sqrt3}{2}" },
         { "y \\geq 2", "y\\ge2" },
+        { "x \\in [-2, 7]", "[-2,7]" },
+        { "\\text{(C)}", "C" },
+        { "(-\\infty, 3]", "(-\\infty,3]" },
     };
     for (const auto & [a, b] : pairs) {
         EXPECT_TRUE(math_equal(a, b)) << a << " vs " << b << "  (" << normalize_math_answer(a) << " | "
@@ -248,6 +254,8 @@ TEST(MathEqual, PairsThatMustNotBeEqual) {
         { "\\frac{1}{2}", "\\frac{2}{1}" },
         { "2x", "2" },
         { "(1,2)\\cup(3,4)", "(1,2)\\cup(3,5)" },
+        { "(-\\infty, 3]", "(-\\infty,3)" },
+        { "\\text{(C)}", "D" },
     };
     for (const auto & [a, b] : pairs) {
         EXPECT_FALSE(math_equal(a, b)) << a << " vs " << b << "  (" << normalize_math_answer(a) << " | "
@@ -616,4 +624,33 @@ TEST(Wilson, WiderForHigherConfidence) {
     const auto w99 = wilson_interval(30, 100, 2.576);
     EXPECT_LT(w99.lower, w95.lower);
     EXPECT_GT(w99.upper, w95.upper);
+}
+
+// Model output is arbitrary text; graders must treat garbage as a wrong answer, not crash.
+TEST(Robustness, GradersNeverThrowOnRandomInput) {
+    const std::string alphabet = "0123456789.,-+/$%{}()[]\\ \n=#:abxAnswerisboxedfracsqrtext^_\xE2\x88\x92`";
+    const std::vector<std::string> pieces{ "\\boxed{", "\\frac", "\\sqrt", "\\text{", "####", "answer is", "```python\n",
+                                           "\\left(", "\\right]", "def f(", "1,000", "-$", "\\dfrac{1}{2}" };
+    std::mt19937_64 rng(12345);
+    for (int iter = 0; iter < 3000; ++iter) {
+        std::string s;
+        const auto len = uniform_below(rng, 40);
+        for (std::uint64_t i = 0; i < len; ++i) {
+            if (uniform_below(rng, 5) == 0) {
+                s += pieces[uniform_below(rng, pieces.size())];
+            } else {
+                s += alphabet[uniform_below(rng, alphabet.size())];
+            }
+        }
+        EXPECT_NO_THROW({
+            extract_boxed(s);
+            extract_numeric_answer(s);
+            parse_number(s);
+            grade_numeric(s, "12");
+            normalize_math_answer(s);
+            math_equal(s, s.substr(0, s.size() / 2));
+            grade_math(s, "\\frac{1}{2}");
+            extract_python_function(s, "def f():\n", "f");
+        }) << s;
+    }
 }

@@ -732,6 +732,17 @@ std::string normalize_math_answer(std::string_view answer) {
         }
     }
 
+    // "x \in [1,2]" states the same set as "[1,2]".
+    if (const auto in = s.find("\\in"); in != std::string::npos && in > 0 &&
+                                         (in + 3 >= s.size() || !is_alpha(s[in + 3])) &&
+                                         is_simple_variable(std::string_view(s).substr(0, in))) {
+        s = s.substr(in + 3);
+    }
+    // Multiple-choice letters are written both as "(C)" and "C".
+    if (s.size() == 3 && s[0] == '(' && is_alpha(s[1]) && s[2] == ')') {
+        s = s.substr(1, 1);
+    }
+
     while (!s.empty() && s.back() == '.') {
         s.pop_back();
     }
