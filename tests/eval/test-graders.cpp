@@ -128,12 +128,13 @@ TEST(NumericEqual, EqualPairs) {
 TEST(NumericEqual, UnequalPairs) {
     const std::vector<std::pair<const char *, const char *>> pairs{
         { "12", "13" }, { "2", "-2" }, { "0.75", "0.76" }, { "1/3", "0.333" }, { "1", "1.00001" },
-        { "abc", "abc" }, { "", "" }, { "5", "" }, { "1e6", "1000000" },
+        { "abc", "abc" }, { "", "" }, { "5", "" }, { "1e6", "1000000" }, { "1450001", "1,450,000" },
     };
     for (const auto & [a, b] : pairs) {
         EXPECT_FALSE(numeric_equal(a, b)) << a << " vs " << b;
     }
     EXPECT_TRUE(numeric_equal("1", "1.00001", 1e-4));
+    EXPECT_TRUE(numeric_equal("1450000.0000001", "1450000"));
 }
 
 TEST(GradeNumeric, EndToEnd) {
@@ -652,5 +653,25 @@ TEST(Robustness, GradersNeverThrowOnRandomInput) {
             grade_math(s, "\\frac{1}{2}");
             extract_python_function(s, "def f():\n", "f");
         }) << s;
+    }
+}
+
+// The gold GSM8K solutions end in "#### N"; grading them against their own reference must
+// succeed for every item, and a shifted answer must fail.
+TEST(GradeNumeric, RealReferencesGradeThemselves) {
+    const fs::path shared = POWERSAMPLE_SHARED_DATA_DIR;
+    if (!fs::exists(shared / "gsm8k_test.jsonl")) {
+        GTEST_SKIP() << "shared datasets not present";
+    }
+    for (const char * name : { "gsm8k", "mawps-singleop", "mawps-addsub", "mawps-singleeq", "mawps-multiarith", "svamp" }) {
+        const auto r = load_builtin_dataset(name, shared);
+        ASSERT_FALSE(r.problems.empty()) << name;
+        for (const auto & p : r.problems) {
+            const std::string response = std::string(name) == "gsm8k" ? p.raw.at("answer").get<std::string>() :
+                                                                         "The answer is " + p.reference + ".";
+            EXPECT_TRUE(grade_numeric(response, p.reference)) << p.id << ": " << p.reference;
+            const double wrong = *parse_number(p.reference) + 1.0;
+            EXPECT_FALSE(grade_numeric("The answer is " + format_number(wrong), p.reference)) << p.id;
+        }
     }
 }

@@ -259,6 +259,11 @@ bool close_enough(double a, double b, double rel_tol) {
     if (a == b) {
         return true;
     }
+    // Two integers must match exactly: a relative tolerance would accept 1450001 for a
+    // GSM8K answer of 1450000.
+    if (std::nearbyint(a) == a && std::nearbyint(b) == b && std::fabs(a) < 9e15 && std::fabs(b) < 9e15) {
+        return false;
+    }
     const double scale = std::max(std::fabs(a), std::fabs(b));
     return std::fabs(a - b) <= rel_tol * scale;
 }

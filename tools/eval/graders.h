@@ -26,7 +26,8 @@ std::optional<double> extract_numeric_value(std::string_view response);
 // a trailing period or "%", fractions "3/4" and \frac{3}{4}. Anything else → nullopt.
 std::optional<double> parse_number(std::string_view text);
 
-// True when both parse as numbers within a relative tolerance; false otherwise.
+// True when both parse as numbers within a relative tolerance; false otherwise. Two
+// integral values must be exactly equal, so large integers are not matched off by one.
 bool numeric_equal(std::string_view a, std::string_view b, double rel_tol = 1e-6);
 
 // Extracts the answer from `response` and compares it to `reference`. A reference with
