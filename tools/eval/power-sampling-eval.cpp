@@ -94,6 +94,10 @@ struct options {
     bool        shuffle = false;
     uint64_t    seed = 0;
     int32_t     threads = 0;
+    // KV cells shared by the batch. It bounds how many problems run at once: every live token
+    // attends over all used cells of the unified cache, so a cache sized for 100 problems makes
+    // each step cost several times its weight reads. 4096 keeps ~10-20 problems in flight.
+    int32_t     ctx_size = 4096;
     std::string out = "eval-results";
     bool        chat = false, raw = false;
     bool        summary_only = false, regrade = false;
@@ -186,6 +190,8 @@ int main(int argc, char ** argv) {
         ->group("Selection");
     app.add_option("-s,--seed", o.seed, "seed for shuffling and sampling");
     app.add_option("-t,--threads", o.threads, "CPU threads (0: all)");
+    app.add_option("-c,--ctx-size", o.ctx_size,
+                   "KV-cache cells for the whole batch; bounds the problems in flight (0: all at once)");
     app.add_option("--out", o.out, "results directory");
     auto * chat_flag = app.add_flag("--chat", o.chat, "use the model's chat template (default when it has one)");
     auto * raw_flag = app.add_flag("--raw", o.raw, "plain prompt without chat template (default for base models)");
@@ -206,6 +212,7 @@ int main(int argc, char ** argv) {
             usage_error("--methods: unknown method '" + m + "'; valid methods: " + ev::eval_method_names());
         }
     }
+    if (o.ctx_size < 0) usage_error("--ctx-size: " + std::to_string(o.ctx_size) + " must be >= 0");
     if (o.n_samples < 1 || o.n_samples > 127) {
         usage_error("--n-samples: " + std::to_string(o.n_samples) + " must be in [1, 127]");
     }
@@ -307,6 +314,7 @@ int main(int argc, char ** argv) {
         if (chat && !model->has_chat_template()) usage_error("--chat: the model has no chat template");
         ps::context_params cp;
         cp.n_threads = o.threads;
+        cp.n_ctx = o.ctx_size;
         ps::power_sampler sampler(model, cp);
         std::signal(SIGINT, on_sigint);
         std::signal(SIGTERM, on_sigint);
