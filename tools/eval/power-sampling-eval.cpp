@@ -128,21 +128,32 @@ std::vector<nlohmann::json> read_records(const fs::path & out, const std::vector
 }
 
 std::map<std::string, ev::batch_timing> read_timings(const fs::path & out, const std::vector<std::string> & methods) {
-    std::map<std::string, ev::batch_timing> timings;
+    // An interrupted batch spent time on problems it then dropped, so its seconds per problem
+    // overstate the cost: use whole batches when there are any, all batches otherwise.
+    std::map<std::string, ev::batch_timing> whole, all;
     for (const auto & m : methods) {
         std::ifstream in(out / m / "_timing.jsonl");
         std::string line;
         while (std::getline(in, line)) {
             try {
                 const auto j = nlohmann::json::parse(line);
-                timings[m].seconds += j.at("seconds").get<double>();
-                timings[m].problems += j.at("problems").get<uint64_t>();
+                const double seconds = j.at("seconds").get<double>();
+                const auto problems = j.at("problems").get<uint64_t>();
+                all[m].seconds += seconds;
+                all[m].problems += problems;
+                if (!j.value("interrupted", false) && problems > 0) {
+                    whole[m].seconds += seconds;
+                    whole[m].problems += problems;
+                }
             } catch (const std::exception &) {
                 // A line cut by a crash: the timing of that batch is lost, nothing else.
             }
         }
     }
-    return timings;
+    for (auto & [m, t] : all) {
+        if (whole.count(m)) t = whole[m];
+    }
+    return all;
 }
 
 void write_text_atomically(const fs::path & file, const std::string & text) {
@@ -451,7 +462,11 @@ int main(int argc, char ** argv) {
             // The batch's elapsed time goes with the problems it finished: throughput per problem.
             for (const auto & name : names) {
                 std::ofstream(out_dir / name / "_timing.jsonl", std::ios::app)
-                    << nlohmann::json{ { "seconds", seconds }, { "problems", n_done }, { "group", label } }.dump()
+                    << nlohmann::json{ { "seconds", seconds },
+                                       { "problems", n_done },
+                                       { "group", label },
+                                       { "interrupted", g_cancel.load() } }
+                           .dump()
                     << "\n";
             }
         }
