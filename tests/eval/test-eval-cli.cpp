@@ -109,7 +109,7 @@ TEST(CliBadInput, UnknownTaskAndBadPreset) {
 TEST(RunResume, RerunCompletesOnlyMissingFiles) {
     const auto dir = fresh_dir("resume");
     const std::string args = "-d mawps-multiarith --data-dir " POWERSAMPLE_TEST_DATA_DIR
-                             " --limit 3 --methods greedy --max-new-tokens 8 -t 2 --out " + dir.string();
+                             " --limit 3 --methods greedy --max-new-tokens 8 -t 1 --out " + dir.string();
     auto r = run(args);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("[greedy] 3 to run, 0 already done"), std::string::npos) << r.output;
@@ -151,7 +151,7 @@ TEST(RunResume, RerunCompletesOnlyMissingFiles) {
 TEST(RunResume, InterruptLosesOnlyProblemsInFlight) {
     const auto dir = fresh_dir("sigint");
     const std::string args = "-d mawps-multiarith --data-dir " POWERSAMPLE_TEST_DATA_DIR
-                             " --limit 3 --methods greedy,sample --max-new-tokens 64 -t 2 --out " + dir.string();
+                             " --limit 3 --methods greedy,sample --max-new-tokens 32 -t 1 --out " + dir.string();
     const pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
