@@ -253,3 +253,31 @@ TEST(EvalPrompts, ChatAsksForBoxedRawIsCutAtNextQuestion) {
     p.question = "def f():\n    \"\"\"doc\"\"\"\n";
     EXPECT_EQ(ev::build_prompt(p, false).text, p.question);
 }
+
+TEST(EvalGrading, CutResponseNeedsAnExplicitAnswer) {
+    EXPECT_TRUE(ev::has_explicit_answer("so \\boxed{3}"));
+    EXPECT_TRUE(ev::has_explicit_answer("#### 3"));
+    EXPECT_TRUE(ev::has_explicit_answer("The Answer is 3"));
+    EXPECT_FALSE(ev::has_explicit_answer("1. The cat's number is 13.\n8. The cat"));
+    // Cut at the cap mid-list: "8." is a list marker, not an answer, even when 8 is the reference.
+    auto rec = numeric_record("greedy", { "1. The cat's number is 13.\n8. The cat" }, { -1 }, "8");
+    rec["samples"][0]["finish"] = "length";
+    ev::grade_record(rec);
+    EXPECT_EQ(rec["grade"]["answer"], "");
+    EXPECT_EQ(rec["grade"]["correct"], false);
+    // The same text ended by the model itself keeps the last-number rule.
+    rec["samples"][0]["finish"] = "eog";
+    ev::grade_record(rec);
+    EXPECT_EQ(rec["grade"]["answer"], "8");
+    EXPECT_EQ(rec["grade"]["correct"], true);
+    // A cut response with an explicit answer counts.
+    rec["samples"][0]["text"] = "The answer is 8.\n1. Then";
+    rec["samples"][0]["finish"] = "length";
+    ev::grade_record(rec);
+    EXPECT_EQ(rec["grade"]["correct"], true);
+    // A raw-prompt response ended by the stop string was not cut by the cap.
+    rec["stop"] = "\nQuestion:";
+    rec["samples"][0]["text"] = "She has 8 left.\nQuestion: 1. The";
+    ev::grade_record(rec);
+    EXPECT_EQ(rec["grade"]["answer"], "8");
+}

@@ -1,5 +1,6 @@
 #include "results.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -146,10 +147,24 @@ selected_answer select_best_log_p(const std::vector<double> & log_p, const std::
     return out;
 }
 
+bool has_explicit_answer(std::string_view response) {
+    if (extract_boxed(response) || response.find("####") != std::string_view::npos) return true;
+    std::string lower(response);
+    for (auto & c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
+    for (std::string_view phrase : { "answer is", "answer:", "answer =" }) {
+        if (lower.find(phrase) != std::string::npos) return true;
+    }
+    return false;
+}
+
 sample_grade grade_response(std::string_view task, std::string_view response, std::string_view reference,
                             std::string_view question, std::string_view test, std::string_view entry_point,
-                            const sandbox_limits & limits) {
+                            const sandbox_limits & limits, bool truncated) {
     sample_grade g;
+    if (task == "numeric" && truncated && !has_explicit_answer(response)) {
+        g.detail = "cut at the token cap without an answer";
+        return g;
+    }
     if (task == "numeric") {
         g.answer = extract_numeric_answer(response);
         g.correct = g.answer && grade_numeric(response, reference);
@@ -175,9 +190,13 @@ void grade_record(nlohmann::json & record, const sandbox_limits & limits) {
     std::vector<sample_grade> grades;
     std::vector<double> log_p;
     for (const auto & s : record.at("samples")) {
-        grades.push_back(grade_response(task, graded_text(s.at("text").get<std::string>(), stop),
-                                        record.value("reference", ""), record.value("question", ""),
-                                        record.value("test", ""), record.value("entry_point", ""), limits));
+        const std::string text = s.at("text").get<std::string>();
+        const std::string graded = graded_text(text, stop);
+        // Cut by the cap only when the stop string did not end the response first.
+        const bool truncated = s.value("finish", "") == "length" && graded.size() == text.size();
+        grades.push_back(grade_response(task, graded, record.value("reference", ""), record.value("question", ""),
+                                        record.value("test", ""), record.value("entry_point", ""), limits,
+                                        truncated));
         log_p.push_back(s.at("log_p").get<double>());
     }
     selected_answer chosen;

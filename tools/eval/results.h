@@ -76,11 +76,18 @@ selected_answer select_majority(std::string_view task, const std::vector<sample_
 // The sample with the largest log_p (ties: the first); its answer may be empty.
 selected_answer select_best_log_p(const std::vector<double> & log_p, const std::vector<sample_grade> & grades);
 
+// True when a response states its answer: a \boxed{}, "####", or an "answer is/answer:/answer ="
+// phrase (case-insensitive).
+bool has_explicit_answer(std::string_view response);
+
 // Grades one response of a problem. `reference`, `question`, `test` and `entry_point` are as
 // stored in the record; numeric and math grading are pure, humaneval runs the sandbox.
+// `truncated`: the response was cut at the token cap. A cut numeric response without an explicit
+// answer has no answer: its last number is mid-reasoning (often a list marker such as "8."), and
+// taking it would credit runaway responses with lucky numbers.
 sample_grade grade_response(std::string_view task, std::string_view response, std::string_view reference,
                             std::string_view question, std::string_view test, std::string_view entry_point,
-                            const sandbox_limits & limits = {});
+                            const sandbox_limits & limits = {}, bool truncated = false);
 
 // Fills record["grade"] from record["samples"] (answers, per-sample correctness, selection,
 // n_correct). Everything it needs is inside the record, so --regrade needs no model.
