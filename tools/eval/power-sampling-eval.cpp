@@ -1,0 +1,521 @@
+// power-sampling-eval: runs decoding methods (greedy, plain and low-temperature sampling, power
+// sampling, best-of-N, majority votes) on the same problems of a dataset, writes one result file
+// per (problem, method), grades them and summarises accuracy against compute.
+//
+//   power-sampling-eval -d mawps-multiarith --limit 100 --methods greedy,power --out runs/ma
+//
+// Runs survive: each result file is written atomically when its problem finishes, a rerun skips
+// finished files, and SIGINT stops the batch, keeping everything already written.
+#include "datasets.h"
+#include "graders.h"
+#include "report.h"
+#include "results.h"
+
+#include <powersample/powersample.h>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+namespace ev = powersample::eval;
+namespace ps = powersample;
+
+namespace {
+
+std::atomic<bool> g_cancel{ false };
+
+extern "C" void on_sigint(int) {
+    g_cancel.store(true);
+    // A second Ctrl-C kills the process the usual way.
+    std::signal(SIGINT, SIG_DFL);
+}
+
+[[noreturn]] void usage_error(const std::string & message) {
+    fmt::print(stderr, "power-sampling-eval: {}\n", message);
+    std::exit(1);
+}
+
+std::vector<std::string> split_list(const std::string & s) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= s.size()) {
+        const size_t end = std::min(s.find(',', start), s.size());
+        if (end > start) out.push_back(s.substr(start, end - start));
+        start = end + 1;
+    }
+    return out;
+}
+
+std::string join(const std::vector<std::string> & v, const char * sep) {
+    std::string out;
+    for (const auto & s : v) out += (out.empty() ? "" : sep) + s;
+    return out;
+}
+
+// Each problem gets its own seed from (run seed, problem id), so a problem's samples do not
+// depend on --offset, --limit or on which other problems share the batch.
+uint64_t problem_seed(uint64_t seed, const std::string & id) {
+    uint64_t h = 1469598103934665603ull ^ (seed * 0x9e3779b97f4a7c15ull);
+    for (char c : id) {
+        h ^= static_cast<unsigned char>(c);
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+struct options {
+    std::string model = ps::default_model_name;
+    std::string dataset;
+    std::string data_dir;
+    std::string question_field = "question", answer_field = "answer", id_field, task = "numeric";
+    std::string methods = "greedy,sample,low-temp,power";
+    int32_t     n_samples = 4;
+    std::string preset;
+    double      alpha = 0;            // 0: the preset's (4)
+    int32_t     block_size = 0;
+    int32_t     steps = -1;
+    int32_t     max_new_tokens = 0;
+    size_t      limit = 0;            // 0: all
+    size_t      offset = 0;
+    bool        shuffle = false;
+    uint64_t    seed = 0;
+    int32_t     threads = 0;
+    // KV cells shared by the batch. It bounds how many problems run at once: every live token
+    // attends over all used cells of the unified cache, so a cache sized for 100 problems makes
+    // each step cost several times its weight reads. 4096 keeps ~10-20 problems in flight.
+    int32_t     ctx_size = 4096;
+    std::string out = "eval-results";
+    bool        chat = false, raw = false;
+    bool        summary_only = false, regrade = false;
+};
+
+std::vector<nlohmann::json> read_records(const fs::path & out, const std::vector<std::string> & methods,
+                                         const std::set<std::string> * only_ids) {
+    std::vector<nlohmann::json> records;
+    for (const auto & m : methods) {
+        const fs::path dir = out / m;
+        if (!fs::is_directory(dir)) continue;
+        std::vector<fs::path> files;
+        for (const auto & e : fs::directory_iterator(dir)) {
+            const auto name = e.path().filename().string();
+            if (e.path().extension() == ".json" && name[0] != '_') files.push_back(e.path());
+        }
+        std::sort(files.begin(), files.end());
+        for (const auto & f : files) {
+            if (!ev::is_finished_record(f)) continue;
+            std::ifstream in(f);
+            auto j = nlohmann::json::parse(in);
+            if (only_ids && !only_ids->count(j.value("problem_id", ""))) continue;
+            j["_file"] = f.string();
+            records.push_back(std::move(j));
+        }
+    }
+    return records;
+}
+
+std::map<std::string, ev::batch_timing> read_timings(const fs::path & out, const std::vector<std::string> & methods) {
+    // An interrupted batch spent time on problems it then dropped, so its seconds per problem
+    // overstate the cost: use whole batches when there are any, all batches otherwise.
+    std::map<std::string, ev::batch_timing> whole, all;
+    for (const auto & m : methods) {
+        std::ifstream in(out / m / "_timing.jsonl");
+        std::string line;
+        while (std::getline(in, line)) {
+            try {
+                const auto j = nlohmann::json::parse(line);
+                const double seconds = j.at("seconds").get<double>();
+                const auto problems = j.at("problems").get<uint64_t>();
+                all[m].seconds += seconds;
+                all[m].problems += problems;
+                if (!j.value("interrupted", false) && problems > 0) {
+                    whole[m].seconds += seconds;
+                    whole[m].problems += problems;
+                }
+            } catch (const std::exception &) {
+                // A line cut by a crash: the timing of that batch is lost, nothing else.
+            }
+        }
+    }
+    for (auto & [m, t] : all) {
+        if (whole.count(m)) t = whole[m];
+    }
+    return all;
+}
+
+void write_text_atomically(const fs::path & file, const std::string & text) {
+    const auto tmp = file.string() + ".tmp";
+    {
+        std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
+        o << text;
+        if (!o) throw std::runtime_error("cannot write " + tmp);
+    }
+    fs::rename(tmp, file);
+}
+
+}  // namespace
+
+int main(int argc, char ** argv) {
+    options o;
+    CLI::App app{ "power-sampling-eval: compare decoding methods (greedy, sampling, power sampling, best-of-N, "
+                  "majority votes) on a dataset" };
+    app.option_defaults()->always_capture_default();
+    app.add_option("-m,--model", o.model, "catalogue name or .gguf path")->envname("POWERSAMPLE_MODEL");
+    app.add_option("-d,--dataset", o.dataset,
+                   "built-in dataset (" + join(ev::builtin_dataset_names(), ", ") + ") or a .jsonl[.gz] file");
+    app.add_option("--data-dir", o.data_dir, "directory of the built-in datasets (default: $POWERSAMPLE_DATA_DIR or "
+                                             "../shared/datasets)");
+    app.add_option("--question-field", o.question_field, "user JSONL: field holding the question")->group("User dataset");
+    app.add_option("--answer-field", o.answer_field, "user JSONL: field holding the answer")->group("User dataset");
+    app.add_option("--id-field", o.id_field, "user JSONL: field holding the id (default: file/index)")
+        ->group("User dataset");
+    app.add_option("--task", o.task, "user JSONL: numeric, math or humaneval")->group("User dataset");
+    app.add_option("--methods", o.methods, "comma list of: " + ev::eval_method_names())->group("Methods");
+    app.add_option("-n,--n-samples", o.n_samples, "samples (chains) per problem for best-of-n, maj-vote, power-maj-vote")
+        ->group("Methods");
+    app.add_option("--preset", o.preset, "power-sampling preset (" + join(ps::preset_names(), ", ") +
+                                             "); default: the library's defaults (alpha 4, B 64, N 5, T 256)")
+        ->group("Methods");
+    app.add_option("--alpha", o.alpha, "exponent of p^alpha; also sets T = 1/alpha for low-temp (0: preset)")
+        ->group("Methods");
+    app.add_option("--block-size", o.block_size, "power sampling block size B (0: preset)")->group("Methods");
+    app.add_option("--steps", o.steps, "MH steps per block N (-1: preset)")->group("Methods");
+    app.add_option("--n-predict,--max-new-tokens", o.max_new_tokens, "cap on tokens per completion (0: preset)")
+        ->group("Methods");
+    app.add_option("--limit", o.limit, "at most this many problems (0: all)")->group("Selection");
+    app.add_option("--offset", o.offset, "skip this many problems (after shuffling)")->group("Selection");
+    app.add_flag("--shuffle", o.shuffle, "shuffle the problems with --seed before offset and limit")
+        ->group("Selection");
+    app.add_option("-s,--seed", o.seed, "seed for shuffling and sampling");
+    app.add_option("-t,--threads", o.threads, "CPU threads (0: all)");
+    app.add_option("-c,--ctx-size", o.ctx_size,
+                   "KV-cache cells for the whole batch; bounds the problems in flight (0: all at once)");
+    app.add_option("--out", o.out, "results directory");
+    auto * chat_flag = app.add_flag("--chat", o.chat, "use the model's chat template (default when it has one)");
+    auto * raw_flag = app.add_flag("--raw", o.raw, "plain prompt without chat template (default for base models)");
+    chat_flag->excludes(raw_flag);
+    app.add_flag("--summary-only", o.summary_only, "no generation: summarise the finished result files");
+    app.add_flag("--regrade", o.regrade, "no generation: grade the result files again, then summarise");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError & e) {
+        return app.exit(e);
+    }
+
+    // ---- validate ----
+    const auto method_names = split_list(o.methods);
+    if (method_names.empty()) usage_error("--methods: empty; valid methods: " + ev::eval_method_names());
+    for (const auto & m : method_names) {
+        if (!ev::find_eval_method(m)) {
+            usage_error("--methods: unknown method '" + m + "'; valid methods: " + ev::eval_method_names());
+        }
+    }
+    if (o.ctx_size < 0) usage_error("--ctx-size: " + std::to_string(o.ctx_size) + " must be >= 0");
+    if (o.n_samples < 1 || o.n_samples > 127) {
+        usage_error("--n-samples: " + std::to_string(o.n_samples) + " must be in [1, 127]");
+    }
+    const bool need_dataset = !(o.summary_only || o.regrade);
+    bool user_file = false;
+    if (!o.dataset.empty() && !ev::is_builtin_dataset(o.dataset)) {
+        const bool looks_like_file = o.dataset.find(".jsonl") != std::string::npos;
+        if (!looks_like_file || !fs::is_regular_file(o.dataset)) {
+            usage_error("--dataset: unknown dataset '" + o.dataset + "'" +
+                        (looks_like_file ? " (no such file)" : "") +
+                        "; valid names: " + join(ev::builtin_dataset_names(), ", ") + ", or a .jsonl file");
+        }
+        user_file = true;
+        const auto & tasks = ev::valid_tasks();
+        if (std::find(tasks.begin(), tasks.end(), o.task) == tasks.end()) {
+            usage_error("--task: unknown task '" + o.task + "'; valid tasks: " + join(tasks, ", "));
+        }
+    }
+    if (need_dataset && o.dataset.empty()) {
+        usage_error("--dataset: required; valid names: " + join(ev::builtin_dataset_names(), ", ") +
+                    ", or a .jsonl file");
+    }
+
+    ps::sampling_params base;
+    try {
+        if (!o.preset.empty()) base = ps::preset(o.preset);
+    } catch (const ps::invalid_argument_error & e) {
+        usage_error(std::string("--preset: ") + e.what());
+    }
+    if (o.alpha != 0) base.alpha = o.alpha;
+    if (o.block_size != 0) base.block_size = o.block_size;
+    if (o.steps >= 0) base.n_steps_per_block = o.steps;
+    if (o.max_new_tokens != 0) base.max_new_tokens = o.max_new_tokens;
+    base.record_trace = false;  // result files stay small; counts are kept
+    try {
+        ps::validate(base);
+    } catch (const ps::invalid_argument_error & e) {
+        usage_error(e.what());
+    }
+
+    const fs::path out_dir = o.out;
+    const bool tty = isatty(STDERR_FILENO);
+
+    // ---- load problems ----
+    std::vector<ev::problem> problems;
+    std::set<std::string> selected_ids;
+    if (!o.dataset.empty()) {
+        ev::load_options lo;
+        lo.offset = o.offset;
+        if (o.limit > 0) lo.limit = o.limit;
+        lo.shuffle = o.shuffle;
+        lo.seed = o.seed;
+        lo.on_warning = [](const ev::load_warning & w) {
+            fmt::print(stderr, "{}:{}: skipped: {}\n", w.file, w.line, w.reason);
+        };
+        try {
+            if (user_file) {
+                ev::field_mapping fm{ o.question_field, o.answer_field, o.id_field, o.task };
+                problems = ev::load_jsonl_dataset(o.dataset, fm, lo).problems;
+            } else {
+                const fs::path dir = o.data_dir.empty() ? ev::default_data_dir() : fs::path(o.data_dir);
+                problems = ev::load_builtin_dataset(o.dataset, dir, lo).problems;
+            }
+        } catch (const std::invalid_argument & e) {
+            usage_error(std::string("--dataset: ") + e.what());
+        } catch (const std::exception & e) {
+            fmt::print(stderr, "power-sampling-eval: --dataset '{}': {}\n", o.dataset, e.what());
+            return 2;
+        }
+        for (const auto & p : problems) selected_ids.insert(p.id);
+        fmt::print(stderr, "{} problems from {}\n", problems.size(), o.dataset);
+    }
+
+    int exit_code = 0;
+    std::map<std::string, std::string> settings_from_files;
+
+    if (o.regrade) {
+        size_t n = 0;
+        for (auto & rec : read_records(out_dir, method_names, o.dataset.empty() ? nullptr : &selected_ids)) {
+            const fs::path file = rec.at("_file").get<std::string>();
+            rec.erase("_file");
+            ev::grade_record(rec);
+            ev::write_json_atomically(file, rec);
+            ++n;
+        }
+        fmt::print(stderr, "regraded {} result files\n", n);
+    } else if (!o.summary_only) {
+        // ---- generate ----
+        std::shared_ptr<ps::model> model;
+        try {
+            model = ps::model::load({ o.model });
+        } catch (const ps::invalid_argument_error & e) {
+            usage_error(std::string("--model: ") + e.what());
+        } catch (const std::exception & e) {
+            fmt::print(stderr, "power-sampling-eval: --model '{}': {}\n", o.model, e.what());
+            return 2;
+        }
+        const bool chat = o.raw ? false : (o.chat || model->has_chat_template());
+        if (chat && !model->has_chat_template()) usage_error("--chat: the model has no chat template");
+        ps::context_params cp;
+        cp.n_threads = o.threads;
+        cp.n_ctx = o.ctx_size;
+        ps::power_sampler sampler(model, cp);
+        std::signal(SIGINT, on_sigint);
+        std::signal(SIGTERM, on_sigint);
+
+        // Methods that draw the same kind of samples (best-of-n and maj-vote: N samples at T = 1)
+        // share one generation, so they are compared on identical samples.
+        std::vector<std::vector<const ev::eval_method *>> groups;
+        for (const auto & name : method_names) {
+            const auto * m = ev::find_eval_method(name);
+            bool placed = false;
+            for (auto & g : groups) {
+                if (g[0]->engine == m->engine && g[0]->uses_n == m->uses_n && m->uses_n) {
+                    g.push_back(m);
+                    placed = true;
+                }
+            }
+            if (!placed) groups.push_back({ m });
+        }
+
+        for (const auto & group : groups) {
+            if (g_cancel.load()) break;
+            std::vector<std::string> names;
+            for (const auto * m : group) {
+                names.push_back(m->name);
+                fs::create_directories(out_dir / m->name);
+            }
+            const std::string label = join(names, "+");
+            ps::sampling_params sp = base;
+            sp.method = ps::method_from_name(group[0]->engine);
+            sp.n_chains = group[0]->uses_n ? o.n_samples : 1;
+            if (sp.method == ps::method::sample) sp.temperature = 1.0;
+
+            // Pending: problems for which some method of the group has no finished file.
+            std::vector<size_t> pending;
+            std::vector<std::pair<std::string, ps::sampling_params>> requests;
+            std::vector<ev::prompt_text> prompts;
+            for (size_t i = 0; i < problems.size(); ++i) {
+                bool missing = false;
+                for (const auto * m : group) {
+                    missing |= !ev::is_finished_record(out_dir / m->name / (ev::sanitize_id(problems[i].id) + ".json"));
+                }
+                if (!missing) continue;
+                auto pt = ev::build_prompt(problems[i], chat);
+                auto req = sp;
+                req.seed = problem_seed(o.seed, problems[i].id);
+                requests.emplace_back(chat ? model->format_chat(pt.text) : pt.text, req);
+                prompts.push_back(pt);
+                pending.push_back(i);
+            }
+            fmt::print(stderr, "[{}] {} to run, {} already done\n", label, pending.size(),
+                       problems.size() - pending.size());
+            if (pending.empty()) continue;
+
+            const auto t0 = std::chrono::steady_clock::now();
+            size_t n_done = 0;
+            int64_t tokens_done = 0;
+            ps::run_options ro;
+            ro.cancel = &g_cancel;
+            auto on_result = [&](size_t k, const ps::generation_result & g) {
+                for (const auto & c : g.chains) {
+                    // A cancelled chain is not a result: the problem stays pending for the rerun.
+                    if (c.finish == ps::finish_reason::cancelled) return;
+                }
+                const auto & p = problems[pending[k]];
+                nlohmann::json samples = nlohmann::json::array();
+                int64_t tokens = 0;
+                for (const auto & c : g.chains) {
+                    samples.push_back({ { "text", c.text },
+                                        { "n_tokens", c.tokens.size() },
+                                        { "log_p", c.log_p },
+                                        { "finish", ps::finish_reason_name(c.finish) },
+                                        { "n_tokens_generated", c.n_tokens_generated },
+                                        { "n_proposals", c.n_proposals },
+                                        { "n_accepted", c.n_accepted } });
+                    tokens += c.n_tokens_generated;
+                }
+                for (const auto * m : group) {
+                    const fs::path file = out_dir / m->name / (ev::sanitize_id(p.id) + ".json");
+                    if (ev::is_finished_record(file)) continue;
+                    nlohmann::json rec{
+                        { "version", 1 },
+                        { "problem_id", p.id },
+                        { "dataset", o.dataset },
+                        { "task", p.task },
+                        { "method", m->name },
+                        { "engine", m->engine },
+                        { "model", model->path() },
+                        { "chat", chat },
+                        { "question", p.question },
+                        { "prompt", requests[k].first },
+                        { "stop", prompts[k].stop },
+                        { "reference", p.reference },
+                        { "params",
+                          { { "alpha", sp.alpha },
+                            { "block_size", sp.block_size },
+                            { "steps", sp.n_steps_per_block },
+                            { "max_new_tokens", sp.max_new_tokens },
+                            { "temperature", ps::effective_temperature(sp) },
+                            { "n_chains", sp.n_chains },
+                            { "seed", requests[k].second.seed } } },
+                        { "samples", samples },
+                        { "n_tokens_generated", tokens },
+                        { "n_prompt_tokens", g.n_prompt_tokens },
+                        { "wall_seconds", g.wall_seconds },
+                    };
+                    if (p.task == "humaneval") {
+                        rec["test"] = p.raw.value("test", "");
+                        rec["entry_point"] = p.raw.value("entry_point", "");
+                    }
+                    ev::grade_record(rec);
+                    ev::write_json_atomically(file, rec);
+                }
+                ++n_done;
+                tokens_done += tokens;
+                const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                if (tty) {
+                    fmt::print(stderr, "\r[{}] {}/{} done, {} tokens, {:.0f} s", label, n_done, pending.size(),
+                               tokens_done, s);
+                } else if (n_done % 10 == 0 || n_done == pending.size()) {
+                    fmt::print(stderr, "[{}] {}/{} done, {} tokens, {:.0f} s\n", label, n_done, pending.size(),
+                               tokens_done, s);
+                }
+            };
+            try {
+                sampler.generate_batch(requests, ro, on_result);
+            } catch (const ps::invalid_argument_error & e) {
+                usage_error(e.what());
+            } catch (const std::exception & e) {
+                fmt::print(stderr, "\npower-sampling-eval: [{}] generation failed: {}\n", label, e.what());
+                return 2;
+            }
+            if (tty) fmt::print(stderr, "\n");
+            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            // The batch's elapsed time goes with the problems it finished: throughput per problem.
+            for (const auto & name : names) {
+                std::ofstream(out_dir / name / "_timing.jsonl", std::ios::app)
+                    << nlohmann::json{ { "seconds", seconds },
+                                       { "problems", n_done },
+                                       { "group", label },
+                                       { "interrupted", g_cancel.load() } }
+                           .dump()
+                    << "\n";
+            }
+        }
+        if (g_cancel.load()) {
+            fmt::print(stderr, "interrupted: finished results are kept; rerun the same command to resume\n");
+            exit_code = 130;
+        }
+    }
+
+    // ---- summarise ----
+    auto records = read_records(out_dir, method_names, o.dataset.empty() ? nullptr : &selected_ids);
+    for (auto & rec : records) {
+        if (!rec.contains("grade")) ev::grade_record(rec);
+    }
+    const auto rows = ev::summarize(records, method_names, read_timings(out_dir, method_names));
+    ev::run_info info;
+    if (!records.empty()) {
+        const auto & r0 = records.front();
+        info.emplace_back("model", fs::path(r0.value("model", "")).filename().string());
+        info.emplace_back("dataset", r0.value("dataset", ""));
+        info.emplace_back("prompt", r0.value("chat", false) ? "chat template" : "raw");
+        info.emplace_back("max new tokens", std::to_string(r0["params"].value("max_new_tokens", 0)));
+        for (const auto & rec : records) {
+            if (rec.value("engine", "") == "power") {
+                const auto & pp = rec["params"];
+                info.emplace_back("power", fmt::format("alpha {}, block {}, steps {}", pp.value("alpha", 0.0),
+                                                       pp.value("block_size", 0), pp.value("steps", 0)));
+                break;
+            }
+        }
+        for (const auto & rec : records) {
+            if (rec["params"].value("n_chains", 1) > 1) {
+                info.emplace_back("N (samples for N-methods)", std::to_string(rec["params"].value("n_chains", 1)));
+                break;
+            }
+        }
+    }
+    info.emplace_back("results", out_dir.string());
+    const std::string md = ev::summary_markdown(rows, info);
+    fmt::print("{}", md);
+    std::fflush(stdout);
+    try {
+        fs::create_directories(out_dir);
+        write_text_atomically(out_dir / "summary.md", md);
+        write_text_atomically(out_dir / "summary.json", ev::summary_json(rows, info).dump(2) + "\n");
+        write_text_atomically(out_dir / "report.html", ev::report_html(rows, info));
+    } catch (const std::exception & e) {
+        fmt::print(stderr, "power-sampling-eval: --out '{}': {}\n", o.out, e.what());
+        return 2;
+    }
+    return exit_code;
+}
