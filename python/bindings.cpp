@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 
 namespace nb = nanobind;
 namespace ps = powersample;
@@ -81,7 +82,9 @@ struct python_hooks {
     }
 };
 
-ps::generation_result generate(sampler & s, const std::string & prompt, const ps::sampling_params & params,
+// prompt: a string (tokenized with BOS) or token ids (used as they are).
+template <typename Prompt>
+ps::generation_result generate(sampler & s, const Prompt & prompt, const ps::sampling_params & params,
                                std::optional<nb::callable> on_progress) {
     python_hooks hooks;
     hooks.on_progress = std::move(on_progress);
@@ -89,7 +92,11 @@ ps::generation_result generate(sampler & s, const std::string & prompt, const ps
     {
         nb::gil_scoped_release release;
         std::lock_guard<std::mutex> lock(s.mutex);
-        out = s.impl.generate(prompt, params, hooks.options());
+        if constexpr (std::is_same_v<Prompt, std::string>) {
+            out = s.impl.generate(prompt, params, hooks.options());
+        } else {
+            out = s.impl.generate_tokens(prompt, params, hooks.options());
+        }
     }
     hooks.rethrow();
     return out;
@@ -259,7 +266,9 @@ NB_MODULE(_powersample, m) {
                 new (self) sampler(std::move(model), cp);
             },
             "model"_a, "n_threads"_a = 0, "n_ctx"_a = 0, "n_batch"_a = 512, "recompute_prefix"_a = false)
-        .def("generate", &generate, "prompt"_a, "params"_a, "on_progress"_a = nb::none())
+        .def("generate", &generate<std::string>, "prompt"_a, "params"_a, "on_progress"_a = nb::none())
+        .def("generate_tokens", &generate<std::vector<ps::token_id>>, "prompt"_a, "params"_a,
+             "on_progress"_a = nb::none())
         .def("generate_batch", &generate_batch, "requests"_a, "on_progress"_a = nb::none(),
              "on_result"_a = nb::none())
         .def(

@@ -229,19 +229,25 @@ class PowerSampler:
     """Samples from a model with one llama.cpp context, reused across calls.
 
     threads: CPU threads for llama.cpp (None = all cores). On a busy machine fewer threads can be
-    much faster: llama.cpp's workers spin while they wait for each other."""
+    much faster: llama.cpp's workers spin while they wait for each other. n_ctx: KV-cache cells
+    (0 = sized for each call). n_batch: tokens per llama_decode call. recompute_prefix: re-decode
+    the prompt and prefix for every proposal instead of sharing them in the KV cache (slower,
+    equivalent; the paper's reference behaviour and a baseline)."""
 
     def __init__(self, model: Model, tokenizer: Optional[Tokenizer] = None, threads: Optional[int] = None,
-                 n_ctx: int = 0, n_batch: int = 512):
+                 n_ctx: int = 0, n_batch: int = 512, recompute_prefix: bool = False):
         if threads is not None and threads < 1:
             raise ValueError(f"threads = {threads}: must be >= 1 (None = all cores)")
         self.model = model
         self.tokenizer = tokenizer or Tokenizer(model)
-        self._sampler = _ext.Sampler(model, n_threads=threads or 0, n_ctx=n_ctx, n_batch=n_batch)
+        self._sampler = _ext.Sampler(model, n_threads=threads or 0, n_ctx=n_ctx, n_batch=n_batch,
+                                     recompute_prefix=recompute_prefix)
 
     def _format(self, prompt: str, chat: Optional[bool]) -> str:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt: expected str, got {type(prompt).__name__}")
+        if not prompt:
+            raise ValueError("prompt: empty")
         if chat is None:
             chat = self.model.has_chat_template()
         return self.model.format_chat(prompt) if chat else prompt
@@ -281,7 +287,7 @@ class PowerSampler:
             raise _translate_value_error(e) from None
         return p
 
-    def generate_chains(self, prompt: str, method: str = "power", *, alpha: float = 4.0, block_size: int = 64,
+    def generate_chains(self, prompt: Union[str, Sequence[int]], method: str = "power", *, alpha: float = 4.0, block_size: int = 64,
                         steps: int = 5, max_len: int = 256, temperature: Optional[float] = None, top_k: int = 0,
                         top_p: float = 1.0, min_p: float = 0.0, seed: Optional[int] = None, n_chains: int = 1,
                         trace: bool = True, chat: Optional[bool] = None, show_progress: bool = False,
@@ -289,26 +295,31 @@ class PowerSampler:
         """Like generate(), with n_chains independent chains of the same prompt; one result each."""
         params = self._params(method, alpha, block_size, steps, max_len, temperature, top_k, top_p, min_p, seed,
                               n_chains, trace)
-        text = self._format(prompt, chat)
+        # Token ids are the prompt exactly as given: no chat template, no BOS added.
+        text = list(prompt) if not isinstance(prompt, str) else self._format(prompt, chat)
         bar = _ProgressBar(method) if show_progress else None
         callback = on_progress
         if bar is not None:
             callback = bar if on_progress is None else (lambda p: (bar(p), on_progress(p)))
         try:
-            g = self._sampler.generate(text, params, callback)
+            if isinstance(text, str):
+                g = self._sampler.generate(text, params, callback)
+            else:
+                g = self._sampler.generate_tokens(text, params, callback)
         except ValueError as e:
             raise _translate_value_error(e) from None
         finally:
             if bar is not None:
                 bar.close()
-        return [_to_result(g, i, params.seed, method, text) for i in range(len(g.chains))]
+        shown = text if isinstance(text, str) else self.model.detokenize(text)
+        return [_to_result(g, i, params.seed, method, shown) for i in range(len(g.chains))]
 
-    def generate(self, prompt: str, method: str = "power", *, alpha: float = 4.0, block_size: int = 64,
+    def generate(self, prompt: Union[str, Sequence[int]], method: str = "power", *, alpha: float = 4.0, block_size: int = 64,
                  steps: int = 5, max_len: int = 256, temperature: Optional[float] = None, top_k: int = 0,
                  top_p: float = 1.0, min_p: float = 0.0, seed: Optional[int] = None, trace: bool = True,
                  chat: Optional[bool] = None, show_progress: bool = False,
                  on_progress: Optional[Callable[[Progress], None]] = None) -> SampleResult:
-        """Samples one completion of `prompt`.
+        """Samples one completion of `prompt` (a string, or token ids used exactly as given).
 
         method: "power" (MH power sampling, the default), "sample" (plain sampling at
         `temperature`, default 1), "greedy" (argmax) or "low-temp" (plain sampling at 1/alpha).
