@@ -147,6 +147,8 @@ int main(int argc, char ** argv) {
                  "Presets: speed (alpha 4, B 32, N 2, T 128), quality (4, 64, 5, 256; default), "
                  "max-quality (4, 64, 10, 512), paper (4, 192, 10, 3072). Flags override the preset."};
     app.get_formatter()->column_width(34);
+    // As in llama.cpp, a flag given twice takes its last value.
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     app.footer("Exit codes: 0 ok, 1 usage or input error, 2 runtime failure, 130 interrupted.\n"
                "Subcommand: power-sampling models [--json]  lists the model catalogue.");
 
