@@ -50,31 +50,32 @@ void expect_error(const std::string & args, const std::string & needle, int code
     EXPECT_TRUE(r.out.empty()) << args << "\nstdout: " << r.out;
 }
 
+// Small, quick settings; a flag given after them overrides them (the last value wins).
 const std::string fast = " -n 8 --steps 1 --block-size 4 -s 1 -q ";
 
 }  // namespace
 
 TEST(cli, bad_numbers_name_the_flag) {
-    expect_error("-p hi --alpha 0" + fast, "alpha");
-    expect_error("-p hi --alpha -1" + fast, "alpha");
-    expect_error("-p hi --alpha nan" + fast, "alpha");
-    expect_error("-p hi --alpha inf" + fast, "alpha");
-    expect_error("-p hi --alpha abc" + fast, "alpha");
-    expect_error("-p hi --block-size 0" + fast, "block_size");
-    expect_error("-p hi --steps -1" + fast, "steps");
+    expect_error("-p hi" + fast + "--alpha 0", "alpha");
+    expect_error("-p hi" + fast + "--alpha -1", "alpha");
+    expect_error("-p hi" + fast + "--alpha nan", "alpha");
+    expect_error("-p hi" + fast + "--alpha inf", "alpha");
+    expect_error("-p hi" + fast + "--alpha abc", "alpha");
+    expect_error("-p hi" + fast + "--block-size 0", "block_size");
+    expect_error("-p hi" + fast + "--steps -1", "steps");
     expect_error("-p hi -n 0 -s 1", "max_new_tokens");
     expect_error("-p hi -n 100000 -s 1", "max_new_tokens");
-    expect_error("-p hi --top-p 1.5" + fast, "top_p");
-    expect_error("-p hi --chains 0" + fast, "chains");
-    expect_error("-p hi --threads -2" + fast, "threads");
-    expect_error("-p hi --method fancy" + fast, "method");
-    expect_error("-p hi --preset turbo" + fast, "preset");
+    expect_error("-p hi" + fast + "--top-p 1.5", "top_p");
+    expect_error("-p hi" + fast + "--chains 0", "chains");
+    expect_error("-p hi" + fast + "--threads -2", "threads");
+    expect_error("-p hi" + fast + "--method fancy", "method");
+    expect_error("-p hi" + fast + "--preset turbo", "preset");
 }
 
 TEST(cli, bad_usage_names_the_problem) {
     expect_error("-p hi --no-such-flag", "--no-such-flag");
-    expect_error("-p hi --chat --raw" + fast, "--chat");
-    expect_error("-p hi --compare --method greedy" + fast, "--compare");
+    expect_error("-p hi" + fast + "--chat --raw", "--chat");
+    expect_error("-p hi" + fast + "--compare --method greedy", "--compare");
     expect_error("--resume --batch x.jsonl" + fast, "--resume");
     expect_error("-p ''" + fast, "prompt");
     expect_error(fast, "prompt", 1, "");  // nothing on stdin either
