@@ -63,15 +63,16 @@ struct live_request {
     bool                     cancelled = false;
 };
 
-int64_t cells_needed(const request & r) {
-    const int64_t P = int64_t(r.prompt.size());
-    const int64_t T = r.params.max_new_tokens;
-    // Per chain: the current suffix (<= T) and a proposal suffix plus its re-decoded start token.
-    const int64_t per_chain = r.params.method == method::power ? 2 * T + 2 : T + 1;
-    return P + int64_t(r.params.n_chains) * per_chain;
-}
-
 }  // namespace
+
+int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params, bool prefix_shared) {
+    const int64_t T = params.max_new_tokens;
+    int64_t per_chain = params.method == method::power ? 2 * T + 2 : T + 1;
+    if (!prefix_shared) {
+        per_chain += 2 * n_prompt_tokens;
+    }
+    return n_prompt_tokens + int64_t(params.n_chains) * per_chain;
+}
 
 struct engine::impl {
     language_model &          lm;
@@ -437,7 +438,7 @@ uint64_t engine::submit(request req) {
                                      std::to_string(impl_->lm.n_seq_max()));
     }
     r.req   = std::move(req);
-    r.cells = cells_needed(r.req);
+    r.cells = kv_cells_needed(int64_t(r.req.prompt.size()), r.req.params, impl_->lm.shares_prefix_cells());
     if (r.cells > impl_->lm.n_cells()) {
         throw invalid_argument_error("prompt (" + std::to_string(r.req.prompt.size()) +
                                      " tokens) + max_new_tokens = " + std::to_string(sp.max_new_tokens) +

@@ -29,6 +29,7 @@ public:
     bool    is_eog(token_id token) const override;
     int32_t n_seq_max() const override { return n_seq_max_; }
     int32_t n_cells() const override { return n_cells_; }
+    bool    shares_prefix_cells() const override { return can_truncate_; }
     int32_t seq_length(int32_t seq) const override { return int32_t(history_.at(size_t(seq)).size()); }
     void    seq_copy_prefix(int32_t src, int32_t dst, int32_t n_tokens) override;
     void    seq_clear(int32_t seq) override;

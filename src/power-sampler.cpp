@@ -13,15 +13,6 @@ namespace powersample {
 
 namespace {
 
-int64_t cells_for(int64_t n_prompt, const sampling_params & p, bool prefix_shared) {
-    int64_t per_chain = p.method == method::power ? 2 * int64_t(p.max_new_tokens) + 2 : p.max_new_tokens + 1;
-    if (!prefix_shared) {
-        // Re-decoded prefixes share no cells: a chain's two sequences each hold the prompt too.
-        per_chain += 2 * n_prompt;
-    }
-    return n_prompt + int64_t(p.n_chains) * per_chain;
-}
-
 constexpr int32_t max_sequences = 256;  // llama.cpp's LLAMA_MAX_SEQ
 constexpr int64_t batch_cells_cap = 65536;
 
@@ -121,7 +112,7 @@ generation_result power_sampler::generate(const std::string & prompt, const samp
 generation_result power_sampler::generate_tokens(const std::vector<token_id> & prompt, const sampling_params & params,
                                                  const run_options & options) {
     impl_->check_request(prompt, params);
-    impl_->ensure_context(cells_for(int64_t(prompt.size()), params, impl_->prefix_shared()), 2 * params.n_chains + 1);
+    impl_->ensure_context(kv_cells_needed(int64_t(prompt.size()), params, impl_->prefix_shared()), 2 * params.n_chains + 1);
     engine eng(*impl_->lm);
     eng.submit({prompt, params});
     generation_result out;
@@ -140,7 +131,7 @@ std::vector<generation_result> power_sampler::generate_batch(
         if (r.first.empty()) throw invalid_argument_error("prompt " + std::to_string(prompts.size()) + ": empty");
         prompts.push_back(impl_->model_ref->tokenize(r.first, true));
         impl_->check_request(prompts.back(), r.second);
-        const int64_t c = cells_for(int64_t(prompts.back().size()), r.second, impl_->prefix_shared());
+        const int64_t c = kv_cells_needed(int64_t(prompts.back().size()), r.second, impl_->prefix_shared());
         cells += c;
         largest = std::max(largest, c);
         seqs += 2 * r.second.n_chains + 1;
@@ -150,11 +141,10 @@ std::vector<generation_result> power_sampler::generate_batch(
     // Room for as many requests at once as the caps allow, and always for the largest one.
     impl_->ensure_context(std::max(largest, std::min(cells, batch_cells_cap)), std::max(largest_seqs, seqs));
     engine eng(*impl_->lm);
-    std::vector<uint64_t> ids;
-    for (size_t i = 0; i < requests.size(); ++i) ids.push_back(eng.submit({prompts[i], requests[i].second}));
+    for (size_t i = 0; i < requests.size(); ++i) eng.submit({prompts[i], requests[i].second});
     std::vector<generation_result> results(requests.size());
     impl_->drive(eng, options, [&](finished_request & f) {
-        const size_t index = size_t(std::find(ids.begin(), ids.end(), f.id) - ids.begin());
+        const size_t index = size_t(f.id);  // a fresh engine numbers requests 0, 1, ... in submit order
         impl_->fill_text(f.result);
         if (on_result) on_result(index, f.result);
         results[index] = std::move(f.result);

@@ -43,6 +43,12 @@ struct finished_request {
 
 using progress_callback = std::function<void(const progress &)>;
 
+// KV cells a request can occupy at its peak: the prompt, and per chain the current suffix plus a
+// proposal suffix with its re-decoded boundary token; plus two prompt copies per chain when the
+// backend does not share prefix cells. The engine admits requests by this count; a backend sizes
+// its context by it.
+int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params, bool prefix_shared);
+
 class engine {
 public:
     explicit engine(language_model & lm);

@@ -43,6 +43,9 @@ public:
     // Token cells shared by all sequences (a unified KV cache). Tokens that two sequences share
     // through seq_copy_prefix occupy one cell.
     virtual int32_t n_cells() const = 0;
+    // False when seq_copy_prefix() decodes the prefix again instead of sharing its cells: then
+    // every sequence holds its own copy of the prompt, and the engine reserves cells for it.
+    virtual bool shares_prefix_cells() const { return true; }
     // Number of tokens currently held by a sequence.
     virtual int32_t seq_length(int32_t seq) const = 0;
 
