@@ -358,6 +358,9 @@ struct engine::impl {
             case acceptance_variant::without_length_correction:
                 log_accept = w_prop - w_cur;
                 break;
+            case acceptance_variant::without_reverse_cut:
+                log_accept = w_prop - w_cur - ch.log_cut_forward;
+                break;
         }
         const bool accepted = std::log(ch.kernel_rng.uniform_open01()) < log_accept;
 

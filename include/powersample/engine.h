@@ -89,12 +89,14 @@ public:
 
     // Testing hook: the variants of the acceptance ratio that ALGORITHM.md's exactness tests use
     // as broken controls. without_length_correction drops the cut-probability ratio (for
-    // power_entropy: both the forward and the reverse cut probabilities); without_bridging_term
+    // power_entropy: both the forward and the reverse cut probabilities); without_reverse_cut
+    // keeps the forward cut probability and forgets the reverse one; without_bridging_term
     // makes Power-SMC forget the ramp's bridging weight. Never change it outside tests.
     enum class acceptance_variant {
         exact,
         without_proposal_terms,
         without_length_correction,
+        without_reverse_cut,
         without_bridging_term,
     };
     void set_acceptance_variant_for_testing(acceptance_variant v);
