@@ -318,3 +318,59 @@ TEST(method_params, too_many_sequences_is_rejected_at_submit) {
     engine eng(lm);
     EXPECT_THROW(eng.submit({prompt, sp}), invalid_argument_error);
 }
+
+TEST(method_runners, share_the_engine_batch_with_other_requests) {
+    // An smc, an sps and a power request run together: each round is one decode() call for all
+    // of them, so the calls number far fewer than the three run one after another.
+    auto make = [](method how) {
+        sampling_params sp = how == method::sps ? sps_params(2) : smc_params(4);
+        sp.method          = how;
+        sp.max_new_tokens  = 3;
+        sp.n_chains        = 1;
+        sp.sps_candidates  = 4;
+        sp.sps_top_k       = 2;
+        return request{prompt, sp};
+    };
+    int64_t separate_calls = 0;
+    for (method how : {method::smc, method::sps, method::power}) {
+        toy_model lm(4, 3, 1.5, -1.0);
+        engine eng(lm);
+        eng.submit(make(how));
+        eng.run_all();
+        separate_calls += lm.n_decode_calls;
+    }
+    toy_model lm(4, 3, 1.5, -1.0);
+    engine eng(lm);
+    for (method how : {method::smc, method::sps, method::power}) eng.submit(make(how));
+    const auto done = eng.run_all();
+    ASSERT_EQ(done.size(), 3u);
+    int64_t decoded = 0;
+    for (const auto & f : done) decoded += f.result.n_tokens_decoded;
+    EXPECT_EQ(decoded, lm.n_decoded);
+    EXPECT_LT(lm.n_decode_calls, separate_calls * 3 / 4);
+}
+
+TEST(method_runners, cancel_returns_the_state_reached) {
+    toy_model lm(4, 3, 1.5, -30.0);  // no EOG: nothing ends early
+    engine eng(lm);
+    sampling_params smc = smc_params(4);
+    smc.n_chains        = 1;
+    smc.max_new_tokens  = 10;
+    sampling_params sps = sps_params(2);
+    sps.max_new_tokens  = 10;
+    sps.sps_candidates  = 4;
+    const uint64_t a = eng.submit({prompt, smc});
+    const uint64_t b = eng.submit({prompt, sps});
+    for (int i = 0; i < 4; ++i) eng.step();
+    eng.cancel(a);
+    eng.cancel(b);
+    const auto done = eng.run_all();
+    ASSERT_EQ(done.size(), 2u);
+    for (const auto & f : done) {
+        ASSERT_EQ(f.result.chains.size(), 1u);
+        EXPECT_EQ(f.result.chains[0].finish, finish_reason::cancelled);
+        EXPECT_LT(f.result.chains[0].tokens.size(), 10u);
+    }
+    EXPECT_EQ(done[0].id, a);
+    EXPECT_EQ(done[1].id, b);
+}
