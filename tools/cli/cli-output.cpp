@@ -55,6 +55,7 @@ nlohmann::json report_to_json(const run_report & r) {
                           {"acceptance_rate", c.acceptance_rate()},
                           {"n_tokens_generated", c.n_tokens_generated},
                           {"n_tokens_decoded", c.n_tokens_decoded},
+                          {"n_resamples", c.n_resamples},
                           {"trace", trace}});
     }
     return {{"params", params_to_json(r.params)},
