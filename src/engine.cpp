@@ -71,7 +71,7 @@ struct live_request {
     std::vector<int32_t>            runner_seqs;
 };
 
-// log q_cut(m | x) for a state with next-token entropies H (ref: arXiv 2605.30327): a mixture of
+// q_cut(m | x) for every cut m of a state with next-token entropies H (ref: arXiv 2605.30327): a mixture of
 // the entropy-rise weights g(m) = max(0, H_m - H_{m-1})^beta (H_{-1} = 0) and, with weight
 // `floor`, the uniform cut, so that every position stays reachable and the chain stays
 // irreducible. With no rise anywhere the cut is uniform.
