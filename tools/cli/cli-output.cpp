@@ -133,7 +133,7 @@ void print_reports(const ps::model & m, const std::string & prompt, const std::v
             const auto & c = r.result.chains[i];
             if (many) std::cout << "--- chain " << i << " ---\n";
             std::cout << c.text << "\n";
-            if (style.trace && r.params.method == ps::method::power) {
+            if (style.trace && !c.trace.empty()) {
                 std::cout << "\n";
                 print_trace(c);
             }
