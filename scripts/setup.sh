@@ -96,6 +96,26 @@ build_llama() {
 }
 
 build_llama cpu ""
+
+# llama-server from the same source, for the remote-backend tests (tests/remote): a separate,
+# static build of that one target, cached with its own marker. No network: the web UI is neither
+# downloaded nor built.
+build_llama_server() {
+  local prefix="$cache/llama-server-$LLAMA_PY_VERSION-cpu"
+  local marker="$prefix/.complete-r1"
+  if [ -f "$marker" ]; then log "llama-server already built in $prefix"; return; fi
+  local src="$cache/src/llama_cpp_python-$LLAMA_PY_VERSION/vendor/llama.cpp"
+  log "building llama-server; this takes several minutes once"
+  cmake -S "$src" -B "$prefix/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+    -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+    -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=ON >&2
+  nice cmake --build "$prefix/build" --target llama-server -j "$(nproc)" >&2
+  mkdir -p "$prefix/bin"
+  cp "$prefix/build/bin/llama-server" "$prefix/bin/llama-server"
+  touch "$marker"
+}
+build_llama_server
 [ "$want_cuda" = 1 ] && build_llama cuda "-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90"
 
 model_dir="$cache/models"

@@ -2,6 +2,7 @@
 // ref: arXiv 2510.14901, Alg. 1, with the exact acceptance ratio of docs/algorithm.md.
 #include "powersample/engine.h"
 
+#include "mh-kernel.h"
 #include "token-sampler.h"
 
 #include <algorithm>
@@ -252,7 +253,7 @@ struct engine::impl {
         double log_accept = 0.0;
         switch (variant) {
             case acceptance_variant::exact:
-                log_accept = w_prop - w_cur + length_correction;
+                log_accept = log_acceptance_ratio(w_cur, w_prop, ch.x.size(), m + ch.y.size());
                 break;
             case acceptance_variant::without_proposal_terms:
                 log_accept = sp.alpha * (lp_prop - lp_cur) + length_correction;

@@ -1,0 +1,186 @@
+// llama_server_generator: proposals from llama-server's /completion, with the log-probabilities
+// the MH ratio needs. llama-server reports, for every generated token, the log-probability of the
+// sampled token and of the top n_probs tokens under the raw logits (temperature 1, full-vocabulary
+// softmax) when post_sampling_probs is false. See docs/remote.md.
+#include "powersample/remote.h"
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+namespace powersample {
+
+using json = nlohmann::json;
+
+struct llama_server_generator::impl {
+    remote_params          params;
+    std::unique_ptr<httplib::Client> client;
+    mutable int64_t        n_requests = 0;
+    mutable int32_t        vocab      = -1;  // -1: not asked yet
+
+    // POSTs (or GETs when body is null) with bounded retries: connection errors, timeouts and
+    // 5xx are retried with exponential backoff; 4xx fail at once. Throws error naming the URL.
+    json call(const std::string & path, const json & body) const {
+        std::string last_problem;
+        double delay = params.backoff_seconds;
+        for (int32_t attempt = 0; attempt <= params.max_retries; ++attempt) {
+            if (attempt > 0) {
+                std::this_thread::sleep_for(std::chrono::duration<double>(delay));
+                delay *= 2;
+            }
+            n_requests += 1;
+            httplib::Result res = body.is_null() ? client->Get(path.c_str())
+                                                 : client->Post(path.c_str(), body.dump(), "application/json");
+            if (!res) {
+                last_problem = "no response (" + httplib::to_string(res.error()) + ")";
+                continue;
+            }
+            if (res->status >= 500) {
+                last_problem = "HTTP " + std::to_string(res->status) + ": " + res->body.substr(0, 300);
+                continue;
+            }
+            if (res->status != 200) {
+                throw error("remote " + params.url + path + ": HTTP " + std::to_string(res->status) + ": " +
+                            res->body.substr(0, 500));
+            }
+            try {
+                return json::parse(res->body);
+            } catch (const json::parse_error &) {
+                throw error("remote " + params.url + path + ": response is not JSON");
+            }
+        }
+        throw error("remote " + params.url + path + ": failed after " + std::to_string(params.max_retries + 1) +
+                    " attempts; last: " + last_problem);
+    }
+};
+
+llama_server_generator::llama_server_generator(remote_params params) : impl_(std::make_unique<impl>()) {
+    if (params.url.empty()) throw invalid_argument_error("remote url: empty");
+    if (params.url.rfind("http://", 0) != 0) {
+        throw invalid_argument_error("remote url = '" + params.url + "': must start with http://");
+    }
+    if (params.top_logprobs < 1) {
+        throw invalid_argument_error("top_logprobs = " + std::to_string(params.top_logprobs) + ": must be >= 1");
+    }
+    if (params.max_retries < 0) {
+        throw invalid_argument_error("max_retries = " + std::to_string(params.max_retries) + ": must be >= 0");
+    }
+    if (!(params.timeout_seconds > 0) || !(params.backoff_seconds >= 0)) {
+        throw invalid_argument_error("timeout/backoff: must be > 0 / >= 0");
+    }
+    while (!params.url.empty() && params.url.back() == '/') params.url.pop_back();
+    impl_->params = params;
+    impl_->client = std::make_unique<httplib::Client>(params.url);
+    const auto sec  = time_t(params.timeout_seconds);
+    const auto usec = time_t((params.timeout_seconds - double(sec)) * 1e6);
+    impl_->client->set_connection_timeout(sec, usec);
+    impl_->client->set_read_timeout(sec, usec);
+    impl_->client->set_write_timeout(sec, usec);
+    if (!params.api_key.empty()) impl_->client->set_bearer_token_auth(params.api_key.c_str());
+}
+
+llama_server_generator::~llama_server_generator() = default;
+
+int64_t llama_server_generator::n_requests() const { return impl_->n_requests; }
+
+int32_t llama_server_generator::n_vocab() const {
+    if (impl_->vocab < 0) {
+        impl_->vocab = 0;
+        const json models = impl_->call("/v1/models", nullptr);
+        if (models.contains("data") && models["data"].is_array() && !models["data"].empty()) {
+            const json & d = models["data"][0];
+            if (d.contains("meta") && d["meta"].contains("n_vocab")) impl_->vocab = d["meta"]["n_vocab"].get<int32_t>();
+        }
+    }
+    return impl_->vocab;
+}
+
+std::vector<token_id> llama_server_generator::tokenize(const std::string & text) const {
+    const json r = impl_->call("/tokenize", {{"content", text}, {"add_special", true}, {"parse_special", true}});
+    return r.at("tokens").get<std::vector<token_id>>();
+}
+
+std::string llama_server_generator::detokenize(const std::vector<token_id> & tokens) const {
+    if (tokens.empty()) return {};
+    return impl_->call("/detokenize", {{"tokens", tokens}}).at("content").get<std::string>();
+}
+
+std::string llama_server_generator::apply_chat_template(const std::string & user_message,
+                                                        const std::string & system_message) const {
+    json messages = json::array();
+    if (!system_message.empty()) messages.push_back({{"role", "system"}, {"content", system_message}});
+    messages.push_back({{"role", "user"}, {"content", user_message}});
+    return impl_->call("/apply-template", {{"messages", messages}}).at("prompt").get<std::string>();
+}
+
+generated_suffix llama_server_generator::generate(const std::vector<token_id> & context, int32_t max_tokens,
+                                                  double temperature, uint64_t seed) {
+    if (max_tokens < 1) throw invalid_argument_error("max_tokens = " + std::to_string(max_tokens) + ": must be >= 1");
+    if (!(temperature > 0)) throw invalid_argument_error("temperature: must be > 0 remotely");
+    // At temperature 1 the proposal is the model: log q = log p of the sampled token, exact with
+    // n_probs = 1. Otherwise log q needs the normaliser sum_v p(v)^(1/t), from the top-K.
+    const bool    unit_temperature = temperature == 1.0;
+    const int32_t n_probs = unit_temperature ? 1 : impl_->params.top_logprobs;
+    const json request = {
+        {"prompt", context},          {"n_predict", max_tokens},
+        {"temperature", temperature}, {"samplers", json::array({"temperature"})},
+        {"top_k", 0},                 {"top_p", 1.0},
+        {"min_p", 0.0},               {"typical_p", 1.0},
+        {"repeat_penalty", 1.0},      {"n_probs", n_probs},
+        {"post_sampling_probs", false}, {"cache_prompt", true},
+        {"seed", seed},               {"return_tokens", true},
+        {"stream", false},
+    };
+    const json r = impl_->call("/completion", request);
+
+    generated_suffix s;
+    s.tokens = r.at("tokens").get<std::vector<token_id>>();
+    const std::string stop_type = r.value("stop_type", "");
+    s.eog = stop_type == "eos";
+    if (stop_type != "eos" && stop_type != "limit") {
+        throw error("remote: generation stopped with stop_type '" + stop_type + "'");
+    }
+    const json & probs = r.at("completion_probabilities");
+    // llama-server leaves out the entries of tokens that end inside a UTF-8 character; without
+    // every token's log p the ratio cannot be computed, so that is an error, not a guess.
+    if (probs.size() != s.tokens.size()) {
+        throw error("remote: llama-server returned log-probabilities for " + std::to_string(probs.size()) + " of " +
+                    std::to_string(s.tokens.size()) + " tokens (it omits tokens that split a UTF-8 character)");
+    }
+    const int32_t vocab = unit_temperature ? 0 : n_vocab();
+    for (size_t i = 0; i < s.tokens.size(); ++i) {
+        const json & e = probs[i];
+        if (e.at("id").get<token_id>() != s.tokens[i]) {
+            throw error("remote: log-probability " + std::to_string(i) + " is for another token");
+        }
+        const double lp = e.at("logprob").get<double>();
+        s.log_p.push_back(lp);
+        if (unit_temperature) {
+            s.log_q.push_back(lp);
+            continue;
+        }
+        // log q(v) = log p(v) / t - logsumexp_u(log p(u) / t), the sum over the returned top-K and
+        // the sampled token: a lower bound of the full sum, exact when K covers the vocabulary.
+        const double inv_t = 1.0 / temperature;
+        std::vector<double> terms;
+        bool has_sampled = false;
+        for (const auto & t : e.at("top_logprobs")) {
+            terms.push_back(t.at("logprob").get<double>() * inv_t);
+            if (t.at("id").get<token_id>() == s.tokens[i]) has_sampled = true;
+        }
+        if (!has_sampled) terms.push_back(lp * inv_t);
+        const double mx = *std::max_element(terms.begin(), terms.end());
+        double sum = 0.0;
+        for (double v : terms) sum += std::exp(v - mx);
+        s.log_q.push_back(lp * inv_t - (mx + std::log(sum)));
+        if (vocab <= 0 || int32_t(e.at("top_logprobs").size()) < vocab) s.exact = false;
+    }
+    if (s.eog && s.tokens.empty()) throw error("remote: stopped at EOG without returning it");
+    return s;
+}
+
+}  // namespace powersample
