@@ -55,6 +55,7 @@ int run_remote(const remote_mode_options & o, const ps::sampling_params & params
         } else {
             for (const auto & c : r.result.chains) std::cout << c.text << "\n";
         }
+        std::cout.flush();
         if (!o.quiet) {
             for (size_t i = 0; i < r.result.chains.size(); ++i) {
                 const auto & c = r.result.chains[i];
