@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <set>
+#include <sstream>
 
 namespace ps = powersample;
 using json   = nlohmann::json;
@@ -12,6 +13,12 @@ namespace {
 
 [[noreturn]] void reject(const std::string & field, const std::string & why) {
     throw request_error(400, field, field + ": " + why);
+}
+
+std::string format_number(double v) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
 }
 
 const char * type_name(const json & v) {
@@ -25,6 +32,7 @@ int64_t get_int(const json & v, const std::string & field, int64_t lo, int64_t h
     if (v.is_number_unsigned()) {
         const uint64_t u = v.get<uint64_t>();
         if (u > uint64_t(hi)) reject(field, std::to_string(u) + " is above the limit " + std::to_string(hi));
+        if (int64_t(u) < lo) reject(field, std::to_string(u) + " is below the minimum " + std::to_string(lo));
         return int64_t(u);
     }
     const int64_t x = v.get<int64_t>();
@@ -38,9 +46,9 @@ double get_number(const json & v, const std::string & field, double lo, double h
     const double x = v.get<double>();
     if (!std::isfinite(x)) reject(field, "must be finite");
     if (x < lo || (lo_open && x == lo)) {
-        reject(field, std::to_string(x) + (lo_open ? " must be > " : " must be >= ") + std::to_string(lo));
+        reject(field, format_number(x) + (lo_open ? " must be > " : " must be >= ") + format_number(lo));
     }
-    if (x > hi) reject(field, std::to_string(x) + " is above the limit " + std::to_string(hi));
+    if (x > hi) reject(field, format_number(x) + " is above the limit " + format_number(hi));
     return x;
 }
 

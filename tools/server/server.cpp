@@ -328,6 +328,7 @@ int main(int argc, char ** argv) {
     if (o.max_queue < 1) return usage("--max-queue: must be >= 1");
     if (o.max_body < 64) return usage("--max-body = " + std::to_string(o.max_body) + ": must be >= 64");
     if (o.limits.max_tokens < 1) return usage("--max-tokens: must be >= 1");
+    if (!app.count("--default-max-tokens")) o.limits.default_max_tokens = std::min(o.limits.default_max_tokens, o.limits.max_tokens);
     if (o.limits.default_max_tokens < 1 || o.limits.default_max_tokens > o.limits.max_tokens) {
         return usage("--default-max-tokens = " + std::to_string(o.limits.default_max_tokens) + ": must be in [1, --max-tokens]");
     }
