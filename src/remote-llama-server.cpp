@@ -168,16 +168,36 @@ generated_suffix llama_server_generator::generate(const std::vector<token_id> & 
         const double inv_t = 1.0 / temperature;
         std::vector<double> terms;
         bool has_sampled = false;
+        double kept_mass = 0.0, smallest_p = 1.0;
         for (const auto & t : e.at("top_logprobs")) {
-            terms.push_back(t.at("logprob").get<double>() * inv_t);
+            const double l = t.at("logprob").get<double>();
+            terms.push_back(l * inv_t);
+            kept_mass += std::exp(l);
+            smallest_p = std::min(smallest_p, std::exp(l));
             if (t.at("id").get<token_id>() == s.tokens[i]) has_sampled = true;
         }
-        if (!has_sampled) terms.push_back(lp * inv_t);
+        if (!has_sampled) {
+            terms.push_back(lp * inv_t);
+            kept_mass += std::exp(lp);
+        }
         const double mx = *std::max_element(terms.begin(), terms.end());
         double sum = 0.0;
         for (double v : terms) sum += std::exp(v - mx);
         s.log_q.push_back(lp * inv_t - (mx + std::log(sum)));
-        if (vocab <= 0 || int32_t(e.at("top_logprobs").size()) < vocab) s.exact = false;
+        const int32_t k = int32_t(e.at("top_logprobs").size());
+        if (vocab > 0 && k >= vocab) continue;
+        s.exact = false;
+        // The missing mass R = 1 - kept_mass sits on tokens with p <= smallest_p, so for t <= 1
+        // their share of sum_v p(v)^(1/t) is at most R * smallest_p^(1/t - 1); log q is then off
+        // by at most log(1 + that / kept sum). For t > 1 there is no such bound without the
+        // vocabulary size: report infinity.
+        const double missing = std::max(0.0, 1.0 - kept_mass);
+        double bound = INFINITY;
+        if (inv_t >= 1.0) {
+            const double tail = missing * std::pow(smallest_p, inv_t - 1.0);
+            bound = std::log1p(tail / (sum * std::exp(mx)));
+        }
+        s.max_log_q_error = std::max(s.max_log_q_error, bound);
     }
     if (s.eog && s.tokens.empty()) throw error("remote: stopped at EOG without returning it");
     return s;

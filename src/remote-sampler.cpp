@@ -5,6 +5,7 @@
 #include "mh-kernel.h"
 #include "token-sampler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -69,6 +70,7 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
                             " (the server stopped for another reason: context full?)");
             }
             if (!s.exact) out.exact = false;
+            out.max_log_q_error = std::max(out.max_log_q_error, s.max_log_q_error);
             res.n_tokens_generated += int64_t(s.tokens.size());
             res.n_tokens_decoded += int64_t(s.tokens.size());
             return s;

@@ -110,6 +110,9 @@ TEST_F(remote_llama_server, power_sampling_runs_the_chain_remotely) {
     sp.temperature = 0.0;  // 1 / alpha: the normaliser from the top-20 log-probabilities
     const remote_result approx = sample_remote(gen, prompt, sp);
     EXPECT_FALSE(approx.exact);
+    EXPECT_EQ(exact.max_log_q_error, 0.0);
+    std::printf("top-20 normaliser at temperature 1/4: each log q within %.2e nats\n", approx.max_log_q_error);
+    EXPECT_LT(approx.max_log_q_error, 0.5);
 
     power_sampler sampler(default_model(), context_params{1});
     for (const remote_result * r : {&exact, &approx}) {

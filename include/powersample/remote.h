@@ -35,6 +35,9 @@ struct generated_suffix {
     std::vector<double>   log_q;  // log q(x_i | ...), the proposal the token was drawn from
     bool                  eog   = false;  // the last token ends the generation (and is included)
     bool                  exact = true;   // false when log_q's normaliser was estimated from the top-K
+    // When not exact: the largest bound, over the suffix's tokens, on how far the estimated log q
+    // can be from the true one (nats; from the probability mass outside the top-K). 0 when exact.
+    double                max_log_q_error = 0.0;
 };
 
 class sequence_generator {
@@ -55,6 +58,7 @@ struct remote_run_options {
 struct remote_result {
     generation_result result;      // chains' tokens, log p, statistics, trace; text left empty
     bool              exact = true;  // false when any log q was approximated (see docs/remote.md)
+    double            max_log_q_error = 0.0;  // largest per-token bound on the approximation (nats)
     int64_t           n_requests = 0;
 };
 

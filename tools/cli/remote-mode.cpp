@@ -44,7 +44,8 @@ int run_remote(const remote_mode_options & o, const ps::sampling_params & params
                                   {"n_accepted", c.n_accepted}, {"tokens_generated", c.n_tokens_generated},
                                   {"trace", trace}});
             }
-            nlohmann::json out = {{"remote", o.url}, {"exact", r.exact}, {"n_requests", r.n_requests},
+            nlohmann::json out = {{"remote", o.url}, {"exact", r.exact}, {"max_log_q_error", r.max_log_q_error},
+                                  {"n_requests", r.n_requests},
                                   {"method", ps::method_name(params.method)}, {"alpha", params.alpha},
                                   {"block_size", params.block_size}, {"steps", params.n_steps_per_block},
                                   {"max_new_tokens", params.max_new_tokens},
@@ -63,9 +64,10 @@ int run_remote(const remote_mode_options & o, const ps::sampling_params & params
                              c.tokens.size(), c.log_p, c.n_accepted, c.n_proposals, (long long) c.n_tokens_generated,
                              ps::finish_reason_name(c.finish));
             }
-            std::fprintf(stderr, "remote: %lld requests, %.2f s, acceptance ratio %s\n", (long long) r.n_requests,
+            std::fprintf(stderr, "remote: %lld requests, %.2f s, acceptance ratio %s", (long long) r.n_requests,
                          r.result.wall_seconds,
-                         r.exact ? "exact" : "APPROXIMATE (proposal normaliser from the top-K log-probabilities)");
+                         r.exact ? "exact\n" : "APPROXIMATE (proposal normaliser from the top-K log-probabilities");
+            if (!r.exact) std::fprintf(stderr, "; each log q within %.2g nats)\n", r.max_log_q_error);
         }
         return interrupted ? 130 : 0;
     } catch (const ps::invalid_argument_error & e) {
