@@ -21,6 +21,7 @@ struct llama_server_generator::impl {
     std::unique_ptr<httplib::Client> client;
     mutable int64_t        n_requests = 0;
     mutable int32_t        vocab      = -1;  // -1: not asked yet
+    mutable token_id       ascii_token = -1;
 
     // POSTs (or GETs when body is null) with bounded retries: connection errors, timeouts and
     // 5xx are retried with exponential backoff; 4xx fail at once. Throws error naming the URL.
@@ -56,6 +57,25 @@ struct llama_server_generator::impl {
         throw error("remote " + params.url + path + ": failed after " + std::to_string(params.max_retries + 1) +
                     " attempts; last: " + last_problem);
     }
+
+    int32_t n_vocab() const {
+        if (vocab < 0) {
+            vocab = 0;
+            const json models = call("/v1/models", nullptr);
+            if (models.contains("data") && models["data"].is_array() && !models["data"].empty()) {
+                const json & d = models["data"][0];
+                if (d.contains("meta") && d["meta"].contains("n_vocab")) vocab = d["meta"]["n_vocab"].get<int32_t>();
+            }
+        }
+        return vocab;
+    }
+
+    std::vector<token_id> tokenize(const std::string & text) const {
+        const json r = call("/tokenize", {{"content", text}, {"add_special", true}, {"parse_special", true}});
+        return r.at("tokens").get<std::vector<token_id>>();
+    }
+
+    json score_position(const std::vector<token_id> & context, token_id token, int32_t n_top) const;
 };
 
 llama_server_generator::llama_server_generator(remote_params params) : impl_(std::make_unique<impl>()) {
@@ -87,21 +107,10 @@ llama_server_generator::~llama_server_generator() = default;
 
 int64_t llama_server_generator::n_requests() const { return impl_->n_requests; }
 
-int32_t llama_server_generator::n_vocab() const {
-    if (impl_->vocab < 0) {
-        impl_->vocab = 0;
-        const json models = impl_->call("/v1/models", nullptr);
-        if (models.contains("data") && models["data"].is_array() && !models["data"].empty()) {
-            const json & d = models["data"][0];
-            if (d.contains("meta") && d["meta"].contains("n_vocab")) impl_->vocab = d["meta"]["n_vocab"].get<int32_t>();
-        }
-    }
-    return impl_->vocab;
-}
+int32_t llama_server_generator::n_vocab() const { return impl_->n_vocab(); }
 
 std::vector<token_id> llama_server_generator::tokenize(const std::string & text) const {
-    const json r = impl_->call("/tokenize", {{"content", text}, {"add_special", true}, {"parse_special", true}});
-    return r.at("tokens").get<std::vector<token_id>>();
+    return impl_->tokenize(text);
 }
 
 std::string llama_server_generator::detokenize(const std::vector<token_id> & tokens) const {
@@ -115,6 +124,41 @@ std::string llama_server_generator::apply_chat_template(const std::string & user
     if (!system_message.empty()) messages.push_back({{"role", "system"}, {"content", system_message}});
     messages.push_back({{"role", "user"}, {"content", user_message}});
     return impl_->call("/apply-template", {{"messages", messages}}).at("prompt").get<std::string>();
+}
+
+// The log-probability entry of `token` after `context`: one forced step that returns the whole
+// vocabulary's log-probabilities (raw logits, temperature 1). The step is forced onto a plain
+// ASCII token so that llama-server does not drop the entry for an incomplete UTF-8 character.
+json llama_server_generator::impl::score_position(const std::vector<token_id> & context, token_id token,
+                                                  int32_t n_top) const {
+    const int32_t vocab = n_vocab();
+    if (vocab <= 0) throw error("remote: the server does not report its vocabulary size; cannot rescore a token");
+    if (ascii_token < 0) {
+        const auto t = tokenize("a");
+        if (t.empty()) throw error("remote: cannot find a plain token to force");
+        ascii_token = t.back();
+    }
+    const json request = {
+        {"prompt", context}, {"n_predict", 1}, {"temperature", 1.0}, {"samplers", json::array({"temperature"})},
+        {"n_probs", vocab}, {"post_sampling_probs", false}, {"cache_prompt", true}, {"return_tokens", true},
+        {"logit_bias", json::array({json::array({ascii_token, 1000.0})})}, {"stream", false},
+    };
+    const json r = call("/completion", request);
+    const json & probs = r.at("completion_probabilities");
+    if (probs.size() != 1) throw error("remote: rescoring a token returned no log-probabilities");
+    json entry = {{"id", token}};
+    json top = json::array();
+    bool found = false;
+    for (const auto & t : probs[0].at("top_logprobs")) {
+        if (t.at("id").get<token_id>() == token) {
+            entry["logprob"] = t.at("logprob");
+            found = true;
+        }
+        if (int32_t(top.size()) < n_top) top.push_back(t);
+    }
+    if (!found) throw error("remote: rescoring token " + std::to_string(token) + " found no log-probability");
+    entry["top_logprobs"] = top;
+    return entry;
 }
 
 generated_suffix llama_server_generator::generate(const std::vector<token_id> & context, int32_t max_tokens,
@@ -144,19 +188,45 @@ generated_suffix llama_server_generator::generate(const std::vector<token_id> & 
     if (stop_type != "eos" && stop_type != "limit") {
         throw error("remote: generation stopped with stop_type '" + stop_type + "'");
     }
-    const json & probs = r.at("completion_probabilities");
-    // llama-server leaves out the entries of tokens that end inside a UTF-8 character; without
-    // every token's log p the ratio cannot be computed, so that is an error, not a guess.
-    if (probs.size() != s.tokens.size()) {
-        throw error("remote: llama-server returned log-probabilities for " + std::to_string(probs.size()) + " of " +
-                    std::to_string(s.tokens.size()) + " tokens (it omits tokens that split a UTF-8 character)");
+    const json & returned = r.at("completion_probabilities");
+    // llama-server leaves out the entries of tokens that end inside a UTF-8 character. The
+    // entries are a subsequence of the tokens (by id); an entry is placed for certain when its
+    // earliest and latest possible positions agree. Every other token is scored again by a
+    // request that returns the whole vocabulary, so no log p is ever guessed.
+    std::vector<json> probs(s.tokens.size());
+    {
+        const size_t n = s.tokens.size(), k = returned.size();
+        std::vector<size_t> earliest(k), latest(k);
+        size_t i = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const token_id id = returned[j].at("id").get<token_id>();
+            while (i < n && s.tokens[i] != id) ++i;
+            if (i == n) throw error("remote: llama-server's log-probabilities do not line up with its tokens");
+            earliest[j] = i++;
+        }
+        size_t back = n;
+        for (size_t j = k; j-- > 0;) {
+            const token_id id = returned[j].at("id").get<token_id>();
+            while (back > 0 && s.tokens[back - 1] != id) --back;
+            latest[j] = --back;
+        }
+        std::vector<bool> have(n, false);
+        for (size_t j = 0; j < k; ++j) {
+            if (earliest[j] == latest[j]) {
+                probs[earliest[j]] = returned[j];
+                have[earliest[j]] = true;
+            }
+        }
+        for (size_t t = 0; t < n; ++t) {
+            if (have[t]) continue;
+            std::vector<token_id> before = context;
+            before.insert(before.end(), s.tokens.begin(), s.tokens.begin() + long(t));
+            probs[t] = impl_->score_position(before, s.tokens[t], n_probs);
+        }
     }
     const int32_t vocab = unit_temperature ? 0 : n_vocab();
     for (size_t i = 0; i < s.tokens.size(); ++i) {
         const json & e = probs[i];
-        if (e.at("id").get<token_id>() != s.tokens[i]) {
-            throw error("remote: log-probability " + std::to_string(i) + " is for another token");
-        }
         const double lp = e.at("logprob").get<double>();
         s.log_p.push_back(lp);
         if (unit_temperature) {

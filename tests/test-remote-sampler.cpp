@@ -132,9 +132,28 @@ struct fake_server {
     std::atomic<int> calls{0};
     int failures = 0;
     bool drop_a_logprob = false;
+    std::vector<std::vector<token_id>> rescored_contexts;
 
     fake_server() {
-        svr.Post("/completion", [this](const httplib::Request &, httplib::Response & res) {
+        svr.Get("/v1/models", [](const httplib::Request &, httplib::Response & res) {
+            res.set_content(R"({"data": [{"id": "fake", "meta": {"n_vocab": 10}}]})", "application/json");
+        });
+        svr.Post("/tokenize", [](const httplib::Request &, httplib::Response & res) {
+            res.set_content(R"({"tokens": [1]})", "application/json");
+        });
+        svr.Post("/completion", [this](const httplib::Request & req, httplib::Response & res) {
+            const auto body = nlohmann::json::parse(req.body);
+            if (body.contains("logit_bias")) {
+                // The forced rescoring step: the whole vocabulary's log-probabilities.
+                rescored_contexts.push_back(body["prompt"].get<std::vector<token_id>>());
+                nlohmann::json top = nlohmann::json::array();
+                for (int v = 0; v < 10; ++v) top.push_back({{"id", v}, {"logprob", -0.25 * v}});
+                res.set_content(nlohmann::json{{"tokens", {1}}, {"stop_type", "limit"},
+                                               {"completion_probabilities", {{{"id", 1}, {"logprob", -0.25},
+                                                                              {"top_logprobs", top}}}}}.dump(),
+                                "application/json");
+                return;
+            }
             if (calls++ < failures) {
                 res.status = 500;
                 res.set_content("{\"error\":\"boom\"}", "application/json");
@@ -209,11 +228,16 @@ TEST(llama_server_generator, a_server_that_is_down_is_an_error_not_a_sample) {
     EXPECT_THROW(sample_remote(gen, prompt, sampling_params{}), error);
 }
 
-TEST(llama_server_generator, missing_log_probabilities_are_an_error) {
+TEST(llama_server_generator, missing_log_probabilities_are_scored_again) {
+    // llama-server drops the entry of a token that ends inside a UTF-8 character: here token 6.
     fake_server fake;
     fake.drop_a_logprob = true;
     llama_server_generator gen(fake.params());
-    EXPECT_THROW(gen.generate({1}, 2, 1.0, 9), error);
+    const generated_suffix s = gen.generate({1}, 2, 1.0, 9);
+    ASSERT_EQ(fake.rescored_contexts.size(), 1u);
+    EXPECT_EQ(fake.rescored_contexts[0], (std::vector<token_id>{1, 5}));
+    EXPECT_EQ(s.log_p, (std::vector<double>{-0.5, -1.5}));  // token 6: -0.25 * 6 from the full list
+    EXPECT_TRUE(s.exact);
 }
 
 TEST(llama_server_generator, rejects_bad_parameters) {
