@@ -55,6 +55,10 @@ class ServerAPI(unittest.TestCase):
         a = self.server.post_json("/v1/completions", req)[2]
         b = self.server.post_json("/v1/completions", req)[2]
         self.assertEqual(a["choices"][0]["text"], b["choices"][0]["text"])
+        # Without a seed every request draws its own, and says which.
+        del req["seed"]
+        seeds = {self.server.post_json("/v1/completions", req)[2]["power_sampling"]["seed"] for _ in range(2)}
+        self.assertEqual(len(seeds), 2)
 
     def test_token_id_prompt_and_chains(self):
         status, _, body = self.server.post_json("/v1/completions", {

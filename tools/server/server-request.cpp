@@ -1,6 +1,7 @@
 #include "server-request.h"
 
 #include <cmath>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -111,7 +112,13 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
         p.min_p = get_number(doc["min_p"], "min_p", 0.0, 1.0, false);
         if (p.min_p >= 1.0) reject("min_p", "must be < 1");
     }
-    if (has("seed")) p.seed = uint64_t(get_int(doc["seed"], "seed", 0, INT64_MAX));
+    if (has("seed")) {
+        p.seed = uint64_t(get_int(doc["seed"], "seed", 0, INT64_MAX));
+    } else {
+        // As OpenAI's API: no seed, a fresh draw; the seed used is in the response.
+        std::random_device rd;
+        p.seed = ((uint64_t(rd()) << 32) | rd()) & uint64_t(INT64_MAX);
+    }
     if (has("stream")) {
         if (!doc["stream"].is_boolean()) reject("stream", std::string("must be a boolean, got ") + type_name(doc["stream"]));
         r.stream = doc["stream"].get<bool>();
