@@ -22,6 +22,8 @@ struct llama_server_generator::impl {
     mutable int64_t        n_requests = 0;
     mutable int32_t        vocab      = -1;  // -1: not asked yet
     mutable token_id       ascii_token = -1;
+    int64_t                context_sent   = 0;
+    int64_t                context_cached = 0;
 
     // POSTs (or GETs when body is null) with bounded retries: connection errors, timeouts and
     // 5xx are retried with exponential backoff; 4xx fail at once. Throws error naming the URL.
@@ -106,6 +108,8 @@ llama_server_generator::llama_server_generator(remote_params params) : impl_(std
 llama_server_generator::~llama_server_generator() = default;
 
 int64_t llama_server_generator::n_requests() const { return impl_->n_requests; }
+int64_t llama_server_generator::n_context_tokens_sent() const { return impl_->context_sent; }
+int64_t llama_server_generator::n_context_tokens_cached() const { return impl_->context_cached; }
 
 int32_t llama_server_generator::n_vocab() const { return impl_->n_vocab(); }
 
@@ -180,6 +184,10 @@ generated_suffix llama_server_generator::generate(const std::vector<token_id> & 
         {"stream", false},
     };
     const json r = impl_->call("/completion", request);
+    impl_->context_sent += int64_t(context.size());
+    if (r.contains("timings") && r["timings"].contains("cache_n")) {
+        impl_->context_cached += r["timings"]["cache_n"].get<int64_t>();
+    }
 
     generated_suffix s;
     s.tokens = r.at("tokens").get<std::vector<token_id>>();

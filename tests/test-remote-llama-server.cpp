@@ -118,6 +118,12 @@ TEST_F(remote_llama_server, power_sampling_runs_the_chain_remotely) {
     const remote_result approx = sample_remote(gen, prompt, sp);
     EXPECT_FALSE(approx.exact);
     EXPECT_EQ(exact.max_log_q_error, 0.0);
+    // Proposals resend the prompt and the kept prefix as token ids; llama-server's prompt cache
+    // (cache_prompt) must serve most of them.
+    const double reused = double(gen.n_context_tokens_cached()) / double(gen.n_context_tokens_sent());
+    std::printf("prefix cache: %lld of %lld context tokens reused (%.0f%%)\n",
+                (long long) gen.n_context_tokens_cached(), (long long) gen.n_context_tokens_sent(), 100 * reused);
+    EXPECT_GT(reused, 0.5);
     std::printf("top-20 normaliser at temperature 1/4: each log q within %.2e nats\n", approx.max_log_q_error);
     EXPECT_LT(approx.max_log_q_error, 0.5);
 

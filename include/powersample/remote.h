@@ -96,6 +96,10 @@ public:
     // Vocabulary size reported by the server (/v1/models meta.n_vocab); 0 when it does not say.
     int32_t               n_vocab() const;
     int64_t               n_requests() const;
+    // Context tokens sent with proposal requests, and how many of them llama-server took from its
+    // prompt cache instead of decoding them (timings.cache_n): the prefix reuse.
+    int64_t               n_context_tokens_sent() const;
+    int64_t               n_context_tokens_cached() const;
 
 private:
     struct impl;

@@ -46,6 +46,8 @@ int run_remote(const remote_mode_options & o, const ps::sampling_params & params
             }
             nlohmann::json out = {{"remote", o.url}, {"exact", r.exact}, {"max_log_q_error", r.max_log_q_error},
                                   {"n_requests", r.n_requests},
+                                  {"context_tokens_sent", gen.n_context_tokens_sent()},
+                                  {"context_tokens_cached", gen.n_context_tokens_cached()},
                                   {"method", ps::method_name(params.method)}, {"alpha", params.alpha},
                                   {"block_size", params.block_size}, {"steps", params.n_steps_per_block},
                                   {"max_new_tokens", params.max_new_tokens},
@@ -68,6 +70,8 @@ int run_remote(const remote_mode_options & o, const ps::sampling_params & params
                          r.result.wall_seconds,
                          r.exact ? "exact\n" : "APPROXIMATE (proposal normaliser from the top-K log-probabilities");
             if (!r.exact) std::fprintf(stderr, "; each log q within %.2g nats)\n", r.max_log_q_error);
+            std::fprintf(stderr, "remote prefix cache: %lld of %lld context tokens reused\n",
+                         (long long) gen.n_context_tokens_cached(), (long long) gen.n_context_tokens_sent());
         }
         return interrupted ? 130 : 0;
     } catch (const ps::invalid_argument_error & e) {
