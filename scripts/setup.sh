@@ -105,6 +105,12 @@ build_llama_server() {
   local marker="$prefix/.complete-r1"
   if [ -f "$marker" ]; then log "llama-server already built in $prefix"; return; fi
   local src="$cache/src/llama_cpp_python-$LLAMA_PY_VERSION/vendor/llama.cpp"
+  if [ ! -f "$src/CMakeLists.txt" ]; then
+    local sdist
+    sdist=$(fetch llama-cpp-python "$LLAMA_PY_VERSION" "$LLAMA_PY_SHA256" sdist)
+    mkdir -p "$cache/src"
+    tar -xzf "$sdist" -C "$cache/src"
+  fi
   log "building llama-server; this takes several minutes once"
   cmake -S "$src" -B "$prefix/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
     -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF \
