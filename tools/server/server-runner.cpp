@@ -10,10 +10,11 @@ namespace {
 
 constexpr size_t max_buffered_events = 256;
 
-void finish(job & j, const std::string & error, ps::generation_result result) {
+void finish(job & j, const std::string & error, ps::generation_result result, int error_status = 500) {
     {
         std::lock_guard<std::mutex> lock(j.mu);
         j.error  = error;
+        j.error_status = error_status;
         j.result = std::move(result);
         j.done   = true;
     }
@@ -96,7 +97,8 @@ void engine_runner::loop() {
                     std::lock_guard<std::mutex> lock(mu_);
                     in_flight_ -= 1;
                 }
-                finish(*j, e.what(), {});
+                const bool client_fault = dynamic_cast<const ps::invalid_argument_error *>(&e) != nullptr;
+                finish(*j, e.what(), {}, client_fault ? 400 : 500);
             }
         }
         for (auto & [id, j] : by_id_) {

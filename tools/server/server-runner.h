@@ -29,6 +29,7 @@ struct job {
     std::deque<powersample::progress>    events;  // unread progress, oldest first (bounded)
     bool                                 done = false;
     std::string                          error;   // set when the engine rejected or failed it
+    int                                  error_status = 500;  // 400 when the request was at fault
     powersample::generation_result       result;
 
     std::atomic<bool> cancel_requested{false};

@@ -38,7 +38,7 @@ struct server_options {
     std::string host  = "127.0.0.1";
     int         port  = 8080;
     std::string api_key;
-    int32_t     threads      = 1;
+    int32_t     threads      = 0;        // 0 = hardware concurrency
     int32_t     parallel     = 4;        // requests of the largest size decoded at once
     size_t      max_queue    = 64;       // requests in flight (running + waiting) before 503
     size_t      max_body     = 1 << 20;  // bytes
@@ -207,7 +207,7 @@ public:
                 runner_.cancel(j);
             }
         }
-        if (!j->error.empty()) return send_error(res, 500, j->error);
+        if (!j->error.empty()) return send_error(res, j->error_status, j->error);
         if (j->cancel_requested) return send_error(res, 499, "client closed the request");
         res.set_content(final_body(*model_, model_name_, id, r, j->result, false).dump(), "application/json");
     }
@@ -268,7 +268,8 @@ private:
                 }
                 json last;
                 if (!j->error.empty()) {
-                    last = {{"error", {{"message", j->error}, {"type", "server_error"}, {"code", 500}}}};
+                    last = {{"error", {{"message", j->error}, {"code", j->error_status},
+                                       {"type", j->error_status >= 500 ? "server_error" : "invalid_request_error"}}}};
                 } else {
                     last = final_body(*model, name, id, r, j->result, true);
                 }
@@ -302,7 +303,7 @@ int main(int argc, char ** argv) {
     app.add_option("--host", o.host, "Address to bind (default loopback only)")->capture_default_str();
     app.add_option("--port", o.port, "TCP port (0 = pick a free one, printed on stderr)")->capture_default_str();
     app.add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY'")->envname("POWERSAMPLE_API_KEY");
-    app.add_option("-t,--threads", o.threads, "CPU threads for the model")->capture_default_str();
+    app.add_option("-t,--threads", o.threads, "CPU threads for the model (0 = all cores)")->capture_default_str();
     app.add_option("--parallel", o.parallel, "Largest requests decoded at once; sizes the KV cache")->capture_default_str();
     app.add_option("--max-queue", o.max_queue, "Requests in flight before 503 (running + waiting)")->capture_default_str();
     app.add_option("--max-body", o.max_body, "Largest request body in bytes (413 above)")->capture_default_str();
@@ -323,7 +324,7 @@ int main(int argc, char ** argv) {
         return 1;
     };
     if (o.port < 0 || o.port > 65535) return usage("--port = " + std::to_string(o.port) + ": must be in [0, 65535]");
-    if (o.threads < 1) return usage("--threads = " + std::to_string(o.threads) + ": must be >= 1");
+    if (o.threads < 0) return usage("--threads = " + std::to_string(o.threads) + ": must be >= 0");
     if (o.parallel < 1) return usage("--parallel = " + std::to_string(o.parallel) + ": must be >= 1");
     if (o.max_queue < 1) return usage("--max-queue: must be >= 1");
     if (o.max_body < 64) return usage("--max-body = " + std::to_string(o.max_body) + ": must be >= 64");
