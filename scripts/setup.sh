@@ -96,8 +96,11 @@ build_llama() {
 }
 
 build_llama cpu ""
+# CUDA build: Hopper (sm_90, the H100/H200 the project's GPU checks run on; override with
+# CUDAARCHS), CPU code not tuned to this machine (the GPU machine is another CPU), no NCCL.
+[ "$want_cuda" = 1 ] && build_llama cuda "-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=${CUDAARCHS:-90} -DGGML_NATIVE=OFF -DGGML_CUDA_NCCL=OFF"
 
-# llama-server from the same source, for the remote-backend tests (tests/remote): a separate,
+# llama-server from the same source, for the remote-backend tests (test-remote-llama-server): a separate,
 # static build of that one target, cached with its own marker. No network: the web UI is neither
 # downloaded nor built.
 build_llama_server() {
@@ -122,7 +125,6 @@ build_llama_server() {
   touch "$marker"
 }
 build_llama_server
-[ "$want_cuda" = 1 ] && build_llama cuda "-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90"
 
 model_dir="$cache/models"
 model="$model_dir/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -3,10 +3,12 @@
 #include "powersample/engine.h"
 
 #include "mh-kernel.h"
+#include "request-runner.h"
 #include "token-sampler.h"
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cmath>
 #include <deque>
 #include <mutex>
@@ -23,8 +25,14 @@ enum class phase { extending, proposing, done };
 
 struct chain_state {
     int32_t index    = 0;
-    int32_t seq_cur  = -1;
-    int32_t seq_prop = -1;
+    // Every token of this chain is decoded into seq_work; seq_kept holds the state x while a
+    // proposal grows in seq_work. Decoding into one fixed id per chain lets a KV cache with one
+    // stream per sequence batch all chains together (llama.cpp puts only consecutive sequence
+    // ids in one micro-batch), and keeps each sequence's cells in position order.
+    int32_t seq_kept = -1;
+    int32_t seq_work = -1;
+    bool    kept_holds_x = false;  // seq_kept's KV = x without its last token
+    bool    work_holds_x = false;  // seq_work's KV = x without its last token
     random_stream token_rng;   // token draws only
     random_stream kernel_rng;  // positions and accept uniforms, so token draws never shift them
 
@@ -32,12 +40,15 @@ struct chain_state {
     std::vector<token_id> x;
     std::vector<double>   x_log_p;
     std::vector<double>   x_weight;  // w_i = alpha * log p_i - log q_i
+    std::vector<double>   x_entropy; // H_i: entropy of p_i, for entropy-guided cuts
 
     // Proposal under construction: x'[0:m] = x[0:m], then these tokens.
     int32_t               suffix_start = 0;
     std::vector<token_id> y;
     std::vector<double>   y_log_p;
     std::vector<double>   y_weight;
+    std::vector<double>   y_entropy;
+    double                log_cut_forward = 0.0;  // log q_cut(m | x) of the step under way
 
     phase   state      = phase::extending;
     int32_t block      = 1;
@@ -62,17 +73,73 @@ struct live_request {
     clock_type::time_point   start;
     int64_t                  prompt_decoded = 0;
     bool                     cancelled = false;
+    // method::smc and method::sps run as a state machine of their own over these sequences.
+    std::unique_ptr<request_runner> runner;
+    std::vector<int32_t>            runner_seqs;
 };
+
+// q_cut(m | x) for every cut m of a state with next-token entropies H (ref: arXiv 2605.30327): a mixture of
+// the entropy-rise weights g(m) = max(0, H_m - H_{m-1})^beta (H_{-1} = 0) and, with weight
+// `floor`, the uniform cut, so that every position stays reachable and the chain stays
+// irreducible. With no rise anywhere the cut is uniform.
+std::vector<double> cut_probabilities(const std::vector<double> & H, double beta, double floor) {
+    const size_t n = H.size();
+    std::vector<double> g(n);
+    double total = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+        const double rise = std::max(0.0, H[i] - (i == 0 ? 0.0 : H[i - 1]));
+        g[i] = std::pow(rise, beta);
+        total += g[i];
+    }
+    for (size_t i = 0; i < n; ++i) {
+        const double entropy_part = total > 0.0 ? g[i] / total : 1.0 / double(n);
+        g[i] = (1.0 - floor) * entropy_part + floor / double(n);
+    }
+    return g;
+}
 
 }  // namespace
 
+int32_t sequences_needed(const sampling_params & params) {
+    const int64_t chains = params.n_chains;
+    int64_t n = 0;
+    switch (params.method) {
+        case method::smc: n = 1 + chains * 2 * int64_t(params.n_particles); break;
+        case method::sps:
+            n = 1 + chains * (1 + int64_t(params.sps_candidates) + int64_t(params.sps_top_k) * params.sps_rollouts);
+            break;
+        case method::best_of_n: n = 1 + 2 * chains * params.best_of; break;
+        default: n = 1 + 2 * chains; break;
+    }
+    return int32_t(std::min<int64_t>(n, INT32_MAX));
+}
+
 int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params, bool prefix_shared) {
     const int64_t T = params.max_new_tokens;
-    int64_t per_chain = params.method == method::power ? 2 * T + 2 : T + 1;
-    if (!prefix_shared) {
-        per_chain += 2 * n_prompt_tokens;
+    const int64_t P = n_prompt_tokens;
+    switch (params.method) {
+        case method::smc: {
+            // Every particle may own a distinct suffix; reordering by ancestor only shares cells.
+            const int64_t per_particle = T + 1 + (prefix_shared ? 0 : P + T);
+            return P + int64_t(params.n_chains) * params.n_particles * per_particle;
+        }
+        case method::sps: {
+            const int64_t B = params.block_size;
+            const int64_t L = params.sps_lookahead > 0 ? params.sps_lookahead : T;
+            int64_t per_chain = T + 1 + params.sps_candidates * (B + 1) +
+                                int64_t(params.sps_top_k) * params.sps_rollouts * (L + 1);
+            if (!prefix_shared) per_chain += (sequences_needed(params) / params.n_chains) * (P + T);
+            return P + int64_t(params.n_chains) * per_chain;
+        }
+        default: break;
     }
-    return n_prompt_tokens + int64_t(params.n_chains) * per_chain;
+    const bool mh = params.method == method::power || params.method == method::power_entropy;
+    int64_t per_chain = mh ? 2 * T + 2 : T + 1;
+    if (!prefix_shared) {
+        per_chain += 2 * P;
+    }
+    const int64_t chains = int64_t(params.n_chains) * (params.method == method::best_of_n ? params.best_of : 1);
+    return P + chains * per_chain;
 }
 
 struct engine::impl {
@@ -95,11 +162,15 @@ struct engine::impl {
 
     int32_t n_free_seqs() const { return int32_t(std::count(seq_free.begin(), seq_free.end(), true)); }
 
-    int32_t take_seq() {
-        for (size_t s = 0; s < seq_free.size(); ++s) {
-            if (seq_free[s]) {
-                seq_free[s] = false;
-                return int32_t(s);
+    // Work sequences come from the low ids and kept/prompt sequences from the high ids, so the
+    // ids decoded in one round form long consecutive runs.
+    int32_t take_seq(bool low) {
+        const int32_t n = int32_t(seq_free.size());
+        for (int32_t i = 0; i < n; ++i) {
+            const int32_t s = low ? i : n - 1 - i;
+            if (seq_free[size_t(s)]) {
+                seq_free[size_t(s)] = false;
+                return s;
             }
         }
         throw error("engine: no free sequence id (internal accounting error)");
@@ -113,7 +184,8 @@ struct engine::impl {
     }
 
     bool fits(const live_request & r) const {
-        return n_free_seqs() >= 2 * r.req.params.n_chains + 1 && cells_reserved + r.cells <= lm.n_cells();
+        return n_free_seqs() >= sequences_needed(r.req.params) &&
+               (lm.n_cells_per_sequence() > 0 || cells_reserved + r.cells <= lm.n_cells());
     }
 
     void admit(live_request & r) {
@@ -123,7 +195,7 @@ struct engine::impl {
         cells_reserved += r.cells;
 
         // Decode the prompt once (all but its last token) and share it with every chain.
-        const int32_t prompt_seq = take_seq();
+        const int32_t prompt_seq = take_seq(false);
         if (P > 1) {
             std::vector<decode_entry> entries;
             entries.reserve(size_t(P - 1));
@@ -134,18 +206,28 @@ struct engine::impl {
             r.prompt_decoded = P - 1;
         }
         const auto & sp = r.req.params;
-        r.chains.resize(size_t(sp.n_chains));
-        for (int32_t c = 0; c < sp.n_chains; ++c) {
+        if (sp.method == method::smc || sp.method == method::sps) {
+            r.runner_seqs.push_back(prompt_seq);
+            while (int32_t(r.runner_seqs.size()) < sequences_needed(sp)) r.runner_seqs.push_back(take_seq(true));
+            r.runner = sp.method == method::smc
+                           ? make_power_smc_runner(lm, prompt, sp, r.runner_seqs,
+                                                   variant != acceptance_variant::without_bridging_term)
+                           : make_scalable_power_sampling_runner(lm, prompt, sp, r.runner_seqs);
+            return;
+        }
+        const int32_t n_chains = sp.n_chains * (sp.method == method::best_of_n ? sp.best_of : 1);
+        r.chains.resize(size_t(n_chains));
+        for (int32_t c = 0; c < n_chains; ++c) {
             chain_state & ch = r.chains[size_t(c)];
             ch.index      = c;
-            ch.seq_cur    = take_seq();
-            ch.seq_prop   = take_seq();
+            ch.seq_work   = take_seq(true);
+            ch.seq_kept   = take_seq(false);
             ch.token_rng  = random_stream(sp.seed, uint64_t(c), 0);
             ch.kernel_rng = random_stream(sp.seed, uint64_t(c), 1);
             ch.target_len = std::min(r.block_len, sp.max_new_tokens);
-            lm.seq_copy_prefix(prompt_seq, ch.seq_cur, P - 1);
+            lm.seq_copy_prefix(prompt_seq, ch.seq_work, P - 1);
             // The last prompt token is decoded per chain: its logits give x_0.
-            ch.pending     = {ch.seq_cur, prompt.back(), true};
+            ch.pending     = {ch.seq_work, prompt.back(), true};
             ch.has_pending = true;
         }
         release_seq(prompt_seq);
@@ -175,16 +257,40 @@ struct engine::impl {
     }
 
     void start_proposal(live_request & r, chain_state & ch) {
+        const auto & sp = r.req.params;
         const int32_t P = int32_t(r.req.prompt.size());
-        const int32_t m = int32_t(ch.kernel_rng.uniform_below(uint32_t(ch.x.size())));
+        int32_t m = 0;
+        if (sp.method == method::power_entropy) {
+            const auto q_cut = cut_probabilities(ch.x_entropy, sp.entropy_beta, sp.entropy_floor);
+            const double u = ch.kernel_rng.uniform_open01();
+            double cum = 0.0;
+            m = int32_t(q_cut.size()) - 1;
+            for (size_t i = 0; i < q_cut.size(); ++i) {
+                cum += q_cut[i];
+                if (u < cum) {
+                    m = int32_t(i);
+                    break;
+                }
+            }
+            ch.log_cut_forward = std::log(q_cut[size_t(m)]);
+        } else {
+            m = int32_t(ch.kernel_rng.uniform_below(uint32_t(ch.x.size())));
+            ch.log_cut_forward = -std::log(double(ch.x.size()));
+        }
         ch.suffix_start = m;
         ch.y.clear();
         ch.y_log_p.clear();
         ch.y_weight.clear();
+        ch.y_entropy.clear();
         // Share the prefix; the token at P + m - 1 is decoded again because its logits row (the
         // distribution of x'_m) was not kept: one extra token per step, no prefix recompute.
-        lm.seq_copy_prefix(ch.seq_cur, ch.seq_prop, P + m - 1);
-        ch.pending     = {ch.seq_prop, token_before(r, ch, m), true};
+        if (!ch.kept_holds_x) {
+            lm.seq_copy_prefix(ch.seq_work, ch.seq_kept, P + int32_t(ch.x.size()) - 1);
+            ch.kept_holds_x = true;
+        }
+        lm.seq_copy_prefix(ch.seq_kept, ch.seq_work, P + m - 1);
+        ch.work_holds_x = false;
+        ch.pending      = {ch.seq_work, token_before(r, ch, m), true};
         ch.has_pending = true;
         ch.state       = phase::proposing;
     }
@@ -198,9 +304,9 @@ struct engine::impl {
         res.token_log_p = ch.x_log_p;
         res.log_p       = 0.0;
         for (double lp : ch.x_log_p) res.log_p += lp;
-        release_seq(ch.seq_cur);
-        release_seq(ch.seq_prop);
-        ch.seq_cur = ch.seq_prop = -1;
+        release_seq(ch.seq_kept);
+        release_seq(ch.seq_work);
+        ch.seq_kept = ch.seq_work = -1;
         report(r, ch);
     }
 
@@ -218,11 +324,18 @@ struct engine::impl {
         ch.step       = 0;
         ch.target_len = std::min<int64_t>(int64_t(ch.block) * r.block_len, sp.max_new_tokens);
         ch.state      = phase::extending;
-        ch.pending    = {ch.seq_cur, ch.x.back(), true};
+        if (!ch.work_holds_x) {
+            const int32_t P = int32_t(r.req.prompt.size());
+            lm.seq_copy_prefix(ch.seq_kept, ch.seq_work, P + int32_t(ch.x.size()) - 1);
+            ch.work_holds_x = true;
+        }
+        ch.pending    = {ch.seq_work, ch.x.back(), true};
         ch.has_pending = true;
     }
 
     void after_extension(live_request & r, chain_state & ch) {
+        ch.work_holds_x = true;  // the block was decoded into seq_work
+        ch.kept_holds_x = false;
         report(r, ch);
         if (r.n_steps > 0) {
             start_proposal(r, ch);
@@ -247,19 +360,30 @@ struct engine::impl {
         double w_cur = 0.0, w_prop = 0.0, lp_cur = 0.0, lp_prop = 0.0;
         for (size_t i = m; i < ch.x.size(); ++i) { w_cur += ch.x_weight[i]; lp_cur += ch.x_log_p[i]; }
         for (size_t i = 0; i < ch.y.size(); ++i) { w_prop += ch.y_weight[i]; lp_prop += ch.y_log_p[i]; }
-        // log len(x) - log len(x'): the uniform choice of m depends on the state's length.
-        const double length_correction = std::log(len_cur) - std::log(len_prop);
+        // log q_cut(m | x') - log q_cut(m | x): the reverse over the forward cut probability. For
+        // uniform cuts this is log len(x) - log len(x'), as the choice depends on the length.
+        double length_correction = uniform_cut_correction(ch.x.size(), m + ch.y.size());
+        if (sp.method == method::power_entropy) {
+            std::vector<double> h_prop(ch.x_entropy.begin(), ch.x_entropy.begin() + long(m));
+            h_prop.insert(h_prop.end(), ch.y_entropy.begin(), ch.y_entropy.end());
+            const auto q_cut_prop = cut_probabilities(h_prop, sp.entropy_beta, sp.entropy_floor);
+            length_correction = std::log(q_cut_prop[m]) - ch.log_cut_forward;
+        }
 
         double log_accept = 0.0;
         switch (variant) {
             case acceptance_variant::exact:
-                log_accept = log_acceptance_ratio(w_cur, w_prop, ch.x.size(), m + ch.y.size());
+            case acceptance_variant::without_bridging_term:  // concerns Power-SMC only
+                log_accept = log_acceptance_ratio(w_cur, w_prop, length_correction);
                 break;
             case acceptance_variant::without_proposal_terms:
                 log_accept = sp.alpha * (lp_prop - lp_cur) + length_correction;
                 break;
             case acceptance_variant::without_length_correction:
                 log_accept = w_prop - w_cur;
+                break;
+            case acceptance_variant::without_reverse_cut:
+                log_accept = w_prop - w_cur - ch.log_cut_forward;
                 break;
         }
         const bool accepted = std::log(ch.kernel_rng.uniform_open01()) < log_accept;
@@ -270,12 +394,15 @@ struct engine::impl {
             ch.x.resize(m);
             ch.x_log_p.resize(m);
             ch.x_weight.resize(m);
+            ch.x_entropy.resize(m);
+            ch.x_entropy.insert(ch.x_entropy.end(), ch.y_entropy.begin(), ch.y_entropy.end());
             ch.x.insert(ch.x.end(), ch.y.begin(), ch.y.end());
             ch.x_log_p.insert(ch.x_log_p.end(), ch.y_log_p.begin(), ch.y_log_p.end());
             ch.x_weight.insert(ch.x_weight.end(), ch.y_weight.begin(), ch.y_weight.end());
-            std::swap(ch.seq_cur, ch.seq_prop);
+            // seq_work now holds the new x; seq_kept is brought up to date when next needed.
+            ch.work_holds_x = true;
+            ch.kept_holds_x = false;
         }
-        lm.seq_clear(ch.seq_prop);
 
         if (sp.record_trace) {
             ch.result.trace.push_back({ch.block, int32_t(m), int32_t(len_cur), int32_t(len_prop),
@@ -301,20 +428,22 @@ struct engine::impl {
             ch.x.push_back(d.token);
             ch.x_log_p.push_back(d.log_p);
             ch.x_weight.push_back(weight);
+            ch.x_entropy.push_back(d.entropy);
             if (eog || int32_t(ch.x.size()) >= ch.target_len) {
                 after_extension(r, ch);
             } else {
-                ch.pending     = {ch.seq_cur, d.token, true};
+                ch.pending     = {ch.seq_work, d.token, true};
                 ch.has_pending = true;
             }
         } else {
             ch.y.push_back(d.token);
             ch.y_log_p.push_back(d.log_p);
             ch.y_weight.push_back(weight);
+            ch.y_entropy.push_back(d.entropy);
             if (eog || ch.suffix_start + int32_t(ch.y.size()) >= ch.target_len) {
                 after_proposal(r, ch);
             } else {
-                ch.pending     = {ch.seq_prop, d.token, true};
+                ch.pending     = {ch.seq_work, d.token, true};
                 ch.has_pending = true;
             }
         }
@@ -324,9 +453,35 @@ struct engine::impl {
         generation_result g;
         g.n_prompt_tokens  = int32_t(r.req.prompt.size());
         g.n_tokens_decoded = r.prompt_decoded;
-        for (auto & ch : r.chains) {
-            g.n_tokens_decoded += ch.result.n_tokens_decoded;
-            g.chains.push_back(std::move(ch.result));
+        std::vector<sample_result> results;
+        if (r.runner) {
+            results = r.runner->take_results();
+            for (int32_t s : r.runner_seqs) release_seq(s);
+            r.runner_seqs.clear();
+        } else {
+            for (auto & ch : r.chains) results.push_back(std::move(ch.result));
+        }
+        if (r.req.params.method == method::best_of_n) {
+            // Keep the most likely of each group of best_of samples; the cost is the group's.
+            const size_t n = size_t(r.req.params.best_of);
+            std::vector<sample_result> best;
+            for (size_t start = 0; start + n <= results.size(); start += n) {
+                size_t pick = start;
+                int64_t generated = 0, decoded = 0;
+                for (size_t i = start; i < start + n; ++i) {
+                    if (results[i].log_p > results[pick].log_p) pick = i;
+                    generated += results[i].n_tokens_generated;
+                    decoded += results[i].n_tokens_decoded;
+                }
+                best.push_back(std::move(results[pick]));
+                best.back().n_tokens_generated = generated;
+                best.back().n_tokens_decoded   = decoded;
+            }
+            results = std::move(best);
+        }
+        for (auto & res : results) {
+            g.n_tokens_decoded += res.n_tokens_decoded;
+            g.chains.push_back(std::move(res));
         }
         g.wall_seconds = std::chrono::duration<double>(clock_type::now() - r.start).count();
         return g;
@@ -356,6 +511,7 @@ struct engine::impl {
         }
         for (auto & r : live) {
             if (!r.cancelled) continue;
+            if (r.runner && !r.runner->done()) r.runner->cancel();
             for (auto & ch : r.chains) {
                 if (ch.state != phase::done) finish_chain(r, ch, finish_reason::cancelled);
             }
@@ -365,8 +521,9 @@ struct engine::impl {
     void retire_finished() {
         for (size_t i = 0; i < live.size();) {
             auto & r = live[i];
-            const bool all_done = std::all_of(r.chains.begin(), r.chains.end(),
-                                              [](const chain_state & c) { return c.state == phase::done; });
+            const bool all_done = r.runner ? r.runner->done()
+                                           : std::all_of(r.chains.begin(), r.chains.end(),
+                                                         [](const chain_state & c) { return c.state == phase::done; });
             if (all_done) {
                 cells_reserved -= r.cells;
                 finished.push_back({r.id, collect(r)});
@@ -392,6 +549,22 @@ struct engine::impl {
 
         std::vector<decode_entry> entries;
         std::vector<std::pair<size_t, size_t>> owners;  // (request, chain) of each entry
+        constexpr size_t runner_owner = SIZE_MAX;        // chain slot of a runner's entry: its index
+        std::vector<size_t> runner_entry_index;         // per entry of a runner: k within that runner
+        for (size_t ri = 0; ri < live.size(); ++ri) {
+            if (live[ri].runner && !live[ri].runner->done()) {
+                const size_t before = entries.size();
+                live[ri].runner->collect(entries);
+                for (size_t e = before; e < entries.size(); ++e) {
+                    owners.emplace_back(ri, runner_owner);
+                }
+            }
+        }
+        runner_entry_index.assign(entries.size(), 0);
+        {
+            std::vector<size_t> next(live.size(), 0);
+            for (size_t e = 0; e < entries.size(); ++e) runner_entry_index[e] = next[owners[e].first]++;
+        }
         for (size_t ri = 0; ri < live.size(); ++ri) {
             for (size_t ci = 0; ci < live[ri].chains.size(); ++ci) {
                 chain_state & ch = live[ri].chains[ci];
@@ -406,10 +579,18 @@ struct engine::impl {
             lm.decode(entries);
             for (size_t e = 0; e < entries.size(); ++e) {
                 auto & r  = live[owners[e].first];
+                if (owners[e].second == runner_owner) {
+                    r.runner->deliver(int32_t(runner_entry_index[e]),
+                                      entries[e].want_logits ? lm.logits(int32_t(e)) : nullptr);
+                    continue;
+                }
                 auto & ch = r.chains[owners[e].second];
                 ch.result.n_tokens_decoded += 1;
                 on_logits(r, ch, lm.logits(int32_t(e)));
             }
+        }
+        for (auto & r : live) {
+            if (r.runner && !r.runner->done()) r.runner->end_round();
         }
         retire_finished();
         return !live.empty() || !queued.empty();
@@ -432,15 +613,26 @@ uint64_t engine::submit(request req) {
     live_request r;
     r.id  = impl_->next_id++;
     const auto & sp = req.params;
-    const int32_t n_seq_needed = 2 * sp.n_chains + 1;
+    const int32_t n_seq_needed = sequences_needed(sp);
     if (n_seq_needed > impl_->lm.n_seq_max()) {
-        throw invalid_argument_error("chains = " + std::to_string(sp.n_chains) + ": needs " +
-                                     std::to_string(n_seq_needed) + " sequence ids, the context has " +
-                                     std::to_string(impl_->lm.n_seq_max()));
+        throw invalid_argument_error(std::string("method ") + method_name(sp.method) + " with chains = " +
+                                     std::to_string(sp.n_chains) + ": needs " + std::to_string(n_seq_needed) +
+                                     " sequence ids, the context has " + std::to_string(impl_->lm.n_seq_max()));
     }
     r.req   = std::move(req);
     r.cells = kv_cells_needed(int64_t(r.req.prompt.size()), r.req.params, impl_->lm.shares_prefix_cells());
-    if (r.cells > impl_->lm.n_cells()) {
+    const int32_t per_sequence = impl_->lm.n_cells_per_sequence();
+    if (per_sequence > 0) {
+        // Each sequence has its own cells; the longest one is the prompt plus the completion.
+        const int64_t longest = int64_t(r.req.prompt.size()) + sp.max_new_tokens;
+        if (longest > per_sequence) {
+            throw invalid_argument_error("prompt (" + std::to_string(r.req.prompt.size()) +
+                                         " tokens) + max_new_tokens = " + std::to_string(sp.max_new_tokens) +
+                                         " exceeds the " + std::to_string(per_sequence) +
+                                         " KV cells each sequence has");
+        }
+        r.cells = 0;  // nothing drawn from a shared pool
+    } else if (r.cells > impl_->lm.n_cells()) {
         throw invalid_argument_error("prompt (" + std::to_string(r.req.prompt.size()) +
                                      " tokens) + max_new_tokens = " + std::to_string(sp.max_new_tokens) +
                                      " with " + std::to_string(sp.n_chains) + " chain(s) needs " +
@@ -453,7 +645,7 @@ uint64_t engine::submit(request req) {
     r.proposal.top_k           = p.top_k;
     r.proposal.top_p           = p.top_p;
     r.proposal.min_p           = p.min_p;
-    if (p.method == method::power) {
+    if (p.method == method::power || p.method == method::power_entropy) {
         r.n_steps   = p.n_steps_per_block;
         r.block_len = p.block_size;
     } else {

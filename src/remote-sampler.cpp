@@ -118,7 +118,8 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
                     w_prop += y_weight.back();
                 }
                 const size_t len_cur = st.x.size(), len_prop = size_t(m) + s.tokens.size();
-                const double log_accept = log_acceptance_ratio(w_cur, w_prop, len_cur, len_prop);
+                const double log_accept =
+                    log_acceptance_ratio(w_cur, w_prop, uniform_cut_correction(len_cur, len_prop));
                 const bool accepted = std::log(kernel_rng.uniform_open01()) < log_accept;
                 res.n_proposals += 1;
                 if (accepted) {

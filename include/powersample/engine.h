@@ -4,11 +4,14 @@
 // language_model with continuous batching: every decode() carries the next token of every live
 // chain of every admitted request; a request that finishes frees its sequences for the next.
 //
-// KV discipline (see ../../docs/algorithm.md): each chain owns two sequence ids, current and
-// proposal. A proposal from completion position m copies the first P + m - 1 tokens of current
-// into proposal (no recompute), decodes the token at P + m - 1 again to get the logits for x'_m,
-// then generates the suffix. Accepting swaps the two ids; rejecting clears the proposal. A step
-// costs its suffix's tokens plus one.
+// KV discipline (see ../../docs/algorithm.md): each chain owns two sequence ids, work and kept.
+// Every token of the chain is decoded into work; kept holds the state x while a proposal grows.
+// A proposal from completion position m copies the first P + m - 1 tokens of kept into work (no
+// recompute), decodes the token at P + m - 1 again to get the logits for x'_m, then generates the
+// suffix. Accepting leaves the new state in work (kept is refreshed by a copy when the next
+// proposal starts); rejecting leaves kept as it is. A step decodes its suffix's tokens plus one.
+// Work ids are taken from the low end and kept ids from the high end, so that the ids decoded
+// in one round are consecutive: llama.cpp batches only consecutive ids across KV streams.
 //
 // Usage:
 //     powersample::engine eng(lm);
@@ -44,10 +47,16 @@ struct finished_request {
 using progress_callback = std::function<void(const progress &)>;
 
 // KV cells a request can occupy at its peak: the prompt, and per chain the current suffix plus a
-// proposal suffix with its re-decoded boundary token; plus two prompt copies per chain when the
-// backend does not share prefix cells. The engine admits requests by this count; a backend sizes
-// its context by it.
+// proposal suffix with its re-decoded boundary token (MH); every particle's suffix (smc); the
+// main suffix, every candidate block and every rollout (sps); plus prompt copies per sequence
+// when the backend does not share prefix cells. The engine admits requests by this count; a
+// backend sizes its context by it.
 int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params, bool prefix_shared);
+// Sequence ids a request holds while it runs: 2 per chain plus 1 for the prompt (MH and plain
+// methods; best_of_n counts best_of chains per chain), 1 + 2 * n_particles per chain (smc: a
+// second set for reordering by ancestor), 1 + 1 + sps_candidates + sps_top_k * sps_rollouts per
+// chain (sps). llama.cpp allows at most 256.
+int32_t sequences_needed(const sampling_params & params);
 
 class engine {
 public:
@@ -58,7 +67,7 @@ public:
 
     // Queues a request and returns its id (ids count up from 0). Throws invalid_argument_error
     // for bad parameters, an empty prompt, or a request that could never fit the model's
-    // sequences or cells (each chain needs 2 sequence ids, a request 1 more while it starts).
+    // sequences or cells (see sequences_needed() and kv_cells_needed()).
     uint64_t submit(request req);
 
     // One round: admits waiting requests that fit, then decodes the next token of every live
@@ -82,8 +91,17 @@ public:
     std::vector<finished_request> run_all();
 
     // Testing hook: the variants of the acceptance ratio that ALGORITHM.md's exactness tests use
-    // as broken controls. Never change it outside tests.
-    enum class acceptance_variant { exact, without_proposal_terms, without_length_correction };
+    // as broken controls. without_length_correction drops the cut-probability ratio (for
+    // power_entropy: both the forward and the reverse cut probabilities); without_reverse_cut
+    // keeps the forward cut probability and forgets the reverse one; without_bridging_term
+    // makes Power-SMC forget the ramp's bridging weight. Never change it outside tests.
+    enum class acceptance_variant {
+        exact,
+        without_proposal_terms,
+        without_length_correction,
+        without_reverse_cut,
+        without_bridging_term,
+    };
     void set_acceptance_variant_for_testing(acceptance_variant v);
 
 private:

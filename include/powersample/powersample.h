@@ -117,7 +117,9 @@ private:
 
 struct context_params {
     int32_t n_threads = 0;  // CPU threads; 0 = hardware concurrency
-    int32_t n_ctx     = 0;  // KV-cache cells shared by all chains; 0 = sized for each job
+    int32_t n_ctx     = 0;  // KV-cache cells in total, split into one stream per sequence (each
+                            // rounded up to a multiple of 256); caps how many sequences run at
+                            // once; 0 = sized for each job
     int32_t n_seq_max = 0;  // sequence ids; 0 = sized for each job (max 256)
     int32_t n_batch   = 512;    // tokens per llama_decode call; >= 1
     // Re-decode the prompt and prefix for every proposal instead of sharing them in the KV cache,
@@ -167,12 +169,13 @@ private:
 };
 using PowerSampler = power_sampler;  // the seed's name
 
-// An engine-ready llama.cpp context for a long-lived `engine` (a server's, say): a unified KV
-// cache of params.n_ctx cells shared by params.n_seq_max sequences (both required, > 0; n_seq_max
-// at most 256). Size n_ctx with kv_cells_needed() for the largest request you will admit, times
-// how many such requests may run at once; the engine queues what does not fit. The result keeps
-// the model alive, and is used from one thread at a time. Throws invalid_argument_error for bad
-// sizes, error when llama.cpp cannot allocate the context.
+// An engine-ready llama.cpp context for a long-lived `engine` (a server's, say): params.n_seq_max
+// sequences (1 to 256), each with its own KV stream of n_ctx / n_seq_max cells (rounded up to a
+// multiple of 256), as power_sampler uses. Give n_seq_max = sequences_needed() of the largest
+// request you will admit times how many such requests may run at once, and n_ctx = n_seq_max
+// times the longest sequence (prompt + max_new_tokens + 1); the engine queues what does not fit.
+// The result keeps the model alive, and is used from one thread at a time. Throws
+// invalid_argument_error for bad sizes, error when llama.cpp cannot allocate the context.
 std::unique_ptr<language_model> create_language_model(std::shared_ptr<model> m, const context_params & params);
 
 // The seed's one-call API: chat-formats the prompt when the model has a chat template,

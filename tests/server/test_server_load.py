@@ -15,7 +15,7 @@ N_CLIENTS = 32
 
 class ServerLoad(unittest.TestCase):
     def test_32_concurrent_clients(self):
-        server = Server("--parallel", "32", "--max-tokens", "8", "--max-chains", "1", "--max-prompt-tokens", "64",
+        server = Server("--parallel", "16", "--max-tokens", "8", "--max-chains", "1", "--max-prompt-tokens", "64",
                         "--max-queue", "64")
         try:
             results = [None] * N_CLIENTS

@@ -17,10 +17,10 @@ namespace psserver {
 struct request_limits {
     int32_t max_tokens        = 256;  // cap on max_tokens
     int32_t default_max_tokens = 64;  // max_tokens when the request gives none
-    int32_t max_chains        = 4;
+    int32_t max_chains        = 2;
     int32_t max_steps         = 32;
     double  max_alpha         = 64.0;
-    int32_t max_prompt_tokens = 1024;
+    int32_t max_prompt_tokens = 512;
 };
 
 // A request the server refuses, with its HTTP status (400, 401, ...) and the field it is about.

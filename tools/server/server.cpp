@@ -39,7 +39,7 @@ struct server_options {
     int         port  = 8080;
     std::string api_key;
     int32_t     threads      = 0;        // 0 = hardware concurrency
-    int32_t     parallel     = 4;        // requests of the largest size decoded at once
+    int32_t     parallel     = 2;        // requests of the largest size decoded at once
     size_t      max_queue    = 64;       // requests in flight (running + waiting) before 503
     size_t      max_body     = 1 << 20;  // bytes
     int32_t     http_threads = 0;        // 0 = max_queue + 8
@@ -345,21 +345,21 @@ int main(int argc, char ** argv) {
             return usage("--max-prompt-tokens + --max-tokens = " + std::to_string(need_ctx) +
                          ": beyond the model's context of " + std::to_string(model->n_ctx_train()));
         }
-        // Size the one context for --parallel requests of the largest allowed shape.
+        // Size the one context for --parallel requests of the largest allowed shape: that many
+        // requests' sequences, each stream long enough for the longest prompt and completion.
         ps::sampling_params largest;
         largest.max_new_tokens = o.limits.max_tokens;
         largest.n_chains       = o.limits.max_chains;
         largest.method         = ps::method::power;
-        const int64_t cells = int64_t(o.parallel) * ps::kv_cells_needed(o.limits.max_prompt_tokens, largest,
-                                                                           model->can_truncate_state());
-        const int32_t seqs = std::min(256, o.parallel * (2 * o.limits.max_chains + 1));
+        const int32_t seqs    = std::min(256, o.parallel * ps::sequences_needed(largest));
+        const int64_t per_seq = int64_t(o.limits.max_prompt_tokens) + o.limits.max_tokens + 1;
         ps::context_params cp;
         cp.n_threads = o.threads;
-        cp.n_ctx     = int32_t(std::min<int64_t>(cells, INT32_MAX));
+        cp.n_ctx     = int32_t(std::min<int64_t>(per_seq * seqs, INT32_MAX));
         cp.n_seq_max = seqs;
         auto lm = ps::create_language_model(model, cp);
-        std::fprintf(stderr, "power-sampling-server: %s, KV cache of %d cells and %d sequences\n",
-                     model->description().c_str(), lm->n_cells(), lm->n_seq_max());
+        std::fprintf(stderr, "power-sampling-server: %s, %d sequences of %d KV cells\n",
+                     model->description().c_str(), lm->n_seq_max(), lm->n_cells_per_sequence());
         engine_runner runner(std::move(lm), o.max_queue);
 
         std::string model_name = model->path();
