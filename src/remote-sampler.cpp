@@ -28,8 +28,9 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
                             const sampling_params & params, const remote_run_options & options) {
     validate(params);
     if (prompt.empty()) throw invalid_argument_error("prompt: empty");
-    if (params.method == method::greedy) {
-        throw invalid_argument_error("method = greedy: not supported by the remote backend");
+    if (params.method != method::power && params.method != method::sample && params.method != method::low_temp) {
+        throw invalid_argument_error(std::string("method = ") + method_name(params.method) +
+                                     ": the remote backend runs power, sample and low-temp only");
     }
     if (params.top_k > 0 || params.top_p < 1.0 || params.min_p > 0.0) {
         throw invalid_argument_error("top_k/top_p/min_p: the remote backend samples untruncated proposals only");

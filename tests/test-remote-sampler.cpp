@@ -116,8 +116,10 @@ TEST(remote_sampler, rejects_what_it_cannot_do_remotely) {
     sp.top_k = 2;
     EXPECT_THROW(sample_remote(gen, prompt, sp), invalid_argument_error);
     sp = {};
-    sp.method = method::greedy;
-    EXPECT_THROW(sample_remote(gen, prompt, sp), invalid_argument_error);
+    for (method m : {method::greedy, method::smc, method::sps, method::power_entropy, method::best_of_n}) {
+        sp.method = m;
+        EXPECT_THROW(sample_remote(gen, prompt, sp), invalid_argument_error) << method_name(m);
+    }
     EXPECT_THROW(sample_remote(gen, {}, sampling_params{}), invalid_argument_error);
 }
 

@@ -63,8 +63,8 @@ struct remote_result {
 };
 
 // Runs params.n_chains chains one after another, each drawing its proposals from `gen`.
-// method power runs the MH chain; sample and low_temp return one proposal sample (N = 0); greedy,
-// top_k, top_p and min_p are not supported remotely (invalid_argument_error).
+// method power runs the MH chain; sample and low_temp return one proposal sample (N = 0); the other
+// methods, top_k, top_p and min_p are not supported remotely (invalid_argument_error).
 remote_result sample_remote(sequence_generator & gen, const std::vector<token_id> & prompt,
                             const sampling_params & params, const remote_run_options & options = {});
 
