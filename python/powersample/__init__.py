@@ -62,7 +62,7 @@ METHOD_OPTIONS = {
 
 # The C++ library names some parameters after its own fields; its messages are translated so
 # that a ValueError names the keyword the Python caller actually passed.
-_CPP_TO_PY_NAMES = {"max_new_tokens": "max_len", "chains": "n_chains"}
+_CPP_TO_PY_NAMES = {"max_new_tokens": "max_len", "chains": "n_chains", "particles": "n_particles"}
 
 
 def _translate_value_error(e: ValueError) -> ValueError:
