@@ -6,6 +6,7 @@
 #   scripts/setup.sh            packages + llama.cpp + default model
 #   scripts/setup.sh --no-apt   skip the Debian packages (you installed them yourself)
 #   scripts/setup.sh --cuda     build llama.cpp with CUDA as well (separate cache entry)
+#   scripts/setup.sh --server   build llama-server too (the remote-backend tests need it; ~20 min once)
 #
 # Environment: POWERSAMPLE_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/powersample).
 set -euo pipefail
@@ -18,11 +19,13 @@ SMOLLM2_SHA256=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
 cache=${POWERSAMPLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/powersample}
 want_apt=1
 want_cuda=0
+want_server=0
 for arg in "$@"; do
   case "$arg" in
     --no-apt) want_apt=0 ;;
     --cuda) want_cuda=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --server) want_server=1 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg'" >&2; exit 1 ;;
   esac
 done
@@ -124,7 +127,7 @@ build_llama_server() {
   cp "$prefix/build/bin/llama-server" "$prefix/bin/llama-server"
   touch "$marker"
 }
-build_llama_server
+[ "$want_server" = 1 ] && build_llama_server
 
 model_dir="$cache/models"
 model="$model_dir/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -5,7 +5,7 @@
 # installed and its pytest suite run in between.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --server
 scripts/build.sh build
 ctest --test-dir build --output-on-failure -j 2
 
