@@ -53,7 +53,7 @@ std::string directory_of(const std::string & path) {
 
 std::string trace_to_svg(const sample_result & chain, const trace_svg_options & options) {
     const double W = std::max(200, options.width), H = std::max(150, options.height);
-    const double left = 78, right = 20, top = 58, bottom = 58;
+    const double left = 78, right = 20, top = 72, bottom = 58;
     const double plot_w = W - left - right, plot_h = H - top - bottom;
     const std::string title =
         options.title.empty() ? std::string("Power sampling: log p per MCMC step") : options.title;
@@ -115,7 +115,8 @@ std::string trace_to_svg(const sample_result & chain, const trace_svg_options & 
         const double y = y_of(v);
         o << "<line x1=\"" << left << "\" y1=\"" << num(y) << "\" x2=\"" << left + plot_w << "\" y2=\"" << num(y)
           << "\" stroke=\"#e6e6e6\"/>\n";
-        o << "<text x=\"" << left - 6 << "\" y=\"" << num(y + 4) << "\" text-anchor=\"end\">" << num(v, y_decimals)
+        o << "<text x=\"" << left - 6 << "\" y=\"" << num(y + 4) << "\" text-anchor=\"end\">"
+          << num(std::fabs(v) < dy * 1e-6 ? 0.0 : v, y_decimals)
           << "</text>\n";
     }
     const double dx = std::max(1.0, tick_step(double(n), 10));
@@ -178,8 +179,8 @@ std::string trace_to_svg(const sample_result & chain, const trace_svg_options & 
           << ", state " << num(state[i], 2) << "</title></circle>\n";
     }
 
-    // Legend.
-    const double lx = left + 10, ly = top + 12;
+    // Legend, between the title and the plot.
+    const double lx = W - right - 324, ly = 42;
     o << "<g class=\"legend\">\n";
     o << "<rect x=\"" << lx - 6 << "\" y=\"" << ly - 12 << "\" width=\"330\" height=\"22\" fill=\"white\" "
          "fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n";

@@ -301,7 +301,7 @@ int main(int argc, char ** argv) {
         if (!o.trace_svg.empty() && !reports.empty() && reports.back().params.method == ps::method::power) {
             const auto & run = reports.back();
             ps::trace_svg_options so;
-            so.title = fmt::format("{}: alpha {}, B {}, N {}, T {}, seed {} (chain 0)", model->description(),
+            so.title = fmt::format("{}: alpha {}, B {}, N {}, T {}, seed {} (chain 0)", o.model,
                                    run.params.alpha, run.params.block_size, run.params.n_steps_per_block,
                                    run.params.max_new_tokens, run.params.seed);
             try {
