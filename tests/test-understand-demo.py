@@ -117,10 +117,10 @@ class ModelCheck(unittest.TestCase):
 class Session:
     """The demo on a pseudo-terminal: type answers, wait for text, read the exit status."""
 
-    def __init__(self, args):
+    def __init__(self, args, env=None):
         self.pid, self.fd = pty.fork()
         if self.pid == 0:
-            os.execv(DEMO, [DEMO] + args)
+            os.execve(DEMO, [DEMO] + args, {**os.environ, **(env or {})})
         self.out = ""
 
     def expect(self, text, timeout=120):
@@ -230,6 +230,23 @@ class Interactive(unittest.TestCase):
             s.expect("Your choice [1]: ")
             s.type("q")
             self.assertEqual(s.wait(), 0)
+
+
+    def test_a_model_not_downloaded_is_refused_offline(self):
+        with tempfile.TemporaryDirectory() as cache:  # an empty cache: nothing is downloaded
+            s = Session(["-t", "1"], env={"POWERSAMPLE_CACHE": cache})
+            seen = s.expect("Your choice [1]: ")
+            self.assertIn("not downloaded", seen)
+            s.type("1")
+            s.expect("smollm2-135m is not downloaded (this demo stays offline); fetch it with:")
+            s.expect("Your choice [1]: ")
+            s.end_input()
+            self.assertEqual(s.wait(), 0)
+            r = subprocess.run(
+                [DEMO, "--check-models"], capture_output=True, text=True, timeout=60,
+                env={**os.environ, "POWERSAMPLE_CACHE": cache})
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("no catalogue model is cached", r.stdout)
 
 
 class BadInput(unittest.TestCase):
