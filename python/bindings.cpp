@@ -185,7 +185,8 @@ NB_MODULE(_powersample, m) {
         .def_rw("min_p", &ps::sampling_params::min_p)
         .def_rw("seed", &ps::sampling_params::seed)
         .def_rw("n_chains", &ps::sampling_params::n_chains)
-        .def_rw("record_trace", &ps::sampling_params::record_trace);
+        .def_rw("record_trace", &ps::sampling_params::record_trace)
+        .def_rw("record_suffixes", &ps::sampling_params::record_suffixes);
     m.def("validate", &ps::validate, "params"_a);
     m.def("effective_temperature", &ps::effective_temperature, "params"_a);
     m.def("preset", &ps::preset, "name"_a);
@@ -198,7 +199,11 @@ NB_MODULE(_powersample, m) {
         .def_ro("len_proposal", &ps::step_record::len_proposal)
         .def_ro("log_accept_ratio", &ps::step_record::log_accept_ratio)
         .def_ro("accepted", &ps::step_record::accepted)
-        .def_ro("log_p_after", &ps::step_record::log_p_after);
+        .def_ro("log_p_after", &ps::step_record::log_p_after)
+        .def_ro("log_p_suffix_current", &ps::step_record::log_p_suffix_current)
+        .def_ro("log_p_suffix_proposal", &ps::step_record::log_p_suffix_proposal)
+        .def_ro("suffix_current", &ps::step_record::suffix_current)
+        .def_ro("suffix_proposal", &ps::step_record::suffix_proposal);
 
     nb::class_<ps::sample_result>(m, "SampleResult")
         .def_ro("text", &ps::sample_result::text)
