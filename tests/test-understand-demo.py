@@ -295,6 +295,16 @@ class CliTraceSvg(unittest.TestCase):
             for (decision, fill), step in zip(markers, trace):
                 self.assertEqual(decision, "accepted" if step["accepted"] else "rejected")
                 self.assertEqual(fill, "#1a9850" if step["accepted"] else "#d73027")
+            # Each marker sits at its proposal's log p: the state's, or for a rejected step the
+            # state with the old suffix's log p replaced by the new one's.
+            titles = [c.find(SVG_NS + "title").text for c in ET.parse(svg).getroot().iter(SVG_NS + "circle")
+                      if c.get("class", "").startswith("step ")]
+            for title, step in zip(titles, trace):
+                shown = float(re.search(r"log p proposal (-?\d+\.\d+)", title).group(1))
+                expected = step["log_p_after"] + (0.0 if step["accepted"] else
+                                                  step["log_p_suffix_proposal"] - step["log_p_suffix_current"])
+                self.assertAlmostEqual(shown, expected, delta=0.006)
+                self.assertIn(f"from position {step['position']},", title)
             self.assertEqual(boundaries, len({s["block"] for s in trace}) - 1)
             self.assertTrue(self_contained)
             self.assertEqual([f for f in os.listdir(tmp)], ["trace.svg"])  # no temporary file left
