@@ -14,7 +14,7 @@ cache=${POWERSAMPLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/powersample}
 llama_cuda="$cache/llama.cpp-0.3.36-cuda"
 build=${BUILD_DIR:-$root/build-cuda}
 
-if [ ! -f "$llama_cuda/.complete" ]; then
+if [ ! -f "$llama_cuda/.complete-r2" ]; then
   echo "bench-gpu: building llama.cpp with CUDA into $llama_cuda (once)" >&2
   "$root/scripts/setup.sh" --cuda --no-apt >&2
 fi

@@ -96,7 +96,9 @@ build_llama() {
 }
 
 build_llama cpu ""
-[ "$want_cuda" = 1 ] && build_llama cuda "-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90"
+# CUDA build: Hopper (sm_90, the H100/H200 the project's GPU checks run on; override with
+# CUDAARCHS), CPU code not tuned to this machine (the GPU machine is another CPU), no NCCL.
+[ "$want_cuda" = 1 ] && build_llama cuda "-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=${CUDAARCHS:-90} -DGGML_NATIVE=OFF -DGGML_CUDA_NCCL=OFF"
 
 model_dir="$cache/models"
 model="$model_dir/SmolLM2-135M-Instruct.Q4_1.gguf"

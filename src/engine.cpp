@@ -22,8 +22,14 @@ enum class phase { extending, proposing, done };
 
 struct chain_state {
     int32_t index    = 0;
-    int32_t seq_cur  = -1;
-    int32_t seq_prop = -1;
+    // Every token of this chain is decoded into seq_work; seq_kept holds the state x while a
+    // proposal grows in seq_work. Decoding into one fixed id per chain lets a KV cache with one
+    // stream per sequence batch all chains together (llama.cpp puts only consecutive sequence
+    // ids in one micro-batch), and keeps each sequence's cells in position order.
+    int32_t seq_kept = -1;
+    int32_t seq_work = -1;
+    bool    kept_holds_x = false;  // seq_kept's KV = x without its last token
+    bool    work_holds_x = false;  // seq_work's KV = x without its last token
     random_stream token_rng;   // token draws only
     random_stream kernel_rng;  // positions and accept uniforms, so token draws never shift them
 
@@ -94,11 +100,15 @@ struct engine::impl {
 
     int32_t n_free_seqs() const { return int32_t(std::count(seq_free.begin(), seq_free.end(), true)); }
 
-    int32_t take_seq() {
-        for (size_t s = 0; s < seq_free.size(); ++s) {
-            if (seq_free[s]) {
-                seq_free[s] = false;
-                return int32_t(s);
+    // Work sequences come from the low ids and kept/prompt sequences from the high ids, so the
+    // ids decoded in one round form long consecutive runs.
+    int32_t take_seq(bool low) {
+        const int32_t n = int32_t(seq_free.size());
+        for (int32_t i = 0; i < n; ++i) {
+            const int32_t s = low ? i : n - 1 - i;
+            if (seq_free[size_t(s)]) {
+                seq_free[size_t(s)] = false;
+                return s;
             }
         }
         throw error("engine: no free sequence id (internal accounting error)");
@@ -112,7 +122,8 @@ struct engine::impl {
     }
 
     bool fits(const live_request & r) const {
-        return n_free_seqs() >= 2 * r.req.params.n_chains + 1 && cells_reserved + r.cells <= lm.n_cells();
+        return n_free_seqs() >= 2 * r.req.params.n_chains + 1 &&
+               (lm.n_cells_per_sequence() > 0 || cells_reserved + r.cells <= lm.n_cells());
     }
 
     void admit(live_request & r) {
@@ -122,7 +133,7 @@ struct engine::impl {
         cells_reserved += r.cells;
 
         // Decode the prompt once (all but its last token) and share it with every chain.
-        const int32_t prompt_seq = take_seq();
+        const int32_t prompt_seq = take_seq(false);
         if (P > 1) {
             std::vector<decode_entry> entries;
             entries.reserve(size_t(P - 1));
@@ -137,14 +148,14 @@ struct engine::impl {
         for (int32_t c = 0; c < sp.n_chains; ++c) {
             chain_state & ch = r.chains[size_t(c)];
             ch.index      = c;
-            ch.seq_cur    = take_seq();
-            ch.seq_prop   = take_seq();
+            ch.seq_work   = take_seq(true);
+            ch.seq_kept   = take_seq(false);
             ch.token_rng  = random_stream(sp.seed, uint64_t(c), 0);
             ch.kernel_rng = random_stream(sp.seed, uint64_t(c), 1);
             ch.target_len = std::min(r.block_len, sp.max_new_tokens);
-            lm.seq_copy_prefix(prompt_seq, ch.seq_cur, P - 1);
+            lm.seq_copy_prefix(prompt_seq, ch.seq_work, P - 1);
             // The last prompt token is decoded per chain: its logits give x_0.
-            ch.pending     = {ch.seq_cur, prompt.back(), true};
+            ch.pending     = {ch.seq_work, prompt.back(), true};
             ch.has_pending = true;
         }
         release_seq(prompt_seq);
@@ -182,8 +193,13 @@ struct engine::impl {
         ch.y_weight.clear();
         // Share the prefix; the token at P + m - 1 is decoded again because its logits row (the
         // distribution of x'_m) was not kept: one extra token per step, no prefix recompute.
-        lm.seq_copy_prefix(ch.seq_cur, ch.seq_prop, P + m - 1);
-        ch.pending     = {ch.seq_prop, token_before(r, ch, m), true};
+        if (!ch.kept_holds_x) {
+            lm.seq_copy_prefix(ch.seq_work, ch.seq_kept, P + int32_t(ch.x.size()) - 1);
+            ch.kept_holds_x = true;
+        }
+        lm.seq_copy_prefix(ch.seq_kept, ch.seq_work, P + m - 1);
+        ch.work_holds_x = false;
+        ch.pending      = {ch.seq_work, token_before(r, ch, m), true};
         ch.has_pending = true;
         ch.state       = phase::proposing;
     }
@@ -197,9 +213,9 @@ struct engine::impl {
         res.token_log_p = ch.x_log_p;
         res.log_p       = 0.0;
         for (double lp : ch.x_log_p) res.log_p += lp;
-        release_seq(ch.seq_cur);
-        release_seq(ch.seq_prop);
-        ch.seq_cur = ch.seq_prop = -1;
+        release_seq(ch.seq_kept);
+        release_seq(ch.seq_work);
+        ch.seq_kept = ch.seq_work = -1;
         report(r, ch);
     }
 
@@ -217,11 +233,18 @@ struct engine::impl {
         ch.step       = 0;
         ch.target_len = std::min<int64_t>(int64_t(ch.block) * r.block_len, sp.max_new_tokens);
         ch.state      = phase::extending;
-        ch.pending    = {ch.seq_cur, ch.x.back(), true};
+        if (!ch.work_holds_x) {
+            const int32_t P = int32_t(r.req.prompt.size());
+            lm.seq_copy_prefix(ch.seq_kept, ch.seq_work, P + int32_t(ch.x.size()) - 1);
+            ch.work_holds_x = true;
+        }
+        ch.pending    = {ch.seq_work, ch.x.back(), true};
         ch.has_pending = true;
     }
 
     void after_extension(live_request & r, chain_state & ch) {
+        ch.work_holds_x = true;  // the block was decoded into seq_work
+        ch.kept_holds_x = false;
         report(r, ch);
         if (r.n_steps > 0) {
             start_proposal(r, ch);
@@ -282,9 +305,10 @@ struct engine::impl {
             ch.x.insert(ch.x.end(), ch.y.begin(), ch.y.end());
             ch.x_log_p.insert(ch.x_log_p.end(), ch.y_log_p.begin(), ch.y_log_p.end());
             ch.x_weight.insert(ch.x_weight.end(), ch.y_weight.begin(), ch.y_weight.end());
-            std::swap(ch.seq_cur, ch.seq_prop);
+            // seq_work now holds the new x; seq_kept is brought up to date when next needed.
+            ch.work_holds_x = true;
+            ch.kept_holds_x = false;
         }
-        lm.seq_clear(ch.seq_prop);
 
         if (sp.record_trace) {
             rec.block            = ch.block;
@@ -319,7 +343,7 @@ struct engine::impl {
             if (eog || int32_t(ch.x.size()) >= ch.target_len) {
                 after_extension(r, ch);
             } else {
-                ch.pending     = {ch.seq_cur, d.token, true};
+                ch.pending     = {ch.seq_work, d.token, true};
                 ch.has_pending = true;
             }
         } else {
@@ -329,7 +353,7 @@ struct engine::impl {
             if (eog || ch.suffix_start + int32_t(ch.y.size()) >= ch.target_len) {
                 after_proposal(r, ch);
             } else {
-                ch.pending     = {ch.seq_prop, d.token, true};
+                ch.pending     = {ch.seq_work, d.token, true};
                 ch.has_pending = true;
             }
         }
@@ -455,7 +479,18 @@ uint64_t engine::submit(request req) {
     }
     r.req   = std::move(req);
     r.cells = kv_cells_needed(int64_t(r.req.prompt.size()), r.req.params, impl_->lm.shares_prefix_cells());
-    if (r.cells > impl_->lm.n_cells()) {
+    const int32_t per_sequence = impl_->lm.n_cells_per_sequence();
+    if (per_sequence > 0) {
+        // Each sequence has its own cells; the longest one is the prompt plus the completion.
+        const int64_t longest = int64_t(r.req.prompt.size()) + sp.max_new_tokens;
+        if (longest > per_sequence) {
+            throw invalid_argument_error("prompt (" + std::to_string(r.req.prompt.size()) +
+                                         " tokens) + max_new_tokens = " + std::to_string(sp.max_new_tokens) +
+                                         " exceeds the " + std::to_string(per_sequence) +
+                                         " KV cells each sequence has");
+        }
+        r.cells = 0;  // nothing drawn from a shared pool
+    } else if (r.cells > impl_->lm.n_cells()) {
         throw invalid_argument_error("prompt (" + std::to_string(r.req.prompt.size()) +
                                      " tokens) + max_new_tokens = " + std::to_string(sp.max_new_tokens) +
                                      " with " + std::to_string(sp.n_chains) + " chain(s) needs " +

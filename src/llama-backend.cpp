@@ -171,30 +171,32 @@ std::string model::description() const {
 
 // ---------------------------------------------------------------- llama_language_model
 
-llama_language_model::llama_language_model(const model & m, int32_t n_ctx, int32_t n_seq_max, int32_t n_batch,
-                                           int32_t n_threads, bool recompute_prefix)
+llama_language_model::llama_language_model(const model & m, int32_t cells_per_sequence, int32_t n_seq_max,
+                                           int32_t n_batch, int32_t n_threads, bool recompute_prefix)
     : model_(m), can_truncate_(m.can_truncate_state() && !recompute_prefix) {
     llama_context_params cp = llama_context_default_params();
-    cp.n_ctx     = uint32_t(n_ctx);
+    cp.n_ctx     = uint32_t(int64_t(cells_per_sequence) * n_seq_max);
     cp.n_batch   = uint32_t(n_batch);
     cp.n_ubatch  = uint32_t(n_batch);
     cp.n_seq_max = uint32_t(n_seq_max);
     const int32_t threads = n_threads > 0 ? n_threads : int32_t(std::max(1u, std::thread::hardware_concurrency()));
     cp.n_threads       = threads;
     cp.n_threads_batch = threads;
-    // One cell pool for all sequences: llama_memory_seq_cp then only updates cell metadata.
-    cp.kv_unified = true;
+    // One KV stream per sequence (see llama-backend.h for why not a unified pool).
+    cp.kv_unified = false;
     // Sliding-window models (Gemma 3) must keep every position, or a prefix copy loses it.
     cp.swa_full = true;
     cp.no_perf  = true;
     ctx_ = llama_init_from_model(m.internals().handle, cp);
     if (!ctx_) {
-        throw error("could not create a llama.cpp context with " + std::to_string(n_ctx) + " cells and " +
+        throw error("could not create a llama.cpp context with " + std::to_string(cells_per_sequence) +
+                    " cells per sequence and " +
                     std::to_string(n_seq_max) + " sequences (out of memory?)");
     }
     n_vocab_   = m.n_vocab();
     n_seq_max_ = int32_t(llama_n_seq_max(ctx_));
     n_cells_   = int32_t(llama_n_ctx(ctx_));
+    n_cells_per_seq_ = int32_t(llama_n_ctx_seq(ctx_));
     n_batch_   = int32_t(llama_n_batch(ctx_));
     batch_     = llama_batch_init(n_batch_, 0, 1);
     history_.resize(size_t(n_seq_max_));
@@ -228,6 +230,7 @@ void llama_language_model::seq_copy_prefix(int32_t src, int32_t dst, int32_t n_t
         seq_clear(dst);
         std::vector<decode_entry> redo;
         for (token_id t : keep) redo.push_back({dst, t, false});
+        n_redecoded_ += int64_t(redo.size());
         decode(redo);
         return;
     }
@@ -236,7 +239,11 @@ void llama_language_model::seq_copy_prefix(int32_t src, int32_t dst, int32_t n_t
         return;
     }
     if (can_truncate_) {
-        llama_memory_seq_cp(mem, src, dst, 0, n_tokens);
+        // Streams are copied whole, then cut: cells [0, n) keep positions [0, n) in order.
+        llama_memory_seq_cp(mem, src, dst, -1, -1);
+        if (!llama_memory_seq_rm(mem, dst, n_tokens, -1)) {
+            throw error("llama.cpp could not truncate a copied sequence to " + std::to_string(n_tokens) + " tokens");
+        }
         // Guard against a memory type that copies more or less than asked: never a wrong state.
         if (llama_memory_seq_pos_max(mem, dst) != n_tokens - 1 || llama_memory_seq_pos_min(mem, dst) != 0) {
             throw error("llama.cpp did not copy positions [0, " + std::to_string(n_tokens) +
@@ -249,18 +256,25 @@ void llama_language_model::seq_copy_prefix(int32_t src, int32_t dst, int32_t n_t
     const std::vector<token_id> prefix(source.begin(), source.begin() + n_tokens);
     std::vector<decode_entry> redo;
     for (token_id t : prefix) redo.push_back({dst, t, false});
+    n_redecoded_ += int64_t(redo.size());
     decode(redo);
 }
 
 void llama_language_model::decode(const std::vector<decode_entry> & entries) {
     row_location_.assign(entries.size(), 0);
     saved_rows_.clear();
+    // With per-sequence streams llama.cpp puts only runs of consecutive sequence ids into one
+    // micro-batch: sort by id (stable, so one sequence's tokens keep their order).
+    decode_order_.resize(entries.size());
+    for (size_t e = 0; e < entries.size(); ++e) decode_order_[e] = e;
+    std::stable_sort(decode_order_.begin(), decode_order_.end(),
+                     [&](size_t a, size_t b) { return entries[a].seq < entries[b].seq; });
     size_t start = 0;
     while (start < entries.size()) {
         const size_t end = std::min(entries.size(), start + size_t(n_batch_));
         batch_.n_tokens = 0;
-        for (size_t e = start; e < end; ++e) {
-            const decode_entry & d = entries[e];
+        for (size_t k = start; k < end; ++k) {
+            const decode_entry & d = entries[decode_order_[k]];
             if (d.seq < 0 || d.seq >= n_seq_max_) {
                 throw error("decode: sequence id " + std::to_string(d.seq) + " out of range");
             }
@@ -279,9 +293,10 @@ void llama_language_model::decode(const std::vector<decode_entry> & entries) {
                                 : "llama_decode failed with code " + std::to_string(rc));
         }
         const bool last_chunk = end == entries.size();
-        for (size_t e = start; e < end; ++e) {
+        for (size_t k = start; k < end; ++k) {
+            const size_t e = decode_order_[k];
             if (!entries[e].want_logits) continue;
-            const int32_t i = int32_t(e - start);
+            const int32_t i = int32_t(k - start);
             if (last_chunk) {
                 row_location_[e] = i;
             } else {

@@ -23,20 +23,30 @@ struct power_sampler::impl {
     context_params                        params;
     std::unique_ptr<llama_language_model> lm;
 
-    bool prefix_shared() const { return !params.recompute_prefix && model_ref->can_truncate_state(); }
 
-    // Recreates the context only when a job needs more cells or sequences than it has.
-    void ensure_context(int64_t cells, int32_t seqs) {
-        if (params.n_ctx > 0) cells = params.n_ctx;
-        if (params.n_seq_max > 0) seqs = params.n_seq_max;
-        seqs = std::min(seqs, max_sequences);
-        if (lm && lm->n_cells() >= cells && lm->n_seq_max() >= seqs) {
+    // Recreates the context only when a job needs longer sequences, or more of them, than it
+    // has. seq_len: the longest sequence of the job (prompt + completion); seqs_wanted: ids for
+    // everything at once; seqs_min: ids for the largest single request.
+    void ensure_context(int64_t seq_len, int32_t seqs_wanted, int32_t seqs_min) {
+        const int64_t per_seq = (std::max<int64_t>(seq_len, 1) + 255) / 256 * 256;  // llama.cpp's padding
+        int64_t seqs = params.n_seq_max > 0 ? params.n_seq_max : seqs_wanted;
+        if (params.n_ctx > 0) {
+            seqs = std::min<int64_t>(seqs, params.n_ctx / per_seq);
+            if (seqs < seqs_min) {
+                throw invalid_argument_error("ctx = " + std::to_string(params.n_ctx) + ": too small; a request needs " +
+                                             std::to_string(seqs_min) + " sequences of " + std::to_string(per_seq) +
+                                             " cells (" + std::to_string(seqs_min * per_seq) + " cells)");
+            }
+        } else {
+            seqs = std::min<int64_t>(seqs, std::max<int64_t>(seqs_min, batch_cells_cap / per_seq));
+        }
+        seqs = std::max<int64_t>(1, std::min<int64_t>(seqs, max_sequences));
+        if (lm && lm->n_cells_per_sequence() >= per_seq && lm->n_seq_max() >= seqs) {
             return;
         }
-        const int64_t rounded = (std::max<int64_t>(cells, 256) + 255) / 256 * 256;
         lm.reset();
-        lm = std::make_unique<llama_language_model>(*model_ref, int32_t(rounded), std::max(seqs, 1),
-                                                    params.n_batch, params.n_threads, params.recompute_prefix);
+        lm = std::make_unique<llama_language_model>(*model_ref, int32_t(per_seq), int32_t(seqs), params.n_batch,
+                                                    params.n_threads, params.recompute_prefix);
     }
 
     void check_request(const std::vector<token_id> & prompt, const sampling_params & sp) const {
@@ -112,7 +122,8 @@ generation_result power_sampler::generate(const std::string & prompt, const samp
 generation_result power_sampler::generate_tokens(const std::vector<token_id> & prompt, const sampling_params & params,
                                                  const run_options & options) {
     impl_->check_request(prompt, params);
-    impl_->ensure_context(kv_cells_needed(int64_t(prompt.size()), params, impl_->prefix_shared()), 2 * params.n_chains + 1);
+    const int32_t seqs = 2 * params.n_chains + 1;
+    impl_->ensure_context(int64_t(prompt.size()) + params.max_new_tokens, seqs, seqs);
     engine eng(*impl_->lm);
     eng.submit({prompt, params});
     generation_result out;
@@ -125,21 +136,19 @@ std::vector<generation_result> power_sampler::generate_batch(
     const std::vector<std::pair<std::string, sampling_params>> & requests, const run_options & options,
     const std::function<void(size_t, const generation_result &)> & on_result) {
     std::vector<std::vector<token_id>> prompts;
-    int64_t cells = 0, largest = 0;
+    int64_t longest = 0;
     int32_t seqs = 0, largest_seqs = 0;
     for (const auto & r : requests) {
         if (r.first.empty()) throw invalid_argument_error("prompt " + std::to_string(prompts.size()) + ": empty");
         prompts.push_back(impl_->model_ref->tokenize(r.first, true));
         impl_->check_request(prompts.back(), r.second);
-        const int64_t c = kv_cells_needed(int64_t(prompts.back().size()), r.second, impl_->prefix_shared());
-        cells += c;
-        largest = std::max(largest, c);
-        seqs += 2 * r.second.n_chains + 1;
+        longest = std::max(longest, int64_t(prompts.back().size()) + r.second.max_new_tokens);
+        seqs = int32_t(std::min<int64_t>(int64_t(seqs) + 2 * r.second.n_chains + 1, max_sequences));
         largest_seqs = std::max(largest_seqs, 2 * r.second.n_chains + 1);
     }
     if (requests.empty()) return {};
     // Room for as many requests at once as the caps allow, and always for the largest one.
-    impl_->ensure_context(std::max(largest, std::min(cells, batch_cells_cap)), std::max(largest_seqs, seqs));
+    impl_->ensure_context(longest, seqs, largest_seqs);
     engine eng(*impl_->lm);
     for (size_t i = 0; i < requests.size(); ++i) eng.submit({prompts[i], requests[i].second});
     std::vector<generation_result> results(requests.size());
@@ -160,7 +169,7 @@ std::vector<double> power_sampler::score(const std::vector<token_id> & prompt, c
                                      " tokens) exceeds the model's context");
     }
     if (completion.empty()) return {};
-    impl_->ensure_context(total + 1, 1);
+    impl_->ensure_context(total + 1, 1, 1);
     auto & lm = *impl_->lm;
     lm.seq_clear(0);
     std::vector<token_id> all = prompt;

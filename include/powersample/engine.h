@@ -4,11 +4,14 @@
 // language_model with continuous batching: every decode() carries the next token of every live
 // chain of every admitted request; a request that finishes frees its sequences for the next.
 //
-// KV discipline (see ../../docs/algorithm.md): each chain owns two sequence ids, current and
-// proposal. A proposal from completion position m copies the first P + m - 1 tokens of current
-// into proposal (no recompute), decodes the token at P + m - 1 again to get the logits for x'_m,
-// then generates the suffix. Accepting swaps the two ids; rejecting clears the proposal. A step
-// costs its suffix's tokens plus one.
+// KV discipline (see ../../docs/algorithm.md): each chain owns two sequence ids, work and kept.
+// Every token of the chain is decoded into work; kept holds the state x while a proposal grows.
+// A proposal from completion position m copies the first P + m - 1 tokens of kept into work (no
+// recompute), decodes the token at P + m - 1 again to get the logits for x'_m, then generates the
+// suffix. Accepting leaves the new state in work (kept is refreshed by a copy when the next
+// proposal starts); rejecting leaves kept as it is. A step decodes its suffix's tokens plus one.
+// Work ids are taken from the low end and kept ids from the high end, so that the ids decoded
+// in one round are consecutive: llama.cpp batches only consecutive ids across KV streams.
 //
 // Usage:
 //     powersample::engine eng(lm);

@@ -10,9 +10,12 @@
 //     appended in order) and, where asked, makes the next-token logits after that token
 //     available through logits().
 //   * seq_copy_prefix(src, dst, n) makes dst hold exactly the first n tokens of src. It must not
-//     recompute anything it can share (llama.cpp: llama_memory_seq_cp is metadata-only with a
-//     unified KV cache). A backend that cannot roll a sequence back (recurrent models) must still
-//     give the right state, e.g. by decoding the n tokens again: never a wrong state.
+//     recompute what it can copy (llama.cpp: a unified cache shares cells by metadata; per-sequence
+//     streams copy the stream's buffer and cut it). A backend that cannot roll a sequence back
+//     (recurrent models) must still give the right state, e.g. by decoding the n tokens again:
+//     never a wrong state.
+//   * The logits after a token must depend only on the sequence's tokens, not on what other
+//     sequences hold or decode: the sampler caches them and never recomputes them.
 //
 // Thread safety: none. One thread drives one language_model at a time.
 // Errors: implementations throw powersample::error (see powersample.h) on failure.
@@ -40,9 +43,13 @@ public:
     virtual bool is_eog(token_id token) const = 0;
     // Number of sequence ids available: 0 .. n_seq_max() - 1.
     virtual int32_t n_seq_max() const = 0;
-    // Token cells shared by all sequences (a unified KV cache). Tokens that two sequences share
-    // through seq_copy_prefix occupy one cell.
+    // Token cells in total. With a shared pool (n_cells_per_sequence() == 0, a unified KV cache)
+    // all sequences draw on them, and tokens that two sequences share through seq_copy_prefix
+    // occupy one cell.
     virtual int32_t n_cells() const = 0;
+    // 0 for a shared pool; otherwise every sequence has its own store of this many cells
+    // (llama.cpp's per-sequence KV streams), and a sequence can never hold more tokens.
+    virtual int32_t n_cells_per_sequence() const { return 0; }
     // False when seq_copy_prefix() decodes the prefix again instead of sharing its cells: then
     // every sequence holds its own copy of the prompt, and the engine reserves cells for it.
     virtual bool shares_prefix_cells() const { return true; }

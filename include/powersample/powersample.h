@@ -109,7 +109,9 @@ private:
 
 struct context_params {
     int32_t n_threads = 0;  // CPU threads; 0 = hardware concurrency
-    int32_t n_ctx     = 0;  // KV-cache cells shared by all chains; 0 = sized for each job
+    int32_t n_ctx     = 0;  // KV-cache cells in total, split into one stream per sequence (each
+                            // rounded up to a multiple of 256); caps how many sequences run at
+                            // once; 0 = sized for each job
     int32_t n_seq_max = 0;  // sequence ids; 0 = sized for each job (max 256)
     int32_t n_batch   = 512;    // tokens per llama_decode call; >= 1
     // Re-decode the prompt and prefix for every proposal instead of sharing them in the KV cache,

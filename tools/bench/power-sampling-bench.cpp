@@ -212,12 +212,17 @@ private:
         return cp;
     }
 
+    // KV cells power_sampler gives a job: one stream per sequence (two per chain and one for the
+    // prompt), each the prompt plus the completion, rounded up to llama.cpp's 256.
+    static int32_t stream_cells(int32_t n_prompt, const ps::sampling_params & sp) {
+        return (2 * sp.n_chains + 1) * ((n_prompt + sp.max_new_tokens + 255) / 256 * 256);
+    }
+
     // A context big enough for the full run, so that a short warm-up creates it once and no
-    // timed run re-creates it. Without prefix sharing each of a chain's two sequences holds its
-    // own copy of the prompt and prefix.
+    // timed run re-creates it.
     ps::context_params sized_context(int32_t n_prompt, const ps::sampling_params & sp, bool recompute) const {
         ps::context_params cp = context(recompute);
-        cp.n_ctx = n_prompt + sp.n_chains * (2 * sp.max_new_tokens + 2 + (recompute ? 2 * n_prompt : 0));
+        cp.n_ctx = stream_cells(n_prompt, sp);
         return cp;
     }
 
@@ -518,9 +523,9 @@ private:
         if (max_chains > 1) counts.push_back(max_chains);
 
         const ps::sampling_params sp1 = mcmc_params(1);
-        // power_sampler reserves 2T + 2 cells per power-sampling chain (current and proposal
-        // suffixes plus the re-decoded token); the prompt's cells are shared by all chains.
-        const double cells_per_chain = 2.0 * sp1.max_new_tokens + 2.0;
+        // A chain owns two KV streams (kept state and work sequence), each the prompt plus the
+        // completion rounded up to 256 cells; one more stream holds the prompt while it starts.
+        const double cells_per_chain = 2.0 * ((opt_.n_prompt + sp1.max_new_tokens + 255) / 256 * 256);
         const std::string desc = fmt::format("p={} {}", opt_.n_prompt, mcmc_desc(sp1));
         rows.push_back({"memory", "kv bytes/token, n_layer*2*n_head_kv*head_dim*2 (f16)", {per_token / 1024.0, 0.0, 1},
                         "KiB", 0, std::nullopt, ""});
@@ -528,7 +533,7 @@ private:
             rows.push_back({"memory", "kv bytes/token, llama_state_seq_get_size growth", {per_token_measured / 1024.0, 0.0, 1},
                             "KiB", 0, std::nullopt, ""});
         }
-        rows.push_back({"memory", fmt::format("kv per chain, (2T+2) cells x bytes/token, {}", desc),
+        rows.push_back({"memory", fmt::format("kv per chain, 2 streams of round256(P+T) cells x bytes/token, {}", desc),
                         {cells_per_chain * per_token / (1024.0 * 1024.0), 0.0, 1}, "MiB", 0, std::nullopt, ""});
 
         std::vector<double> peaks;
@@ -540,7 +545,8 @@ private:
                 // context sized for the full run (as power_sampler would size it) followed by a
                 // short run reaches the full run's peak without its minutes of decoding.
                 ps::context_params cp = context(false);
-                cp.n_ctx = int32_t(opt_.n_prompt + n * cells_per_chain);
+                ps::sampling_params sized = mcmc_params(n);
+                cp.n_ctx = stream_cells(opt_.n_prompt, sized);
                 ps::power_sampler sampler(model_, cp);
                 ps::sampling_params sp = mcmc_params(n);
                 sp.max_new_tokens      = std::min(sp.max_new_tokens, sp.block_size);

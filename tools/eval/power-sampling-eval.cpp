@@ -97,7 +97,7 @@ struct options {
     // KV cells shared by the batch. It bounds how many problems run at once: every live token
     // attends over all used cells of the unified cache, so a cache sized for 100 problems makes
     // each step cost several times its weight reads. 4096 keeps ~10-20 problems in flight.
-    int32_t     ctx_size = 4096;
+    int32_t     ctx_size = 0;
     std::string out = "eval-results";
     bool        chat = false, raw = false;
     bool        summary_only = false, regrade = false;
@@ -202,7 +202,8 @@ int main(int argc, char ** argv) {
     app.add_option("-s,--seed", o.seed, "seed for shuffling and sampling");
     app.add_option("-t,--threads", o.threads, "CPU threads (0: all)");
     app.add_option("-c,--ctx-size", o.ctx_size,
-                   "KV-cache cells for the whole batch; bounds the problems in flight (0: all at once)");
+                   "KV-cache cells for the whole batch, one stream of prompt + max-new-tokens (rounded up to 256) "
+                   "per sequence; bounds the problems in flight (0: up to 64Ki cells)");
     app.add_option("--out", o.out, "results directory");
     auto * chat_flag = app.add_flag("--chat", o.chat, "use the model's chat template (default when it has one)");
     auto * raw_flag = app.add_flag("--raw", o.raw, "plain prompt without chat template (default for base models)");
