@@ -2,10 +2,12 @@
 // ref: arXiv 2510.14901, Alg. 1, with the exact acceptance ratio of docs/algorithm.md.
 #include "powersample/engine.h"
 
+#include "request-runner.h"
 #include "token-sampler.h"
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cmath>
 #include <deque>
 #include <mutex>
@@ -37,12 +39,15 @@ struct chain_state {
     std::vector<token_id> x;
     std::vector<double>   x_log_p;
     std::vector<double>   x_weight;  // w_i = alpha * log p_i - log q_i
+    std::vector<double>   x_entropy; // H_i: entropy of p_i, for entropy-guided cuts
 
     // Proposal under construction: x'[0:m] = x[0:m], then these tokens.
     int32_t               suffix_start = 0;
     std::vector<token_id> y;
     std::vector<double>   y_log_p;
     std::vector<double>   y_weight;
+    std::vector<double>   y_entropy;
+    double                log_cut_forward = 0.0;  // log q_cut(m | x) of the step under way
 
     phase   state      = phase::extending;
     int32_t block      = 1;
@@ -67,17 +72,73 @@ struct live_request {
     clock_type::time_point   start;
     int64_t                  prompt_decoded = 0;
     bool                     cancelled = false;
+    // method::smc and method::sps run as a state machine of their own over these sequences.
+    std::unique_ptr<request_runner> runner;
+    std::vector<int32_t>            runner_seqs;
 };
+
+// q_cut(m | x) for every cut m of a state with next-token entropies H (ref: arXiv 2605.30327): a mixture of
+// the entropy-rise weights g(m) = max(0, H_m - H_{m-1})^beta (H_{-1} = 0) and, with weight
+// `floor`, the uniform cut, so that every position stays reachable and the chain stays
+// irreducible. With no rise anywhere the cut is uniform.
+std::vector<double> cut_probabilities(const std::vector<double> & H, double beta, double floor) {
+    const size_t n = H.size();
+    std::vector<double> g(n);
+    double total = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+        const double rise = std::max(0.0, H[i] - (i == 0 ? 0.0 : H[i - 1]));
+        g[i] = std::pow(rise, beta);
+        total += g[i];
+    }
+    for (size_t i = 0; i < n; ++i) {
+        const double entropy_part = total > 0.0 ? g[i] / total : 1.0 / double(n);
+        g[i] = (1.0 - floor) * entropy_part + floor / double(n);
+    }
+    return g;
+}
 
 }  // namespace
 
+int32_t sequences_needed(const sampling_params & params) {
+    const int64_t chains = params.n_chains;
+    int64_t n = 0;
+    switch (params.method) {
+        case method::smc: n = 1 + chains * 2 * int64_t(params.n_particles); break;
+        case method::sps:
+            n = 1 + chains * (1 + int64_t(params.sps_candidates) + int64_t(params.sps_top_k) * params.sps_rollouts);
+            break;
+        case method::best_of_n: n = 1 + 2 * chains * params.best_of; break;
+        default: n = 1 + 2 * chains; break;
+    }
+    return int32_t(std::min<int64_t>(n, INT32_MAX));
+}
+
 int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params, bool prefix_shared) {
     const int64_t T = params.max_new_tokens;
-    int64_t per_chain = params.method == method::power ? 2 * T + 2 : T + 1;
-    if (!prefix_shared) {
-        per_chain += 2 * n_prompt_tokens;
+    const int64_t P = n_prompt_tokens;
+    switch (params.method) {
+        case method::smc: {
+            // Every particle may own a distinct suffix; reordering by ancestor only shares cells.
+            const int64_t per_particle = T + 1 + (prefix_shared ? 0 : P + T);
+            return P + int64_t(params.n_chains) * params.n_particles * per_particle;
+        }
+        case method::sps: {
+            const int64_t B = params.block_size;
+            const int64_t L = params.sps_lookahead > 0 ? params.sps_lookahead : T;
+            int64_t per_chain = T + 1 + params.sps_candidates * (B + 1) +
+                                int64_t(params.sps_top_k) * params.sps_rollouts * (L + 1);
+            if (!prefix_shared) per_chain += (sequences_needed(params) / params.n_chains) * (P + T);
+            return P + int64_t(params.n_chains) * per_chain;
+        }
+        default: break;
     }
-    return n_prompt_tokens + int64_t(params.n_chains) * per_chain;
+    const bool mh = params.method == method::power || params.method == method::power_entropy;
+    int64_t per_chain = mh ? 2 * T + 2 : T + 1;
+    if (!prefix_shared) {
+        per_chain += 2 * P;
+    }
+    const int64_t chains = int64_t(params.n_chains) * (params.method == method::best_of_n ? params.best_of : 1);
+    return P + chains * per_chain;
 }
 
 struct engine::impl {
@@ -122,7 +183,7 @@ struct engine::impl {
     }
 
     bool fits(const live_request & r) const {
-        return n_free_seqs() >= 2 * r.req.params.n_chains + 1 &&
+        return n_free_seqs() >= sequences_needed(r.req.params) &&
                (lm.n_cells_per_sequence() > 0 || cells_reserved + r.cells <= lm.n_cells());
     }
 
@@ -144,8 +205,18 @@ struct engine::impl {
             r.prompt_decoded = P - 1;
         }
         const auto & sp = r.req.params;
-        r.chains.resize(size_t(sp.n_chains));
-        for (int32_t c = 0; c < sp.n_chains; ++c) {
+        if (sp.method == method::smc || sp.method == method::sps) {
+            r.runner_seqs.push_back(prompt_seq);
+            while (int32_t(r.runner_seqs.size()) < sequences_needed(sp)) r.runner_seqs.push_back(take_seq(true));
+            r.runner = sp.method == method::smc
+                           ? make_power_smc_runner(lm, prompt, sp, r.runner_seqs,
+                                                   variant != acceptance_variant::without_bridging_term)
+                           : make_scalable_power_sampling_runner(lm, prompt, sp, r.runner_seqs);
+            return;
+        }
+        const int32_t n_chains = sp.n_chains * (sp.method == method::best_of_n ? sp.best_of : 1);
+        r.chains.resize(size_t(n_chains));
+        for (int32_t c = 0; c < n_chains; ++c) {
             chain_state & ch = r.chains[size_t(c)];
             ch.index      = c;
             ch.seq_work   = take_seq(true);
@@ -185,12 +256,31 @@ struct engine::impl {
     }
 
     void start_proposal(live_request & r, chain_state & ch) {
+        const auto & sp = r.req.params;
         const int32_t P = int32_t(r.req.prompt.size());
-        const int32_t m = int32_t(ch.kernel_rng.uniform_below(uint32_t(ch.x.size())));
+        int32_t m = 0;
+        if (sp.method == method::power_entropy) {
+            const auto q_cut = cut_probabilities(ch.x_entropy, sp.entropy_beta, sp.entropy_floor);
+            const double u = ch.kernel_rng.uniform_open01();
+            double cum = 0.0;
+            m = int32_t(q_cut.size()) - 1;
+            for (size_t i = 0; i < q_cut.size(); ++i) {
+                cum += q_cut[i];
+                if (u < cum) {
+                    m = int32_t(i);
+                    break;
+                }
+            }
+            ch.log_cut_forward = std::log(q_cut[size_t(m)]);
+        } else {
+            m = int32_t(ch.kernel_rng.uniform_below(uint32_t(ch.x.size())));
+            ch.log_cut_forward = -std::log(double(ch.x.size()));
+        }
         ch.suffix_start = m;
         ch.y.clear();
         ch.y_log_p.clear();
         ch.y_weight.clear();
+        ch.y_entropy.clear();
         // Share the prefix; the token at P + m - 1 is decoded again because its logits row (the
         // distribution of x'_m) was not kept: one extra token per step, no prefix recompute.
         if (!ch.kept_holds_x) {
@@ -269,12 +359,20 @@ struct engine::impl {
         double w_cur = 0.0, w_prop = 0.0, lp_cur = 0.0, lp_prop = 0.0;
         for (size_t i = m; i < ch.x.size(); ++i) { w_cur += ch.x_weight[i]; lp_cur += ch.x_log_p[i]; }
         for (size_t i = 0; i < ch.y.size(); ++i) { w_prop += ch.y_weight[i]; lp_prop += ch.y_log_p[i]; }
-        // log len(x) - log len(x'): the uniform choice of m depends on the state's length.
-        const double length_correction = std::log(len_cur) - std::log(len_prop);
+        // log q_cut(m | x') - log q_cut(m | x): the reverse over the forward cut probability. For
+        // uniform cuts this is log len(x) - log len(x'), as the choice depends on the length.
+        double length_correction = std::log(len_cur) - std::log(len_prop);
+        if (sp.method == method::power_entropy) {
+            std::vector<double> h_prop(ch.x_entropy.begin(), ch.x_entropy.begin() + long(m));
+            h_prop.insert(h_prop.end(), ch.y_entropy.begin(), ch.y_entropy.end());
+            const auto q_cut_prop = cut_probabilities(h_prop, sp.entropy_beta, sp.entropy_floor);
+            length_correction = std::log(q_cut_prop[m]) - ch.log_cut_forward;
+        }
 
         double log_accept = 0.0;
         switch (variant) {
             case acceptance_variant::exact:
+            case acceptance_variant::without_bridging_term:  // concerns Power-SMC only
                 log_accept = w_prop - w_cur + length_correction;
                 break;
             case acceptance_variant::without_proposal_terms:
@@ -282,6 +380,9 @@ struct engine::impl {
                 break;
             case acceptance_variant::without_length_correction:
                 log_accept = w_prop - w_cur;
+                break;
+            case acceptance_variant::without_reverse_cut:
+                log_accept = w_prop - w_cur - ch.log_cut_forward;
                 break;
         }
         const bool accepted = std::log(ch.kernel_rng.uniform_open01()) < log_accept;
@@ -302,6 +403,8 @@ struct engine::impl {
             ch.x.resize(m);
             ch.x_log_p.resize(m);
             ch.x_weight.resize(m);
+            ch.x_entropy.resize(m);
+            ch.x_entropy.insert(ch.x_entropy.end(), ch.y_entropy.begin(), ch.y_entropy.end());
             ch.x.insert(ch.x.end(), ch.y.begin(), ch.y.end());
             ch.x_log_p.insert(ch.x_log_p.end(), ch.y_log_p.begin(), ch.y_log_p.end());
             ch.x_weight.insert(ch.x_weight.end(), ch.y_weight.begin(), ch.y_weight.end());
@@ -340,6 +443,7 @@ struct engine::impl {
             ch.x.push_back(d.token);
             ch.x_log_p.push_back(d.log_p);
             ch.x_weight.push_back(weight);
+            ch.x_entropy.push_back(d.entropy);
             if (eog || int32_t(ch.x.size()) >= ch.target_len) {
                 after_extension(r, ch);
             } else {
@@ -350,6 +454,7 @@ struct engine::impl {
             ch.y.push_back(d.token);
             ch.y_log_p.push_back(d.log_p);
             ch.y_weight.push_back(weight);
+            ch.y_entropy.push_back(d.entropy);
             if (eog || ch.suffix_start + int32_t(ch.y.size()) >= ch.target_len) {
                 after_proposal(r, ch);
             } else {
@@ -363,9 +468,35 @@ struct engine::impl {
         generation_result g;
         g.n_prompt_tokens  = int32_t(r.req.prompt.size());
         g.n_tokens_decoded = r.prompt_decoded;
-        for (auto & ch : r.chains) {
-            g.n_tokens_decoded += ch.result.n_tokens_decoded;
-            g.chains.push_back(std::move(ch.result));
+        std::vector<sample_result> results;
+        if (r.runner) {
+            results = r.runner->take_results();
+            for (int32_t s : r.runner_seqs) release_seq(s);
+            r.runner_seqs.clear();
+        } else {
+            for (auto & ch : r.chains) results.push_back(std::move(ch.result));
+        }
+        if (r.req.params.method == method::best_of_n) {
+            // Keep the most likely of each group of best_of samples; the cost is the group's.
+            const size_t n = size_t(r.req.params.best_of);
+            std::vector<sample_result> best;
+            for (size_t start = 0; start + n <= results.size(); start += n) {
+                size_t pick = start;
+                int64_t generated = 0, decoded = 0;
+                for (size_t i = start; i < start + n; ++i) {
+                    if (results[i].log_p > results[pick].log_p) pick = i;
+                    generated += results[i].n_tokens_generated;
+                    decoded += results[i].n_tokens_decoded;
+                }
+                best.push_back(std::move(results[pick]));
+                best.back().n_tokens_generated = generated;
+                best.back().n_tokens_decoded   = decoded;
+            }
+            results = std::move(best);
+        }
+        for (auto & res : results) {
+            g.n_tokens_decoded += res.n_tokens_decoded;
+            g.chains.push_back(std::move(res));
         }
         g.wall_seconds = std::chrono::duration<double>(clock_type::now() - r.start).count();
         return g;
@@ -395,6 +526,7 @@ struct engine::impl {
         }
         for (auto & r : live) {
             if (!r.cancelled) continue;
+            if (r.runner && !r.runner->done()) r.runner->cancel();
             for (auto & ch : r.chains) {
                 if (ch.state != phase::done) finish_chain(r, ch, finish_reason::cancelled);
             }
@@ -404,8 +536,9 @@ struct engine::impl {
     void retire_finished() {
         for (size_t i = 0; i < live.size();) {
             auto & r = live[i];
-            const bool all_done = std::all_of(r.chains.begin(), r.chains.end(),
-                                              [](const chain_state & c) { return c.state == phase::done; });
+            const bool all_done = r.runner ? r.runner->done()
+                                           : std::all_of(r.chains.begin(), r.chains.end(),
+                                                         [](const chain_state & c) { return c.state == phase::done; });
             if (all_done) {
                 cells_reserved -= r.cells;
                 finished.push_back({r.id, collect(r)});
@@ -431,6 +564,22 @@ struct engine::impl {
 
         std::vector<decode_entry> entries;
         std::vector<std::pair<size_t, size_t>> owners;  // (request, chain) of each entry
+        constexpr size_t runner_owner = SIZE_MAX;        // chain slot of a runner's entry: its index
+        std::vector<size_t> runner_entry_index;         // per entry of a runner: k within that runner
+        for (size_t ri = 0; ri < live.size(); ++ri) {
+            if (live[ri].runner && !live[ri].runner->done()) {
+                const size_t before = entries.size();
+                live[ri].runner->collect(entries);
+                for (size_t e = before; e < entries.size(); ++e) {
+                    owners.emplace_back(ri, runner_owner);
+                }
+            }
+        }
+        runner_entry_index.assign(entries.size(), 0);
+        {
+            std::vector<size_t> next(live.size(), 0);
+            for (size_t e = 0; e < entries.size(); ++e) runner_entry_index[e] = next[owners[e].first]++;
+        }
         for (size_t ri = 0; ri < live.size(); ++ri) {
             for (size_t ci = 0; ci < live[ri].chains.size(); ++ci) {
                 chain_state & ch = live[ri].chains[ci];
@@ -445,10 +594,18 @@ struct engine::impl {
             lm.decode(entries);
             for (size_t e = 0; e < entries.size(); ++e) {
                 auto & r  = live[owners[e].first];
+                if (owners[e].second == runner_owner) {
+                    r.runner->deliver(int32_t(runner_entry_index[e]),
+                                      entries[e].want_logits ? lm.logits(int32_t(e)) : nullptr);
+                    continue;
+                }
                 auto & ch = r.chains[owners[e].second];
                 ch.result.n_tokens_decoded += 1;
                 on_logits(r, ch, lm.logits(int32_t(e)));
             }
+        }
+        for (auto & r : live) {
+            if (r.runner && !r.runner->done()) r.runner->end_round();
         }
         retire_finished();
         return !live.empty() || !queued.empty();
@@ -471,11 +628,11 @@ uint64_t engine::submit(request req) {
     live_request r;
     r.id  = impl_->next_id++;
     const auto & sp = req.params;
-    const int32_t n_seq_needed = 2 * sp.n_chains + 1;
+    const int32_t n_seq_needed = sequences_needed(sp);
     if (n_seq_needed > impl_->lm.n_seq_max()) {
-        throw invalid_argument_error("chains = " + std::to_string(sp.n_chains) + ": needs " +
-                                     std::to_string(n_seq_needed) + " sequence ids, the context has " +
-                                     std::to_string(impl_->lm.n_seq_max()));
+        throw invalid_argument_error(std::string("method ") + method_name(sp.method) + " with chains = " +
+                                     std::to_string(sp.n_chains) + ": needs " + std::to_string(n_seq_needed) +
+                                     " sequence ids, the context has " + std::to_string(impl_->lm.n_seq_max()));
     }
     r.req   = std::move(req);
     r.cells = kv_cells_needed(int64_t(r.req.prompt.size()), r.req.params, impl_->lm.shares_prefix_cells());
@@ -503,7 +660,7 @@ uint64_t engine::submit(request req) {
     r.proposal.top_k           = p.top_k;
     r.proposal.top_p           = p.top_p;
     r.proposal.min_p           = p.min_p;
-    if (p.method == method::power) {
+    if (p.method == method::power || p.method == method::power_entropy) {
         r.n_steps   = p.n_steps_per_block;
         r.block_len = p.block_size;
     } else {

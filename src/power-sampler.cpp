@@ -65,9 +65,12 @@ struct power_sampler::impl {
                                          std::to_string(prompt.size()) + " tokens this exceeds the model's context of " +
                                          std::to_string(model_ref->n_ctx_train()) + " tokens");
         }
-        if (2 * sp.n_chains + 1 > max_sequences) {
-            throw invalid_argument_error("chains = " + std::to_string(sp.n_chains) + ": at most " +
-                                         std::to_string((max_sequences - 1) / 2) + " chains per prompt");
+        if (sequences_needed(sp) > max_sequences) {
+            throw invalid_argument_error(std::string("method ") + method_name(sp.method) + " with chains = " +
+                                         std::to_string(sp.n_chains) + ": needs " +
+                                         std::to_string(sequences_needed(sp)) + " sequence ids, llama.cpp allows " +
+                                         std::to_string(max_sequences) + " (fewer chains, particles, candidates "
+                                         "or rollouts)");
         }
     }
 
@@ -122,7 +125,7 @@ generation_result power_sampler::generate(const std::string & prompt, const samp
 generation_result power_sampler::generate_tokens(const std::vector<token_id> & prompt, const sampling_params & params,
                                                  const run_options & options) {
     impl_->check_request(prompt, params);
-    const int32_t seqs = 2 * params.n_chains + 1;
+    const int32_t seqs = sequences_needed(params);
     impl_->ensure_context(int64_t(prompt.size()) + params.max_new_tokens, seqs, seqs);
     engine eng(*impl_->lm);
     eng.submit({prompt, params});
@@ -143,8 +146,8 @@ std::vector<generation_result> power_sampler::generate_batch(
         prompts.push_back(impl_->model_ref->tokenize(r.first, true));
         impl_->check_request(prompts.back(), r.second);
         longest = std::max(longest, int64_t(prompts.back().size()) + r.second.max_new_tokens);
-        seqs = int32_t(std::min<int64_t>(int64_t(seqs) + 2 * r.second.n_chains + 1, max_sequences));
-        largest_seqs = std::max(largest_seqs, 2 * r.second.n_chains + 1);
+        seqs = int32_t(std::min<int64_t>(int64_t(seqs) + sequences_needed(r.second), max_sequences));
+        largest_seqs = std::max(largest_seqs, sequences_needed(r.second));
     }
     if (requests.empty()) return {};
     // Room for as many requests at once as the caps allow, and always for the largest one.

@@ -25,17 +25,34 @@ const char * method_name(method m) {
         case method::sample:   return "sample";
         case method::greedy:   return "greedy";
         case method::low_temp: return "low-temp";
+        case method::power_entropy: return "power-entropy";
+        case method::smc:      return "smc";
+        case method::sps:      return "sps";
+        case method::best_of_n: return "best-of-n";
     }
     return "?";
 }
 
+namespace {
+const method all_methods[] = {method::power, method::sample,        method::greedy, method::low_temp,
+                              method::power_entropy, method::smc, method::sps, method::best_of_n};
+}
+
+std::vector<std::string> method_names() {
+    std::vector<std::string> names;
+    for (method m : all_methods) names.push_back(method_name(m));
+    return names;
+}
+
 method method_from_name(const std::string & name) {
-    for (method m : {method::power, method::sample, method::greedy, method::low_temp}) {
+    std::string valid;
+    for (method m : all_methods) {
         if (name == method_name(m)) {
             return m;
         }
+        valid += (valid.empty() ? "" : ", ") + std::string(method_name(m));
     }
-    throw invalid_argument_error("method = '" + name + "': unknown (valid: power, sample, greedy, low-temp)");
+    throw invalid_argument_error("method = '" + name + "': unknown (valid: " + valid + ")");
 }
 
 const char * finish_reason_name(finish_reason r) {
@@ -75,6 +92,52 @@ void validate(const sampling_params & p) {
     if (p.n_chains < 1) {
         reject("chains", std::to_string(p.n_chains), "must be >= 1");
     }
+    if (!std::isfinite(p.entropy_beta) || p.entropy_beta < 0.0) {
+        reject("entropy_beta", format_number(p.entropy_beta), "must be a finite number >= 0");
+    }
+    if (!std::isfinite(p.entropy_floor) || p.entropy_floor <= 0.0 || p.entropy_floor > 1.0) {
+        reject("entropy_floor", format_number(p.entropy_floor), "must be in (0, 1] (every cut must stay reachable)");
+    }
+    if (p.n_particles < 1) {
+        reject("particles", std::to_string(p.n_particles), "must be >= 1");
+    }
+    if (!std::isfinite(p.ess_threshold) || p.ess_threshold <= 0.0 || p.ess_threshold > 1.0) {
+        reject("ess_threshold", format_number(p.ess_threshold), "must be in (0, 1]");
+    }
+    if (p.resample_interval < 1) {
+        reject("resample_interval", std::to_string(p.resample_interval), "must be >= 1");
+    }
+    if (p.alpha_ramp_tokens < 0) {
+        reject("alpha_ramp_tokens", std::to_string(p.alpha_ramp_tokens), "must be >= 0 (0 = no ramp)");
+    }
+    if (p.sps_candidates < 1) {
+        reject("sps_candidates", std::to_string(p.sps_candidates), "must be >= 1");
+    }
+    if (p.sps_top_k < 1 || p.sps_top_k > p.sps_candidates) {
+        reject("sps_top_k", std::to_string(p.sps_top_k),
+               "must be in [1, sps_candidates = " + std::to_string(p.sps_candidates) + "]");
+    }
+    if (p.sps_rollouts < 2) {
+        reject("sps_rollouts", std::to_string(p.sps_rollouts), "must be >= 2 (the jackknife leaves one out)");
+    }
+    if (p.sps_lookahead < 0) {
+        reject("sps_lookahead", std::to_string(p.sps_lookahead), "must be >= 0 (0 = to the cap)");
+    }
+    if (p.best_of < 1) {
+        reject("best_of", std::to_string(p.best_of), "must be >= 1");
+    }
+    if (p.method == method::smc || p.method == method::sps) {
+        // Their weights assume the untruncated proposal at temperature 1/alpha(_t).
+        if (p.temperature != 0.0) {
+            reject("temperature", format_number(p.temperature), std::string("must be 0 for method ") + method_name(p.method));
+        }
+        if (p.top_k != 0 || p.top_p != 1.0 || p.min_p != 0.0) {
+            reject(p.top_k != 0 ? "top_k" : p.top_p != 1.0 ? "top_p" : "min_p",
+                   p.top_k != 0 ? std::to_string(p.top_k) : format_number(p.top_p != 1.0 ? p.top_p : p.min_p),
+                   std::string("truncation is not supported by method ") + method_name(p.method) +
+                       " (it would change the target)");
+        }
+    }
 }
 
 double effective_temperature(const sampling_params & p) {
@@ -83,6 +146,10 @@ double effective_temperature(const sampling_params & p) {
     }
     switch (p.method) {
         case method::power:
+        case method::power_entropy:
+        case method::smc:
+        case method::sps:
+        case method::best_of_n:
         case method::low_temp: return 1.0 / p.alpha;
         case method::sample:   return 1.0;
         case method::greedy:   return 0.0;
@@ -101,14 +168,23 @@ sampling_params preset(const std::string & name) {
         p.block_size = 64; p.n_steps_per_block = 10; p.max_new_tokens = 512;
     } else if (name == "paper") {
         p.block_size = 192; p.n_steps_per_block = 10; p.max_new_tokens = 3072;
+    } else if (name == "smc") {
+        p.method = method::smc; p.n_particles = 32; p.ess_threshold = 0.5; p.alpha_ramp_tokens = 8;
+        p.max_new_tokens = 256;
+    } else if (name == "sps-paper") {
+        p.method = method::sps; p.block_size = 192; p.sps_top_k = 8; p.sps_rollouts = 8; p.max_new_tokens = 3072;
+    } else if (name == "sps-small") {
+        p.method = method::sps; p.block_size = 16; p.sps_candidates = 8; p.sps_top_k = 4; p.sps_rollouts = 4;
+        p.sps_lookahead = 32; p.max_new_tokens = 256;
     } else {
-        throw invalid_argument_error("preset = '" + name + "': unknown (valid: speed, quality, max-quality, paper)");
+        throw invalid_argument_error("preset = '" + name +
+                                     "': unknown (valid: speed, quality, max-quality, paper, smc, sps-paper, sps-small)");
     }
     return p;
 }
 
 std::vector<std::string> preset_names() {
-    return {"speed", "quality", "max-quality", "paper"};
+    return {"speed", "quality", "max-quality", "paper", "smc", "sps-paper", "sps-small"};
 }
 
 }  // namespace powersample

@@ -102,34 +102,42 @@ token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_conf
 
     if (config.greedy) {
         int32_t best = 0;
-        double sum_p = 0.0;
+        double sum_p = 0.0, sum_pd = 0.0;
         for (int32_t v = 0; v < n_vocab; ++v) {
-            sum_p += std::exp(double(logits[v]) - mx);
+            const double d = double(logits[v]) - mx;
+            const double e = std::exp(d);
+            sum_p += e;
+            sum_pd += e * d;
             if (logits[v] > logits[best]) {
                 best = v;
             }
         }
-        return {best, (double(logits[best]) - mx) - std::log(sum_p), 0.0};
+        const double log_sum_p = std::log(sum_p);
+        return {best, (double(logits[best]) - mx) - log_sum_p, 0.0, log_sum_p - sum_pd / sum_p};
     }
 
     std::vector<double> & w = scratch.weights;
     w.resize(size_t(n_vocab));
     const tempered_exp texp(config.inv_temperature);
     double sum_p = 0.0;
+    double sum_pd = 0.0;
     double sum_q = 0.0;
     for (int32_t v = 0; v < n_vocab; ++v) {
         const double d = double(logits[v]) - mx;
         const double e = std::exp(d);
         sum_p += e;
+        sum_pd += e * d;
         w[v] = texp(d, e);
         sum_q += w[v];
     }
     const double log_sum_p = std::log(sum_p);
+    // H(p) = log Z - E_p[l - max], from the same pass.
+    const double entropy = log_sum_p - sum_pd / sum_p;
 
     if (!config.truncated()) {
         const int32_t tok = draw_index(w.data(), nullptr, n_vocab, sum_q, rng);
         const double d = double(logits[tok]) - mx;
-        return {tok, d - log_sum_p, d * config.inv_temperature - std::log(sum_q)};
+        return {tok, d - log_sum_p, d * config.inv_temperature - std::log(sum_q), entropy};
     }
 
     // Truncated proposal: top-k, then top-p, then min-p, each on what the previous kept.
@@ -197,7 +205,16 @@ token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_conf
     for (int32_t i = 0; i < n_kept; ++i) kept_sum += w[order[i]];
     const int32_t tok = draw_index(w.data(), order.data(), n_kept, kept_sum, rng);
     const double d = double(logits[tok]) - mx;
-    return {tok, d - log_sum_p, std::log(w[tok]) - std::log(kept_sum)};
+    return {tok, d - log_sum_p, std::log(w[tok]) - std::log(kept_sum), entropy};
+}
+
+double log_sum_exp_scaled(const float * logits, int32_t n_vocab, double scale) {
+    const double mx = max_logit(logits, n_vocab);
+    double sum = 0.0;
+    for (int32_t v = 0; v < n_vocab; ++v) {
+        sum += std::exp(scale * (double(logits[v]) - mx));
+    }
+    return scale * mx + std::log(sum);
 }
 
 }  // namespace powersample

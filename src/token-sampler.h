@@ -43,6 +43,7 @@ struct token_draw {
     token_id token;
     double   log_p;  // log p(token) under the base model (logits at temperature 1)
     double   log_q;  // log q(token) under the distribution actually sampled from
+    double   entropy;  // entropy (nats) of the base model's distribution the token was drawn at
 };
 
 // Reusable buffers, so that drawing a token allocates nothing.
@@ -53,9 +54,13 @@ struct draw_scratch {
 
 // Draws a token from the proposal over `logits` (n_vocab raw logits). All arithmetic in double,
 // with max subtraction: log p = l_v - logsumexp(l), log q = l_v / t - logsumexp(l / t) over the
-// kept set. Greedy returns the argmax with log q = 0.
+// kept set. Greedy returns the argmax with log q = 0. The entropy is that of p (temperature 1).
 token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_config & config,
                       random_stream & rng, draw_scratch & scratch);
+
+// logsumexp(scale * logits) in double with max subtraction: the per-token power-sampling weight
+// is log_sum_exp_scaled(l, a) - a * log_sum_exp_scaled(l, 1).
+double log_sum_exp_scaled(const float * logits, int32_t n_vocab, double scale);
 
 // log p(token) under the base model alone (for scoring).
 double token_log_prob(const float * logits, int32_t n_vocab, token_id token);

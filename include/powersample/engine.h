@@ -47,10 +47,16 @@ struct finished_request {
 using progress_callback = std::function<void(const progress &)>;
 
 // KV cells a request can occupy at its peak: the prompt, and per chain the current suffix plus a
-// proposal suffix with its re-decoded boundary token; plus two prompt copies per chain when the
-// backend does not share prefix cells. The engine admits requests by this count; a backend sizes
-// its context by it.
+// proposal suffix with its re-decoded boundary token (MH); every particle's suffix (smc); the
+// main suffix, every candidate block and every rollout (sps); plus prompt copies per sequence
+// when the backend does not share prefix cells. The engine admits requests by this count; a
+// backend sizes its context by it.
 int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params, bool prefix_shared);
+// Sequence ids a request holds while it runs: 2 per chain plus 1 for the prompt (MH and plain
+// methods; best_of_n counts best_of chains per chain), 1 + 2 * n_particles per chain (smc: a
+// second set for reordering by ancestor), 1 + 1 + sps_candidates + sps_top_k * sps_rollouts per
+// chain (sps). llama.cpp allows at most 256.
+int32_t sequences_needed(const sampling_params & params);
 
 class engine {
 public:
@@ -61,7 +67,7 @@ public:
 
     // Queues a request and returns its id (ids count up from 0). Throws invalid_argument_error
     // for bad parameters, an empty prompt, or a request that could never fit the model's
-    // sequences or cells (each chain needs 2 sequence ids, a request 1 more while it starts).
+    // sequences or cells (see sequences_needed() and kv_cells_needed()).
     uint64_t submit(request req);
 
     // One round: admits waiting requests that fit, then decodes the next token of every live
@@ -85,8 +91,17 @@ public:
     std::vector<finished_request> run_all();
 
     // Testing hook: the variants of the acceptance ratio that ALGORITHM.md's exactness tests use
-    // as broken controls. Never change it outside tests.
-    enum class acceptance_variant { exact, without_proposal_terms, without_length_correction };
+    // as broken controls. without_length_correction drops the cut-probability ratio (for
+    // power_entropy: both the forward and the reverse cut probabilities); without_reverse_cut
+    // keeps the forward cut probability and forgets the reverse one; without_bridging_term
+    // makes Power-SMC forget the ramp's bridging weight. Never change it outside tests.
+    enum class acceptance_variant {
+        exact,
+        without_proposal_terms,
+        without_length_correction,
+        without_reverse_cut,
+        without_bridging_term,
+    };
     void set_acceptance_variant_for_testing(acceptance_variant v);
 
 private:

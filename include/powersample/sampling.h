@@ -9,6 +9,16 @@
 //     w_i = alpha * log p_i(x_i) - log q_i(x_i).
 // With top_k / top_p / min_p the proposal is truncated; the chain then samples pi restricted to
 // the completions the truncated proposal can produce.
+//
+// Other samplers of the same target (docs/methods.md explains each in a page):
+//   * method::power_entropy: the MH chain above, but the cut m is drawn with probability growing
+//     with the rise of the base model's next-token entropy at m (ref: arXiv 2605.30327); the
+//     acceptance ratio carries both cut probabilities, so the target is still exactly pi.
+//   * method::smc: Power-SMC (ref: arXiv 2602.10273), n_particles particles grown token by token
+//     at temperature 1/alpha_t, importance-weighted and resampled; consistent as n_particles grows.
+//   * method::sps: Scalable Power Sampling (ref: arXiv 2601.21590, Alg. 2), block-wise low-
+//     temperature sampling reweighted by look-ahead rollouts. Approximate by design: its bias
+//     shrinks as sps_rollouts grows but does not vanish.
 #pragma once
 
 #include "powersample/language-model.h"
@@ -32,14 +42,21 @@ public:
 };
 
 enum class method {
-    power,     // Metropolis-Hastings power sampling (the default)
-    sample,    // one plain sample from the model at `temperature` (default 1) with truncation
-    greedy,    // argmax decoding
-    low_temp,  // one plain sample at temperature 1/alpha: the token-level counterpart of power
+    power,          // Metropolis-Hastings power sampling (the default)
+    sample,         // one plain sample from the model at `temperature` (default 1) with truncation
+    greedy,         // argmax decoding
+    low_temp,       // one plain sample at temperature 1/alpha: the token-level counterpart of power
+    power_entropy,  // MH power sampling with entropy-guided cut positions (exact)
+    smc,            // Power-SMC: particles, importance weights, resampling (consistent in n_particles)
+    sps,            // Scalable Power Sampling: look-ahead rollouts per block (approximate)
+    best_of_n,      // best_of plain samples at `temperature` (default 1/alpha); keeps the one with the
+                    // highest log p: a compute-matched baseline
 };
 const char * method_name(method m);
-// Parses "power", "sample", "greedy", "low-temp"; throws invalid_argument_error otherwise.
+// Parses "power", "sample", "greedy", "low-temp", "power-entropy", "smc", "sps", "best-of-n";
+// throws invalid_argument_error otherwise.
 method method_from_name(const std::string & name);
+std::vector<std::string> method_names();
 
 struct sampling_params {
     enum method method = method::power;
@@ -57,6 +74,32 @@ struct sampling_params {
     bool     record_trace      = true; // keep the per-step trace in the result
     bool     record_suffixes   = false; // with record_trace: also keep each step's old and new
                                         // suffix tokens (memory grows with steps x T)
+
+    // method::power_entropy (ref: arXiv 2605.30327). The cut m is drawn from
+    //     q_cut(m | x) = (1 - entropy_floor) * g(m) / sum_j g(j) + entropy_floor / len(x),
+    //     g(m) = max(0, H_m - H_{m-1})^entropy_beta,  H_{-1} = 0,
+    // H_m the base model's next-token entropy (nats) before x_m, cached when x_m was drawn.
+    double   entropy_beta      = 1.0;  // >= 0; 0 = uniform cuts (plain power sampling)
+    double   entropy_floor     = 0.1;  // weight of the uniform part, in (0, 1]: keeps every cut reachable
+
+    // method::smc (ref: arXiv 2602.10273). Proposal: the model at temperature 1/alpha_t with
+    // alpha_t = 1 + (alpha - 1) * min(1, t / alpha_ramp_tokens); no truncation (top_k, top_p,
+    // min_p and temperature must stay off: they would change the target).
+    int32_t  n_particles       = 32;   // N; >= 1
+    double   ess_threshold     = 0.5;  // kappa in (0, 1]: resample when ESS < kappa * N
+    int32_t  resample_interval = 1;    // tokens between ESS checks; >= 1
+    int32_t  alpha_ramp_tokens = 8;    // tokens over which alpha_t rises from 1 to alpha; 0 = no ramp
+
+    // method::sps (ref: arXiv 2601.21590, Alg. 2). Blocks of block_size tokens; at each block
+    // boundary sps_candidates blocks are drawn at temperature 1/alpha, the sps_top_k most likely
+    // distinct ones are kept, each is extended by sps_rollouts rollouts, and one block is drawn.
+    int32_t  sps_candidates    = 16;   // candidate blocks drawn per boundary; >= 1
+    int32_t  sps_top_k         = 8;    // K: candidates kept; in [1, sps_candidates]
+    int32_t  sps_rollouts      = 8;    // M: rollouts per kept candidate; >= 2 (the jackknife needs 2)
+    int32_t  sps_lookahead     = 0;    // tokens per rollout; 0 = up to max_new_tokens or EOG
+
+    // method::best_of_n: plain samples per chain; the one with the highest log p is returned.
+    int32_t  best_of           = 8;    // >= 1
 };
 
 // Throws invalid_argument_error naming the first bad field and its value.
@@ -66,7 +109,10 @@ double effective_temperature(const sampling_params & params);
 
 // Named presets: "speed" (alpha 4, B 32, N 2, T 128), "quality" (the seed README's recommendation:
 // alpha 4, B 64, N 5, T 256), "max-quality" (alpha 4, B 64, N 10, T 512) and "paper" (arXiv
-// 2510.14901: alpha 4, B 192, N 10, T 3072). Other fields keep their defaults.
+// 2510.14901: alpha 4, B 192, N 10, T 3072); "smc" (Power-SMC: alpha 4, 32 particles, kappa 0.5,
+// ramp 8, T 256), "sps-paper" (arXiv 2601.21590: alpha 4, B 192, K 8, M 8, T 3072) and
+// "sps-small" (scaled for small models: alpha 4, B 16, 8 candidates, K 4, M 4, look-ahead 32,
+// T 256). Other fields keep their defaults.
 sampling_params preset(const std::string & name);
 std::vector<std::string> preset_names();
 
@@ -103,7 +149,9 @@ struct sample_result {
     int32_t               n_proposals = 0;
     int32_t               n_accepted  = 0;
     int64_t               n_tokens_generated = 0;  // every token drawn, rejected proposals included
-    int64_t               n_tokens_decoded   = 0;  // tokens through the model for this chain
+    int64_t               n_tokens_decoded   = 0;  // tokens through the model for this chain: every
+                                                   // proposal, particle, candidate and rollout
+    int32_t               n_resamples = 0;         // smc: resampling events
     finish_reason         finish = finish_reason::length;
     std::vector<step_record> trace;
 

@@ -57,7 +57,7 @@ TEST(CliBadInput, UnknownMethodListsValidOnes) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_EQ(r.output,
               "power-sampling-eval: --methods: unknown method 'beam'; valid methods: greedy, sample, low-temp, "
-              "power, best-of-n, maj-vote, power-maj-vote\n");
+              "power, power-entropy, smc, sps, best-of-n, maj-vote, power-maj-vote\n");
 }
 
 TEST(CliBadInput, UnknownDatasetListsValidOnes) {

@@ -230,7 +230,7 @@ TEST(EvalFiles, AtomicWriteAndFinishedCheck) {
 }
 
 TEST(EvalMethods, NamesAndLookup) {
-    EXPECT_EQ(ev::eval_method_names(), "greedy, sample, low-temp, power, best-of-n, maj-vote, power-maj-vote");
+    EXPECT_EQ(ev::eval_method_names(), "greedy, sample, low-temp, power, power-entropy, smc, sps, best-of-n, maj-vote, power-maj-vote");
     ASSERT_NE(ev::find_eval_method("power-maj-vote"), nullptr);
     EXPECT_EQ(ev::find_eval_method("power-maj-vote")->engine, "power");
     EXPECT_TRUE(ev::find_eval_method("power-maj-vote")->uses_n);

@@ -37,8 +37,11 @@ namespace ps = powersample;
 
 namespace {
 
+const std::vector<std::string> default_tests = {"decode-limit", "mcmc-single", "recompute-speedup", "batch-limit",
+                                                "chains-scaling", "memory"};
+// "methods" runs every sampler once per repetition: minutes per row on a CPU, so only on request.
 const std::vector<std::string> all_tests = {"decode-limit", "mcmc-single", "recompute-speedup", "batch-limit",
-                                            "chains-scaling", "memory"};
+                                            "chains-scaling", "memory", "methods"};
 
 struct options {
     std::string              model       = ps::default_model_name;
@@ -47,7 +50,9 @@ struct options {
     uint64_t                 seed        = 42;
     int32_t                  repetitions = 3;
     std::string              output      = "md";
-    std::vector<std::string> tests       = all_tests;
+    std::vector<std::string> tests       = default_tests;
+    std::vector<std::string> methods     = {"sample", "power", "power-entropy", "smc", "sps"};
+    int32_t                  particles   = 0;  // methods: smc particles; 0 = the library default
     int32_t                  n_prompt    = 32;
     int32_t                  n_gen       = 256;
     std::string              preset      = "quality";
@@ -199,6 +204,7 @@ public:
         if (has("batch-limit")) batch_limit();
         if (has("chains-scaling")) chains_scaling();
         if (has("memory")) memory();
+        if (has("methods")) methods();
     }
 
 private:
@@ -311,6 +317,63 @@ private:
                 rw.ratio_to = "decode-limit";
             }
             rows.push_back(rw);
+        }
+    }
+
+    // Every method on the same prompt and seed: wall time, every token decoded (rejected
+    // proposals, particles, candidates, rollouts), and the ratio of wall time to one plain sample
+    // (ratio_to "sample-time": here > 1 means slower). Each method other than sample is followed
+    // by best-of-n with the same token budget: best_of = its tokens / one plain sample's tokens.
+    void methods() {
+        const auto prompt = make_prompt(*model_, opt_.n_prompt);
+        ps::power_sampler sampler(model_, context(false));
+        auto params_for = [&](const std::string & name) {
+            ps::sampling_params sp = mcmc_params(1);
+            const ps::method m = ps::method_from_name(name);
+            if (m == ps::method::sps) {
+                sp = ps::preset("sps-small");
+                sp.seed = opt_.seed;
+                sp.record_trace = false;
+                if (opt_.max_new_tokens > 0) sp.max_new_tokens = opt_.max_new_tokens;
+            }
+            sp.method = m;
+            if (m == ps::method::sample) sp.temperature = 1.0;
+            if (m == ps::method::smc && opt_.particles > 0) sp.n_particles = opt_.particles;
+            return sp;
+        };
+        struct result { double seconds = 0, tokens = 0; };
+        auto measure = [&](const ps::sampling_params & sp, const std::string & label) {
+            if (opt_.warmup) sampler.generate_tokens(prompt, sp);
+            std::vector<double> secs, tokens;
+            for (int r = 0; r < opt_.repetitions; ++r) {
+                double t = 0;
+                const auto g = timed_generate(sampler, prompt, sp, t);
+                secs.push_back(t);
+                tokens.push_back(double(g.n_tokens_decoded - g.n_prompt_tokens + 1));
+                log_line(fmt::format("methods {} rep {}: {:.2f} s, {} tokens decoded", label, r + 1, t, tokens.back()));
+            }
+            return std::make_pair(summarize(secs), summarize(tokens).mean);
+        };
+        const auto plain = measure(params_for("sample"), "sample");
+        auto add_row = [&](const std::string & label, const ps::sampling_params & sp,
+                           const std::pair<stats, double> & m) {
+            row rw{"methods", fmt::format("p={} {} T={} seed={}", opt_.n_prompt, label, sp.max_new_tokens, sp.seed),
+                   m.first, "s", m.second, m.first.mean / plain.first.mean, "sample-time"};
+            rows.push_back(rw);
+        };
+        add_row("sample", params_for("sample"), plain);
+        for (const auto & name : opt_.methods) {
+            if (name == "sample") continue;
+            const ps::sampling_params sp = params_for(name);
+            const auto m = measure(sp, name);
+            add_row(name, sp, m);
+            if (name == "best-of-n") continue;
+            ps::sampling_params matched = params_for("best-of-n");
+            matched.best_of = std::max<int32_t>(1, int32_t(std::lround(m.second / std::max(1.0, plain.second))));
+            // llama.cpp's 256 sequence ids bound one request's samples.
+            matched.best_of = std::min<int32_t>(matched.best_of, 127);
+            const std::string label = fmt::format("best-of-n N={} matched-to={}", matched.best_of, name);
+            add_row(label, matched, measure(matched, label));
         }
     }
 
@@ -663,7 +726,9 @@ int main(int argc, char ** argv) {
                  "Tests: decode-limit (llama_decode one token at a time, argmax), mcmc-single (one power-"
                  "sampling chain, tokens decoded/s, ratio to decode-limit), recompute-speedup (wall time with "
                  "recompute_prefix vs KV reuse per prompt length), chains-scaling (aggregate tokens decoded/s "
-                 "per chain count, ratio to 1 chain), memory (peak RSS, KV cache per chain)."};
+                 "per chain count, ratio to 1 chain), memory (peak RSS, KV cache per chain); on request: methods (every "
+                 "--methods entry: wall time, all tokens decoded, ratio to one plain sample, and a best-of-n with "
+                 "the same token budget)."};
     app.add_option("-m,--model", opt.model, "GGUF path or catalogue name")->capture_default_str();
     app.add_option("-t,--threads", opt.n_threads, "CPU threads; 0 = hardware concurrency")->capture_default_str();
     app.add_option("--n-gpu-layers", opt.n_gpu_layers, "(also -ngl) layers offloaded to a GPU; -1 = all")
@@ -687,6 +752,11 @@ int main(int argc, char ** argv) {
     app.add_option("--chains", chains_arg, "chain counts of chains-scaling, sequence counts of batch-limit")->capture_default_str();
     app.add_flag("--no-warmup", no_warmup, "skip the untimed warm-up run of each case");
     std::string timer = "wall";
+    std::string methods_arg = fmt::format("{}", fmt::join(opt.methods, ","));
+    app.add_option("--methods", methods_arg, "methods of the 'methods' test, each also against a compute-matched "
+                                             "best-of-n")->capture_default_str();
+    app.add_option("--particles", opt.particles, "smc particles in the 'methods' test; 0 = library default")
+        ->capture_default_str();
     app.add_option("--timer", timer,
                    "wall, or cpu: the process's CPU time (with -t 1, the work done, little disturbed by other "
                    "processes)")->capture_default_str();
@@ -734,6 +804,15 @@ int main(int argc, char ** argv) {
             usage_error(fmt::format("--tests = '{}': unknown test '{}' (known: {})", tests_arg, t, fmt::join(all_tests, ",")));
         }
     }
+    opt.methods = split(methods_arg);
+    for (const auto & name : opt.methods) {
+        try {
+            ps::method_from_name(name);
+        } catch (const ps::invalid_argument_error & e) {
+            usage_error(fmt::format("--methods = '{}': {}", methods_arg, e.what()));
+        }
+    }
+    if (opt.particles < 0) usage_error(fmt::format("--particles = {}: must be >= 0", opt.particles));
     opt.prompt_lengths = split_ints(lengths_arg, "--prompt-lengths", 1, 1 << 20);
     opt.chains         = split_ints(chains_arg, "--chains", 1, 127);
     if (opt.output != "md" && opt.output != "csv" && opt.output != "json") {

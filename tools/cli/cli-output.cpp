@@ -22,7 +22,18 @@ nlohmann::json params_to_json(const ps::sampling_params & p) {
             {"top_p", p.top_p},
             {"min_p", p.min_p},
             {"seed", p.seed},
-            {"chains", p.n_chains}};
+            {"chains", p.n_chains},
+            {"particles", p.n_particles},
+            {"ess_threshold", p.ess_threshold},
+            {"resample_interval", p.resample_interval},
+            {"alpha_ramp_tokens", p.alpha_ramp_tokens},
+            {"sps_candidates", p.sps_candidates},
+            {"sps_top_k", p.sps_top_k},
+            {"sps_rollouts", p.sps_rollouts},
+            {"sps_lookahead", p.sps_lookahead},
+            {"entropy_beta", p.entropy_beta},
+            {"entropy_floor", p.entropy_floor},
+            {"best_of", p.best_of}};
 }
 
 nlohmann::json report_to_json(const run_report & r) {
@@ -46,6 +57,7 @@ nlohmann::json report_to_json(const run_report & r) {
                           {"acceptance_rate", c.acceptance_rate()},
                           {"n_tokens_generated", c.n_tokens_generated},
                           {"n_tokens_decoded", c.n_tokens_decoded},
+                          {"n_resamples", c.n_resamples},
                           {"trace", trace}});
     }
     return {{"params", params_to_json(r.params)},
@@ -70,6 +82,19 @@ std::string describe(const ps::sampling_params & p) {
                                ps::effective_temperature(p), p.max_new_tokens);
         case ps::method::greedy:
             return fmt::format("greedy decoding (max {} tokens)", p.max_new_tokens);
+        case ps::method::power_entropy:
+            return fmt::format("entropy-cut power sampling (alpha {}, block {}, steps {}, beta {}, floor {}, max {} tokens)",
+                               p.alpha, p.block_size, p.n_steps_per_block, p.entropy_beta, p.entropy_floor,
+                               p.max_new_tokens);
+        case ps::method::smc:
+            return fmt::format("Power-SMC (alpha {}, {} particles, kappa {}, ramp {}, max {} tokens)", p.alpha,
+                               p.n_particles, p.ess_threshold, p.alpha_ramp_tokens, p.max_new_tokens);
+        case ps::method::sps:
+            return fmt::format("scalable power sampling (alpha {}, block {}, {} candidates, K {}, M {}, max {} tokens)",
+                               p.alpha, p.block_size, p.sps_candidates, p.sps_top_k, p.sps_rollouts, p.max_new_tokens);
+        case ps::method::best_of_n:
+            return fmt::format("best of {} samples (temperature {:.3g}, max {} tokens)", p.best_of,
+                               ps::effective_temperature(p), p.max_new_tokens);
     }
     return "?";
 }
@@ -110,7 +135,7 @@ void print_reports(const ps::model & m, const std::string & prompt, const std::v
             const auto & c = r.result.chains[i];
             if (many) std::cout << "--- chain " << i << " ---\n";
             std::cout << c.text << "\n";
-            if (style.trace && r.params.method == ps::method::power) {
+            if (style.trace && !c.trace.empty()) {
                 std::cout << "\n";
                 print_trace(c);
             }

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -56,6 +57,17 @@ struct cli_options {
     int32_t     block_size     = 64;
     int32_t     steps          = 5;
     int32_t     chains         = 1;
+    int32_t     particles      = 32;
+    double      ess_threshold  = 0.5;
+    int32_t     resample_interval = 1;
+    int32_t     alpha_ramp     = 8;
+    int32_t     sps_candidates = 16;
+    int32_t     sps_top_k      = 8;
+    int32_t     sps_rollouts   = 8;
+    int32_t     sps_lookahead  = 0;
+    double      entropy_beta   = 1.0;
+    double      entropy_floor  = 0.1;
+    int32_t     best_of        = 8;
     bool        compare        = false;
     bool        trace          = false;
     bool        json           = false;
@@ -99,7 +111,8 @@ std::string read_prompt(const cli_options & o, const CLI::App & app) {
 // The preset gives the defaults; every flag given on the command line overrides it.
 ps::sampling_params build_params(const cli_options & o, const CLI::App & app) {
     ps::sampling_params p = ps::preset(o.preset);
-    p.method = ps::method_from_name(o.method);
+    // A preset may pick the method (smc, sps-paper, sps-small); --method overrides it.
+    if (app.count("--method") || p.method == ps::method::power) p.method = ps::method_from_name(o.method);
     if (app.count("--alpha")) p.alpha = o.alpha;
     if (app.count("--block-size")) p.block_size = o.block_size;
     if (app.count("--steps")) p.n_steps_per_block = o.steps;
@@ -109,8 +122,35 @@ ps::sampling_params build_params(const cli_options & o, const CLI::App & app) {
     if (app.count("--top-p")) p.top_p = o.top_p;
     if (app.count("--min-p")) p.min_p = o.min_p;
     if (app.count("--chains")) p.n_chains = o.chains;
+    if (app.count("--particles")) p.n_particles = o.particles;
+    if (app.count("--ess-threshold")) p.ess_threshold = o.ess_threshold;
+    if (app.count("--resample-interval")) p.resample_interval = o.resample_interval;
+    if (app.count("--alpha-ramp")) p.alpha_ramp_tokens = o.alpha_ramp;
+    if (app.count("--sps-candidates")) p.sps_candidates = o.sps_candidates;
+    if (app.count("--sps-top-k")) p.sps_top_k = o.sps_top_k;
+    if (app.count("--sps-rollouts")) p.sps_rollouts = o.sps_rollouts;
+    if (app.count("--sps-lookahead")) p.sps_lookahead = o.sps_lookahead;
+    if (app.count("--entropy-beta")) p.entropy_beta = o.entropy_beta;
+    if (app.count("--entropy-floor")) p.entropy_floor = o.entropy_floor;
+    if (app.count("--best-of")) p.best_of = o.best_of;
     p.record_trace = true;
-    ps::validate(p);
+    try {
+        ps::validate(p);
+    } catch (const ps::invalid_argument_error & e) {
+        // The library names its fields; name the flag for the fields of the other methods.
+        static const std::pair<const char *, const char *> flags[] = {
+            {"particles =", "--particles ="},           {"ess_threshold =", "--ess-threshold ="},
+            {"resample_interval =", "--resample-interval ="}, {"alpha_ramp_tokens =", "--alpha-ramp ="},
+            {"sps_candidates =", "--sps-candidates ="}, {"sps_top_k =", "--sps-top-k ="},
+            {"sps_rollouts =", "--sps-rollouts ="},     {"sps_lookahead =", "--sps-lookahead ="},
+            {"entropy_beta =", "--entropy-beta ="},     {"entropy_floor =", "--entropy-floor ="},
+            {"best_of =", "--best-of ="}};
+        const std::string what = e.what();
+        for (const auto & f : flags) {
+            if (what.rfind(f.first, 0) == 0) throw ps::invalid_argument_error(f.second + what.substr(std::strlen(f.first)));
+        }
+        throw;
+    }
     return p;
 }
 
@@ -147,7 +187,9 @@ int main(int argc, char ** argv) {
     CLI::App app{"power-sampling: sample whole completions from p(x | prompt)^alpha (arXiv 2510.14901) with "
                  "Metropolis-Hastings on a GGUF model.\n"
                  "Presets: speed (alpha 4, B 32, N 2, T 128), quality (4, 64, 5, 256; default), "
-                 "max-quality (4, 64, 10, 512), paper (4, 192, 10, 3072). Flags override the preset."};
+                 "max-quality (4, 64, 10, 512), paper (4, 192, 10, 3072); smc (Power-SMC, 32 particles, T 256), "
+                 "sps-paper (Scalable Power Sampling: B 192, K 8, M 8, T 3072), sps-small (B 16, K 4, M 4, "
+                 "look-ahead 32, T 256). Flags override the preset. Methods: docs/methods.md."};
     app.get_formatter()->column_width(34);
     // As in llama.cpp, a flag given twice takes its last value.
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -171,10 +213,11 @@ int main(int argc, char ** argv) {
     app.add_flag("--chat", o.chat, "Wrap the prompt in the model's chat template (default when it has one)")
         ->group(g_sampling);
     app.add_flag("--raw", o.raw, "Use the prompt as is, no chat template")->group(g_sampling);
-    app.add_option("--preset", o.preset, "speed | quality | max-quality | paper")->capture_default_str()
-        ->group(g_sampling);
-    app.add_option("--method", o.method, "power | sample | greedy | low-temp")->capture_default_str()
-        ->group(g_sampling);
+    app.add_option("--preset", o.preset, "speed | quality | max-quality | paper | smc | sps-paper | sps-small")
+        ->capture_default_str()->group(g_sampling);
+    std::string method_list;
+    for (const auto & m : ps::method_names()) method_list += (method_list.empty() ? "" : " | ") + m;
+    app.add_option("--method", o.method, method_list)->capture_default_str()->group(g_sampling);
     app.add_option("--alpha", o.alpha, "Target exponent: pi ∝ p^alpha (> 0) [preset: 4]")->group(g_sampling);
     app.add_option("--block-size", o.block_size, "Tokens per block, B (>= 1) [preset]")->group(g_sampling);
     app.add_option("--steps", o.steps, "MH steps per block, N (>= 0) [preset]")->group(g_sampling);
@@ -186,6 +229,28 @@ int main(int argc, char ** argv) {
     app.add_option("--top-p", o.top_p, "Proposal top-p (1 = off)")->group(g_sampling);
     app.add_option("--min-p", o.min_p, "Proposal min-p (0 = off)")->group(g_sampling);
     app.add_option("--chains", o.chains, "Independent chains (samples), decoded in one batch [1]")->group(g_sampling);
+    const std::string g_methods = "Other methods (docs/methods.md)";
+    app.add_option("--particles", o.particles, "smc: particles N (>= 1)")->capture_default_str()->group(g_methods);
+    app.add_option("--ess-threshold", o.ess_threshold, "smc: resample when ESS < kappa * N; kappa in (0, 1]")
+        ->capture_default_str()->group(g_methods);
+    app.add_option("--resample-interval", o.resample_interval, "smc: tokens between ESS checks (>= 1)")
+        ->capture_default_str()->group(g_methods);
+    app.add_option("--alpha-ramp", o.alpha_ramp, "smc: tokens over which alpha rises from 1 (0 = none)")
+        ->capture_default_str()->group(g_methods);
+    app.add_option("--sps-candidates", o.sps_candidates, "sps: candidate blocks per boundary (>= 1)")
+        ->capture_default_str()->group(g_methods);
+    app.add_option("--sps-top-k", o.sps_top_k, "sps: candidates kept, K (1 .. --sps-candidates)")
+        ->capture_default_str()->group(g_methods);
+    app.add_option("--sps-rollouts", o.sps_rollouts, "sps: rollouts per candidate, M (>= 2)")
+        ->capture_default_str()->group(g_methods);
+    app.add_option("--sps-lookahead", o.sps_lookahead, "sps: tokens per rollout (0 = to the cap)")
+        ->capture_default_str()->group(g_methods);
+    app.add_option("--entropy-beta", o.entropy_beta, "power-entropy: cut weight exponent beta (>= 0)")
+        ->capture_default_str()->group(g_methods);
+    app.add_option("--entropy-floor", o.entropy_floor, "power-entropy: uniform share of cuts, in (0, 1]")
+        ->capture_default_str()->group(g_methods);
+    app.add_option("--best-of", o.best_of, "best-of-n: samples per answer (>= 1)")->capture_default_str()
+        ->group(g_methods);
     app.add_option("-s,--seed", o.seed, "RNG seed (default: random, printed on stderr)")->group(g_sampling);
 
     app.add_flag("--compare", o.compare, "Run standard sampling (T = 1) and power sampling on the same prompt")
@@ -233,7 +298,8 @@ int main(int argc, char ** argv) {
         }
         if (!o.trace_svg.empty()) {
             if (!o.batch_file.empty()) throw ps::invalid_argument_error("--trace-svg and --batch: choose one");
-            if (!o.compare && ps::method_from_name(o.method) != ps::method::power) {
+            const ps::method m = ps::method_from_name(o.method);
+            if (!o.compare && m != ps::method::power && m != ps::method::power_entropy) {
                 throw ps::invalid_argument_error("--trace-svg: --method " + o.method + " has no MCMC chain to draw");
             }
             try {
@@ -298,7 +364,7 @@ int main(int argc, char ** argv) {
             if (g_interrupted) break;
         }
         print_reports(*model, prompt, reports, output_style{o.json, o.trace, o.quiet, o.compare});
-        if (!o.trace_svg.empty() && !reports.empty() && reports.back().params.method == ps::method::power) {
+        if (!o.trace_svg.empty() && !reports.empty() && !reports.back().result.chains.empty()) {
             const auto & run = reports.back();
             ps::trace_svg_options so;
             so.title = fmt::format("{}: alpha {}, B {}, N {}, T {}, seed {} (chain 0)", o.model,

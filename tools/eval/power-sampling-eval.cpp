@@ -358,6 +358,16 @@ int main(int argc, char ** argv) {
             sp.method = ps::method_from_name(group[0]->engine);
             sp.n_chains = group[0]->uses_n ? o.n_samples : 1;
             if (sp.method == ps::method::sample) sp.temperature = 1.0;
+            if (sp.method == ps::method::sps) {
+                // The paper's settings (B 192, 64 rollouts per block to the cap) cost hours per
+                // problem on a small model on a CPU: take the scaled preset's block and budget.
+                const ps::sampling_params small = ps::preset("sps-small");
+                sp.block_size     = small.block_size;
+                sp.sps_candidates = small.sps_candidates;
+                sp.sps_top_k      = small.sps_top_k;
+                sp.sps_rollouts   = small.sps_rollouts;
+                sp.sps_lookahead  = small.sps_lookahead;
+            }
 
             // Pending: problems for which some method of the group has no finished file.
             std::vector<size_t> pending;
@@ -399,6 +409,7 @@ int main(int argc, char ** argv) {
                                         { "log_p", c.log_p },
                                         { "finish", ps::finish_reason_name(c.finish) },
                                         { "n_tokens_generated", c.n_tokens_generated },
+                                        { "n_tokens_decoded", c.n_tokens_decoded },
                                         { "n_proposals", c.n_proposals },
                                         { "n_accepted", c.n_accepted } });
                     tokens += c.n_tokens_generated;

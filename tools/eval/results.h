@@ -32,7 +32,8 @@ struct eval_method {
     std::string description;
 };
 
-// greedy, sample, low-temp, power, best-of-n, maj-vote, power-maj-vote, in that order.
+// greedy, sample, low-temp, power, power-entropy, smc, sps, best-of-n, maj-vote, power-maj-vote,
+// in that order.
 const std::vector<eval_method> & eval_methods();
 const eval_method * find_eval_method(std::string_view name);
 // "greedy, sample, ..." for error messages.
