@@ -169,7 +169,11 @@ NB_MODULE(_powersample, m) {
         .value("power", ps::method::power)
         .value("sample", ps::method::sample)
         .value("greedy", ps::method::greedy)
-        .value("low_temp", ps::method::low_temp);
+        .value("low_temp", ps::method::low_temp)
+        .value("power_entropy", ps::method::power_entropy)
+        .value("smc", ps::method::smc)
+        .value("sps", ps::method::sps)
+        .value("best_of_n", ps::method::best_of_n);
     m.def("method_from_name", &ps::method_from_name, "name"_a);
 
     nb::class_<ps::sampling_params>(m, "SamplingParams")
@@ -186,6 +190,17 @@ NB_MODULE(_powersample, m) {
         .def_rw("seed", &ps::sampling_params::seed)
         .def_rw("n_chains", &ps::sampling_params::n_chains)
         .def_rw("record_trace", &ps::sampling_params::record_trace)
+        .def_rw("entropy_beta", &ps::sampling_params::entropy_beta)
+        .def_rw("entropy_floor", &ps::sampling_params::entropy_floor)
+        .def_rw("n_particles", &ps::sampling_params::n_particles)
+        .def_rw("ess_threshold", &ps::sampling_params::ess_threshold)
+        .def_rw("resample_interval", &ps::sampling_params::resample_interval)
+        .def_rw("alpha_ramp_tokens", &ps::sampling_params::alpha_ramp_tokens)
+        .def_rw("sps_candidates", &ps::sampling_params::sps_candidates)
+        .def_rw("sps_top_k", &ps::sampling_params::sps_top_k)
+        .def_rw("sps_rollouts", &ps::sampling_params::sps_rollouts)
+        .def_rw("sps_lookahead", &ps::sampling_params::sps_lookahead)
+        .def_rw("best_of", &ps::sampling_params::best_of)
         .def_rw("record_suffixes", &ps::sampling_params::record_suffixes);
     m.def("validate", &ps::validate, "params"_a);
     m.def("effective_temperature", &ps::effective_temperature, "params"_a);

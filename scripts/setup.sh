@@ -100,6 +100,32 @@ build_llama cpu ""
 # CUDAARCHS), CPU code not tuned to this machine (the GPU machine is another CPU), no NCCL.
 [ "$want_cuda" = 1 ] && build_llama cuda "-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=${CUDAARCHS:-90} -DGGML_NATIVE=OFF -DGGML_CUDA_NCCL=OFF"
 
+# llama-server from the same source, for the remote-backend tests (test-remote-llama-server): a separate,
+# static build of that one target, cached with its own marker. No network: the web UI is neither
+# downloaded nor built.
+build_llama_server() {
+  local prefix="$cache/llama-server-$LLAMA_PY_VERSION-cpu"
+  local marker="$prefix/.complete-r1"
+  if [ -f "$marker" ]; then log "llama-server already built in $prefix"; return; fi
+  local src="$cache/src/llama_cpp_python-$LLAMA_PY_VERSION/vendor/llama.cpp"
+  if [ ! -f "$src/CMakeLists.txt" ]; then
+    local sdist
+    sdist=$(fetch llama-cpp-python "$LLAMA_PY_VERSION" "$LLAMA_PY_SHA256" sdist)
+    mkdir -p "$cache/src"
+    tar -xzf "$sdist" -C "$cache/src"
+  fi
+  log "building llama-server; this takes several minutes once"
+  cmake -S "$src" -B "$prefix/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+    -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+    -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=ON >&2
+  nice cmake --build "$prefix/build" --target llama-server -j "$(nproc)" >&2
+  mkdir -p "$prefix/bin"
+  cp "$prefix/build/bin/llama-server" "$prefix/bin/llama-server"
+  touch "$marker"
+}
+build_llama_server
+
 model_dir="$cache/models"
 model="$model_dir/SmolLM2-135M-Instruct.Q4_1.gguf"
 if [ ! -f "$model" ]; then

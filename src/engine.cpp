@@ -2,6 +2,7 @@
 // ref: arXiv 2510.14901, Alg. 1, with the exact acceptance ratio of docs/algorithm.md.
 #include "powersample/engine.h"
 
+#include "mh-kernel.h"
 #include "request-runner.h"
 #include "token-sampler.h"
 
@@ -361,7 +362,7 @@ struct engine::impl {
         for (size_t i = 0; i < ch.y.size(); ++i) { w_prop += ch.y_weight[i]; lp_prop += ch.y_log_p[i]; }
         // log q_cut(m | x') - log q_cut(m | x): the reverse over the forward cut probability. For
         // uniform cuts this is log len(x) - log len(x'), as the choice depends on the length.
-        double length_correction = std::log(len_cur) - std::log(len_prop);
+        double length_correction = uniform_cut_correction(ch.x.size(), m + ch.y.size());
         if (sp.method == method::power_entropy) {
             std::vector<double> h_prop(ch.x_entropy.begin(), ch.x_entropy.begin() + long(m));
             h_prop.insert(h_prop.end(), ch.y_entropy.begin(), ch.y_entropy.end());
@@ -373,7 +374,7 @@ struct engine::impl {
         switch (variant) {
             case acceptance_variant::exact:
             case acceptance_variant::without_bridging_term:  // concerns Power-SMC only
-                log_accept = w_prop - w_cur + length_correction;
+                log_accept = log_acceptance_ratio(w_cur, w_prop, length_correction);
                 break;
             case acceptance_variant::without_proposal_terms:
                 log_accept = sp.alpha * (lp_prop - lp_cur) + length_correction;

@@ -155,6 +155,33 @@ std::string model::format_chat(const std::string & user_message, const std::stri
     return std::string(buf.data(), size_t(n));
 }
 
+std::string model::format_chat(const std::vector<chat_message> & messages) const {
+    if (impl_->chat_template.empty()) {
+        throw error("model '" + impl_->path + "' has no chat template; use the raw prompt");
+    }
+    if (messages.empty()) {
+        throw invalid_argument_error("messages: empty");
+    }
+    std::vector<llama_chat_message> msgs;
+    size_t total = 0;
+    for (const auto & m : messages) {
+        msgs.push_back({m.role.c_str(), m.content.c_str()});
+        total += m.role.size() + m.content.size();
+    }
+    std::vector<char> buf(2 * total + 1024);
+    int32_t n = llama_chat_apply_template(impl_->chat_template.c_str(), msgs.data(), msgs.size(), true,
+                                          buf.data(), int32_t(buf.size()));
+    if (n > int32_t(buf.size())) {
+        buf.resize(size_t(n));
+        n = llama_chat_apply_template(impl_->chat_template.c_str(), msgs.data(), msgs.size(), true,
+                                      buf.data(), int32_t(buf.size()));
+    }
+    if (n < 0) {
+        throw error("model '" + impl_->path + "': its chat template is not one llama.cpp supports");
+    }
+    return std::string(buf.data(), size_t(n));
+}
+
 int32_t model::n_vocab() const { return llama_vocab_n_tokens(impl_->vocab); }
 int32_t model::n_ctx_train() const { return llama_model_n_ctx_train(impl_->handle); }
 bool model::is_eog(token_id token) const { return llama_vocab_is_eog(impl_->vocab, token); }

@@ -198,6 +198,44 @@ std::vector<double> power_sampler::score(const std::vector<token_id> & prompt, c
     return out;
 }
 
+namespace {
+
+// Holds the model for as long as the context lives: the holder base is built first.
+struct model_holder {
+    std::shared_ptr<model> held;
+};
+
+class owning_language_model : private model_holder, public llama_language_model {
+public:
+    owning_language_model(std::shared_ptr<model> m, const context_params & p)
+        : model_holder{std::move(m)},
+          llama_language_model(*held, (p.n_ctx / p.n_seq_max + 255) / 256 * 256, p.n_seq_max, p.n_batch, p.n_threads,
+                               p.recompute_prefix) {}
+};
+
+}  // namespace
+
+std::unique_ptr<language_model> create_language_model(std::shared_ptr<model> m, const context_params & params) {
+    if (!m) throw invalid_argument_error("model: null");
+    if (params.n_ctx < 1) {
+        throw invalid_argument_error("n_ctx = " + std::to_string(params.n_ctx) + ": must be >= 1");
+    }
+    if (params.n_seq_max > 0 && params.n_ctx / params.n_seq_max < 1) {
+        throw invalid_argument_error("n_ctx = " + std::to_string(params.n_ctx) + ": less than one cell per sequence");
+    }
+    if (params.n_seq_max < 1 || params.n_seq_max > max_sequences) {
+        throw invalid_argument_error("n_seq_max = " + std::to_string(params.n_seq_max) + ": must be in [1, " +
+                                     std::to_string(max_sequences) + "]");
+    }
+    if (params.n_batch < 1) {
+        throw invalid_argument_error("batch = " + std::to_string(params.n_batch) + ": must be >= 1");
+    }
+    if (params.n_threads < 0) {
+        throw invalid_argument_error("threads = " + std::to_string(params.n_threads) + ": must be >= 0");
+    }
+    return std::make_unique<owning_language_model>(std::move(m), params);
+}
+
 sample_result power_sample(const std::shared_ptr<model> & m, const std::string & prompt, double alpha,
                            int32_t block_size, int32_t steps, int32_t max_len, double temperature,
                            bool show_progress, uint64_t seed) {

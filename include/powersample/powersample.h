@@ -68,6 +68,11 @@ std::string models_directory();
 std::string resolve_model_path(const std::string & name_or_path);
 extern const char * const default_model_name;  // "smollm2-135m"
 
+struct chat_message {
+    std::string role;     // "system", "user" or "assistant"
+    std::string content;
+};
+
 class model {
 public:
     // Loads a GGUF model. Throws invalid_argument_error for a missing, unreadable or non-GGUF
@@ -87,6 +92,9 @@ public:
     // turn opened). Throws error when the model has no usable template.
     std::string format_chat(const std::string & user_message,
                             const std::string & system_message = "") const;
+    // A whole conversation (roles "system", "user", "assistant"), with the assistant turn opened.
+    // Throws error as above, invalid_argument_error for an empty list.
+    std::string format_chat(const std::vector<chat_message> & messages) const;
 
     int32_t     n_vocab() const;
     int32_t     n_ctx_train() const;
@@ -160,6 +168,15 @@ private:
     std::unique_ptr<impl> impl_;
 };
 using PowerSampler = power_sampler;  // the seed's name
+
+// An engine-ready llama.cpp context for a long-lived `engine` (a server's, say): params.n_seq_max
+// sequences (1 to 256), each with its own KV stream of n_ctx / n_seq_max cells (rounded up to a
+// multiple of 256), as power_sampler uses. Give n_seq_max = sequences_needed() of the largest
+// request you will admit times how many such requests may run at once, and n_ctx = n_seq_max
+// times the longest sequence (prompt + max_new_tokens + 1); the engine queues what does not fit.
+// The result keeps the model alive, and is used from one thread at a time. Throws
+// invalid_argument_error for bad sizes, error when llama.cpp cannot allocate the context.
+std::unique_ptr<language_model> create_language_model(std::shared_ptr<model> m, const context_params & params);
 
 // The seed's one-call API: chat-formats the prompt when the model has a chat template,
 // samples one power-sampling chain and returns it. temperature <= 0 means 1/alpha.

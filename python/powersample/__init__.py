@@ -50,7 +50,15 @@ __all__ = [
 
 default_model_name: str = _ext.default_model_name
 
-METHODS = ("power", "sample", "greedy", "low-temp")
+METHODS = ("power", "sample", "greedy", "low-temp", "power-entropy", "smc", "sps", "best-of-n")
+# Per-method settings accepted through method_options= (sampling_params fields; see
+# include/powersample/sampling.h and docs/methods.md).
+METHOD_OPTIONS = {
+    "power-entropy": ("entropy_beta", "entropy_floor"),
+    "smc": ("n_particles", "ess_threshold", "resample_interval", "alpha_ramp_tokens"),
+    "sps": ("sps_candidates", "sps_top_k", "sps_rollouts", "sps_lookahead"),
+    "best-of-n": ("best_of",),
+}
 
 # The C++ library names some parameters after its own fields; its messages are translated so
 # that a ValueError names the keyword the Python caller actually passed.
@@ -257,7 +265,8 @@ class PowerSampler:
 
     @staticmethod
     def _params(method: str, alpha: float, block_size: int, steps: int, max_len: int, temperature: Optional[float],
-                top_k: int, top_p: float, min_p: float, seed: Optional[int], n_chains: int, trace: bool):
+                top_k: int, top_p: float, min_p: float, seed: Optional[int], n_chains: int, trace: bool,
+                method_options: Optional[dict] = None):
         if method not in METHODS:
             raise ValueError(f"method = {method!r}: unknown (valid: {', '.join(METHODS)})")
         if temperature is not None and not temperature > 0:
@@ -284,6 +293,15 @@ class PowerSampler:
         p.seed = seed
         p.n_chains = n_chains
         p.record_trace = trace
+        for name, value in (method_options or {}).items():
+            if name not in METHOD_OPTIONS.get(method, ()):
+                valid = ", ".join(METHOD_OPTIONS.get(method, ())) or "none"
+                raise ValueError(f"method_options: {name!r} is not a setting of method {method!r} (valid: {valid})")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"method_options: {name} = {value!r}: must be a number")
+            if isinstance(value, int) and not -2**31 <= value < 2**31:
+                raise ValueError(f"method_options: {name} = {value}: out of range")
+            setattr(p, name, value)
         try:
             _ext.validate(p)
         except ValueError as e:
@@ -294,10 +312,11 @@ class PowerSampler:
                         steps: int = 5, max_len: int = 256, temperature: Optional[float] = None, top_k: int = 0,
                         top_p: float = 1.0, min_p: float = 0.0, seed: Optional[int] = None, n_chains: int = 1,
                         trace: bool = True, chat: Optional[bool] = None, show_progress: bool = False,
-                        on_progress: Optional[Callable[[Progress], None]] = None) -> List[SampleResult]:
+                        on_progress: Optional[Callable[[Progress], None]] = None,
+                        method_options: Optional[dict] = None) -> List[SampleResult]:
         """Like generate(), with n_chains independent chains of the same prompt; one result each."""
         params = self._params(method, alpha, block_size, steps, max_len, temperature, top_k, top_p, min_p, seed,
-                              n_chains, trace)
+                              n_chains, trace, method_options)
         # Token ids are the prompt exactly as given: no chat template, no BOS added.
         text = list(prompt) if not isinstance(prompt, str) else self._format(prompt, chat)
         bar = _ProgressBar(method) if show_progress else None
@@ -321,11 +340,16 @@ class PowerSampler:
                  steps: int = 5, max_len: int = 256, temperature: Optional[float] = None, top_k: int = 0,
                  top_p: float = 1.0, min_p: float = 0.0, seed: Optional[int] = None, trace: bool = True,
                  chat: Optional[bool] = None, show_progress: bool = False,
-                 on_progress: Optional[Callable[[Progress], None]] = None) -> SampleResult:
+                 on_progress: Optional[Callable[[Progress], None]] = None,
+                 method_options: Optional[dict] = None) -> SampleResult:
         """Samples one completion of `prompt` (a string, or token ids used exactly as given).
 
         method: "power" (MH power sampling, the default), "sample" (plain sampling at
-        `temperature`, default 1), "greedy" (argmax) or "low-temp" (plain sampling at 1/alpha).
+        `temperature`, default 1), "greedy" (argmax), "low-temp" (plain sampling at 1/alpha), or
+        one of the faster samplers of docs/methods.md: "power-entropy" (MH with entropy-guided
+        cuts), "smc" (Power-SMC), "sps" (Scalable Power Sampling, approximate), "best-of-n".
+        method_options: their settings by name, e.g. {"n_particles": 16} for smc
+        (METHOD_OPTIONS lists them).
         alpha: exponent of the target p^alpha (> 0). block_size: tokens per block (>= 1).
         steps: MH steps per block (>= 0). max_len: cap on new tokens (>= 1). temperature: the
         proposal's (None = 1/alpha for power and low-temp, 1 for sample). top_k/top_p/min_p truncate
@@ -335,7 +359,8 @@ class PowerSampler:
         return self.generate_chains(prompt, method, alpha=alpha, block_size=block_size, steps=steps,
                                     max_len=max_len, temperature=temperature, top_k=top_k, top_p=top_p,
                                     min_p=min_p, seed=seed, n_chains=1, trace=trace, chat=chat,
-                                    show_progress=show_progress, on_progress=on_progress)[0]
+                                    show_progress=show_progress, on_progress=on_progress,
+                                    method_options=method_options)[0]
 
     def power_sample(self, prompt: str, alpha: float = 4.0, block_size: int = 64, steps: int = 5,
                      max_len: int = 256, temperature: Optional[float] = None, show_progress: bool = False,

@@ -7,6 +7,7 @@
 
 #include "batch-mode.h"
 #include "cli-output.h"
+#include "remote-mode.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -77,6 +78,7 @@ struct cli_options {
     bool        strict         = false;
     bool        quiet          = false;
     bool        no_progress    = false;
+    remote_mode_options remote;
 };
 
 // CLI11 only takes one-letter short flags; llama.cpp users type -ngl.
@@ -269,6 +271,18 @@ int main(int argc, char ** argv) {
     app.add_flag("--strict", o.strict, "Fail on the first malformed batch line instead of skipping it")
         ->group(g_batch);
 
+    const std::string g_remote = "Remote";
+    app.add_option("--remote", o.remote.url, "Generate proposals on this llama-server (http://host:port) "
+                                             "instead of loading a model (docs/remote.md)")->group(g_remote);
+    app.add_option("--remote-api-key", o.remote.api_key, "Bearer token for --remote")
+        ->envname("POWERSAMPLE_REMOTE_API_KEY")->group(g_remote);
+    app.add_option("--remote-top-logprobs", o.remote.top_logprobs,
+                   "Log-probabilities per position for the proposal normaliser when the proposal temperature "
+                   "is not 1 (the result is then marked approximate)")->capture_default_str()->group(g_remote);
+    app.add_option("--remote-retries", o.remote.max_retries, "Retries per failed request, with backoff")
+        ->capture_default_str()->group(g_remote);
+    app.add_option("--remote-timeout", o.remote.timeout, "Seconds per request")->capture_default_str()->group(g_remote);
+
     try {
         app.parse(translate_llama_flags(argc, argv));
     } catch (const CLI::CallForHelp & e) {
@@ -319,6 +333,14 @@ int main(int argc, char ** argv) {
         const std::string prompt_text = o.batch_file.empty() ? read_prompt(o, app) : std::string();
         if (o.batch_file.empty() && prompt_text.empty()) throw ps::invalid_argument_error("prompt: empty");
 
+        if (!o.remote.url.empty()) {
+            if (!o.batch_file.empty() || o.compare) throw ps::invalid_argument_error("--remote: not with --batch or --compare");
+            o.remote.chat = !o.raw;
+            o.remote.system_prompt = o.system_prompt;
+            o.remote.json = o.json;
+            o.remote.quiet = o.quiet;
+            return run_remote(o.remote, params, prompt_text, g_interrupted);
+        }
         auto model = ps::model::load({o.model, o.n_gpu_layers});
         const bool use_chat = o.chat || (!o.raw && model->has_chat_template());
         if (o.chat && !model->has_chat_template()) {

@@ -1,0 +1,284 @@
+// llama_server_generator: proposals from llama-server's /completion, with the log-probabilities
+// the MH ratio needs. llama-server reports, for every generated token, the log-probability of the
+// sampled token and of the top n_probs tokens under the raw logits (temperature 1, full-vocabulary
+// softmax) when post_sampling_probs is false. See docs/remote.md.
+#include "powersample/remote.h"
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+namespace powersample {
+
+using json = nlohmann::json;
+
+struct llama_server_generator::impl {
+    remote_params          params;
+    std::unique_ptr<httplib::Client> client;
+    mutable int64_t        n_requests = 0;
+    mutable int32_t        vocab      = -1;  // -1: not asked yet
+    mutable token_id       ascii_token = -1;
+    int64_t                context_sent   = 0;
+    int64_t                context_cached = 0;
+
+    // POSTs (or GETs when body is null) with bounded retries: connection errors, timeouts and
+    // 5xx are retried with exponential backoff; 4xx fail at once. Throws error naming the URL.
+    json call(const std::string & path, const json & body) const {
+        std::string last_problem;
+        double delay = params.backoff_seconds;
+        for (int32_t attempt = 0; attempt <= params.max_retries; ++attempt) {
+            if (attempt > 0) {
+                std::this_thread::sleep_for(std::chrono::duration<double>(delay));
+                delay *= 2;
+            }
+            n_requests += 1;
+            httplib::Result res = body.is_null() ? client->Get(path.c_str())
+                                                 : client->Post(path.c_str(), body.dump(), "application/json");
+            if (!res) {
+                last_problem = "no response (" + httplib::to_string(res.error()) + ")";
+                continue;
+            }
+            if (res->status >= 500) {
+                last_problem = "HTTP " + std::to_string(res->status) + ": " + res->body.substr(0, 300);
+                continue;
+            }
+            if (res->status != 200) {
+                throw error("remote " + params.url + path + ": HTTP " + std::to_string(res->status) + ": " +
+                            res->body.substr(0, 500));
+            }
+            try {
+                return json::parse(res->body);
+            } catch (const json::parse_error &) {
+                throw error("remote " + params.url + path + ": response is not JSON");
+            }
+        }
+        throw error("remote " + params.url + path + ": failed after " + std::to_string(params.max_retries + 1) +
+                    " attempts; last: " + last_problem);
+    }
+
+    int32_t n_vocab() const {
+        if (vocab < 0) {
+            vocab = 0;
+            const json models = call("/v1/models", nullptr);
+            if (models.contains("data") && models["data"].is_array() && !models["data"].empty()) {
+                const json & d = models["data"][0];
+                if (d.contains("meta") && d["meta"].contains("n_vocab")) vocab = d["meta"]["n_vocab"].get<int32_t>();
+            }
+        }
+        return vocab;
+    }
+
+    std::vector<token_id> tokenize(const std::string & text) const {
+        const json r = call("/tokenize", {{"content", text}, {"add_special", true}, {"parse_special", true}});
+        return r.at("tokens").get<std::vector<token_id>>();
+    }
+
+    json score_position(const std::vector<token_id> & context, token_id token, int32_t n_top) const;
+};
+
+llama_server_generator::llama_server_generator(remote_params params) : impl_(std::make_unique<impl>()) {
+    if (params.url.empty()) throw invalid_argument_error("remote url: empty");
+    if (params.url.rfind("http://", 0) != 0) {
+        throw invalid_argument_error("remote url = '" + params.url + "': must start with http://");
+    }
+    if (params.top_logprobs < 1) {
+        throw invalid_argument_error("top_logprobs = " + std::to_string(params.top_logprobs) + ": must be >= 1");
+    }
+    if (params.max_retries < 0) {
+        throw invalid_argument_error("max_retries = " + std::to_string(params.max_retries) + ": must be >= 0");
+    }
+    if (!(params.timeout_seconds > 0) || !(params.backoff_seconds >= 0)) {
+        throw invalid_argument_error("timeout/backoff: must be > 0 / >= 0");
+    }
+    while (!params.url.empty() && params.url.back() == '/') params.url.pop_back();
+    impl_->params = params;
+    impl_->client = std::make_unique<httplib::Client>(params.url);
+    const auto sec  = time_t(params.timeout_seconds);
+    const auto usec = time_t((params.timeout_seconds - double(sec)) * 1e6);
+    impl_->client->set_connection_timeout(sec, usec);
+    impl_->client->set_read_timeout(sec, usec);
+    impl_->client->set_write_timeout(sec, usec);
+    if (!params.api_key.empty()) impl_->client->set_bearer_token_auth(params.api_key.c_str());
+}
+
+llama_server_generator::~llama_server_generator() = default;
+
+int64_t llama_server_generator::n_requests() const { return impl_->n_requests; }
+int64_t llama_server_generator::n_context_tokens_sent() const { return impl_->context_sent; }
+int64_t llama_server_generator::n_context_tokens_cached() const { return impl_->context_cached; }
+
+int32_t llama_server_generator::n_vocab() const { return impl_->n_vocab(); }
+
+std::vector<token_id> llama_server_generator::tokenize(const std::string & text) const {
+    return impl_->tokenize(text);
+}
+
+std::string llama_server_generator::detokenize(const std::vector<token_id> & tokens) const {
+    if (tokens.empty()) return {};
+    return impl_->call("/detokenize", {{"tokens", tokens}}).at("content").get<std::string>();
+}
+
+std::string llama_server_generator::apply_chat_template(const std::string & user_message,
+                                                        const std::string & system_message) const {
+    json messages = json::array();
+    if (!system_message.empty()) messages.push_back({{"role", "system"}, {"content", system_message}});
+    messages.push_back({{"role", "user"}, {"content", user_message}});
+    return impl_->call("/apply-template", {{"messages", messages}}).at("prompt").get<std::string>();
+}
+
+// The log-probability entry of `token` after `context`: one forced step that returns the whole
+// vocabulary's log-probabilities (raw logits, temperature 1). The step is forced onto a plain
+// ASCII token so that llama-server does not drop the entry for an incomplete UTF-8 character.
+json llama_server_generator::impl::score_position(const std::vector<token_id> & context, token_id token,
+                                                  int32_t n_top) const {
+    const int32_t vocab = n_vocab();
+    if (vocab <= 0) throw error("remote: the server does not report its vocabulary size; cannot rescore a token");
+    if (ascii_token < 0) {
+        const auto t = tokenize("a");
+        if (t.empty()) throw error("remote: cannot find a plain token to force");
+        ascii_token = t.back();
+    }
+    const json request = {
+        {"prompt", context}, {"n_predict", 1}, {"temperature", 1.0}, {"samplers", json::array({"temperature"})},
+        {"n_probs", vocab}, {"post_sampling_probs", false}, {"cache_prompt", true}, {"return_tokens", true},
+        {"logit_bias", json::array({json::array({ascii_token, 1000.0})})}, {"stream", false},
+    };
+    const json r = call("/completion", request);
+    const json & probs = r.at("completion_probabilities");
+    if (probs.size() != 1) throw error("remote: rescoring a token returned no log-probabilities");
+    json entry = {{"id", token}};
+    json top = json::array();
+    bool found = false;
+    for (const auto & t : probs[0].at("top_logprobs")) {
+        if (t.at("id").get<token_id>() == token) {
+            entry["logprob"] = t.at("logprob");
+            found = true;
+        }
+        if (int32_t(top.size()) < n_top) top.push_back(t);
+    }
+    if (!found) throw error("remote: rescoring token " + std::to_string(token) + " found no log-probability");
+    entry["top_logprobs"] = top;
+    return entry;
+}
+
+generated_suffix llama_server_generator::generate(const std::vector<token_id> & context, int32_t max_tokens,
+                                                  double temperature, uint64_t seed) {
+    if (max_tokens < 1) throw invalid_argument_error("max_tokens = " + std::to_string(max_tokens) + ": must be >= 1");
+    if (!(temperature > 0)) throw invalid_argument_error("temperature: must be > 0 remotely");
+    // At temperature 1 the proposal is the model: log q = log p of the sampled token, exact with
+    // n_probs = 1. Otherwise log q needs the normaliser sum_v p(v)^(1/t), from the top-K.
+    const bool    unit_temperature = temperature == 1.0;
+    const int32_t n_probs = unit_temperature ? 1 : impl_->params.top_logprobs;
+    const json request = {
+        {"prompt", context},          {"n_predict", max_tokens},
+        {"temperature", temperature}, {"samplers", json::array({"temperature"})},
+        {"top_k", 0},                 {"top_p", 1.0},
+        {"min_p", 0.0},               {"typical_p", 1.0},
+        {"repeat_penalty", 1.0},      {"n_probs", n_probs},
+        {"post_sampling_probs", false}, {"cache_prompt", true},
+        {"seed", seed},               {"return_tokens", true},
+        {"stream", false},
+    };
+    const json r = impl_->call("/completion", request);
+    impl_->context_sent += int64_t(context.size());
+    if (r.contains("timings") && r["timings"].contains("cache_n")) {
+        impl_->context_cached += r["timings"]["cache_n"].get<int64_t>();
+    }
+
+    generated_suffix s;
+    s.tokens = r.at("tokens").get<std::vector<token_id>>();
+    const std::string stop_type = r.value("stop_type", "");
+    s.eog = stop_type == "eos";
+    if (stop_type != "eos" && stop_type != "limit") {
+        throw error("remote: generation stopped with stop_type '" + stop_type + "'");
+    }
+    const json & returned = r.at("completion_probabilities");
+    // llama-server leaves out the entries of tokens that end inside a UTF-8 character. The
+    // entries are a subsequence of the tokens (by id); an entry is placed for certain when its
+    // earliest and latest possible positions agree. Every other token is scored again by a
+    // request that returns the whole vocabulary, so no log p is ever guessed.
+    std::vector<json> probs(s.tokens.size());
+    {
+        const size_t n = s.tokens.size(), k = returned.size();
+        std::vector<size_t> earliest(k), latest(k);
+        size_t i = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const token_id id = returned[j].at("id").get<token_id>();
+            while (i < n && s.tokens[i] != id) ++i;
+            if (i == n) throw error("remote: llama-server's log-probabilities do not line up with its tokens");
+            earliest[j] = i++;
+        }
+        size_t back = n;
+        for (size_t j = k; j-- > 0;) {
+            const token_id id = returned[j].at("id").get<token_id>();
+            while (back > 0 && s.tokens[back - 1] != id) --back;
+            latest[j] = --back;
+        }
+        std::vector<bool> have(n, false);
+        for (size_t j = 0; j < k; ++j) {
+            if (earliest[j] == latest[j]) {
+                probs[earliest[j]] = returned[j];
+                have[earliest[j]] = true;
+            }
+        }
+        for (size_t t = 0; t < n; ++t) {
+            if (have[t]) continue;
+            std::vector<token_id> before = context;
+            before.insert(before.end(), s.tokens.begin(), s.tokens.begin() + long(t));
+            probs[t] = impl_->score_position(before, s.tokens[t], n_probs);
+        }
+    }
+    const int32_t vocab = unit_temperature ? 0 : n_vocab();
+    for (size_t i = 0; i < s.tokens.size(); ++i) {
+        const json & e = probs[i];
+        const double lp = e.at("logprob").get<double>();
+        s.log_p.push_back(lp);
+        if (unit_temperature) {
+            s.log_q.push_back(lp);
+            continue;
+        }
+        // log q(v) = log p(v) / t - logsumexp_u(log p(u) / t), the sum over the returned top-K and
+        // the sampled token: a lower bound of the full sum, exact when K covers the vocabulary.
+        const double inv_t = 1.0 / temperature;
+        std::vector<double> terms;
+        bool has_sampled = false;
+        double kept_mass = 0.0, smallest_p = 1.0;
+        for (const auto & t : e.at("top_logprobs")) {
+            const double l = t.at("logprob").get<double>();
+            terms.push_back(l * inv_t);
+            kept_mass += std::exp(l);
+            smallest_p = std::min(smallest_p, std::exp(l));
+            if (t.at("id").get<token_id>() == s.tokens[i]) has_sampled = true;
+        }
+        if (!has_sampled) {
+            terms.push_back(lp * inv_t);
+            kept_mass += std::exp(lp);
+        }
+        const double mx = *std::max_element(terms.begin(), terms.end());
+        double sum = 0.0;
+        for (double v : terms) sum += std::exp(v - mx);
+        s.log_q.push_back(lp * inv_t - (mx + std::log(sum)));
+        const int32_t k = int32_t(e.at("top_logprobs").size());
+        if (vocab > 0 && k >= vocab) continue;
+        s.exact = false;
+        // The missing mass R = 1 - kept_mass sits on tokens with p <= smallest_p, so for t <= 1
+        // their share of sum_v p(v)^(1/t) is at most R * smallest_p^(1/t - 1); log q is then off
+        // by at most log(1 + that / kept sum). For t > 1 there is no such bound without the
+        // vocabulary size: report infinity.
+        const double missing = std::max(0.0, 1.0 - kept_mass);
+        double bound = INFINITY;
+        if (inv_t >= 1.0) {
+            const double tail = missing * std::pow(smallest_p, inv_t - 1.0);
+            bound = std::log1p(tail / (sum * std::exp(mx)));
+        }
+        s.max_log_q_error = std::max(s.max_log_q_error, bound);
+    }
+    if (s.eog && s.tokens.empty()) throw error("remote: stopped at EOG without returning it");
+    return s;
+}
+
+}  // namespace powersample

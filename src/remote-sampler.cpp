@@ -1,0 +1,158 @@
+// The power-sampling chain over a sequence_generator: Alg. 1 of arXiv 2510.14901 with the exact
+// ratio of docs/algorithm.md, each proposal one generate() call (a server generates whole suffixes).
+#include "powersample/remote.h"
+
+#include "mh-kernel.h"
+#include "token-sampler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+namespace powersample {
+
+namespace {
+
+struct chain_run {
+    std::vector<token_id> x;
+    std::vector<double>   x_log_p;
+    std::vector<double>   x_weight;
+};
+
+// Server seeds are 32-bit, and llama-server reads 0xFFFFFFFF as "random".
+uint32_t request_seed(random_stream & rng) { return uint32_t(rng.next_u64() % 0xFFFFFFFEull); }
+
+}  // namespace
+
+remote_result sample_remote(sequence_generator & gen, const std::vector<token_id> & prompt,
+                            const sampling_params & params, const remote_run_options & options) {
+    validate(params);
+    if (prompt.empty()) throw invalid_argument_error("prompt: empty");
+    if (params.method != method::power && params.method != method::sample && params.method != method::low_temp) {
+        throw invalid_argument_error(std::string("method = ") + method_name(params.method) +
+                                     ": the remote backend runs power, sample and low-temp only");
+    }
+    if (params.top_k > 0 || params.top_p < 1.0 || params.min_p > 0.0) {
+        throw invalid_argument_error("top_k/top_p/min_p: the remote backend samples untruncated proposals only");
+    }
+    const double  temperature = effective_temperature(params);
+    const double  alpha       = params.alpha;
+    const int32_t T           = params.max_new_tokens;
+    const int32_t B           = std::min(params.block_size, T);
+    const int32_t N           = params.method == method::power ? params.n_steps_per_block : 0;
+    const int32_t n_blocks    = params.method == method::power ? (T + B - 1) / B : 1;
+    const int32_t block_len   = params.method == method::power ? B : T;
+
+    remote_result out;
+    out.result.n_prompt_tokens = int32_t(prompt.size());
+    const auto start = std::chrono::steady_clock::now();
+    auto cancelled = [&] { return options.cancel && options.cancel->load(); };
+
+    for (int32_t c = 0; c < params.n_chains; ++c) {
+        random_stream token_rng(params.seed, uint64_t(c), 0);   // request seeds
+        random_stream kernel_rng(params.seed, uint64_t(c), 1);  // positions and accept uniforms
+        chain_run st;
+        sample_result res;
+        bool stopped = false;
+
+        auto draw = [&](int32_t m, int32_t target) {
+            std::vector<token_id> context = prompt;
+            context.insert(context.end(), st.x.begin(), st.x.begin() + m);
+            generated_suffix s = gen.generate(context, target - m, temperature, request_seed(token_rng));
+            out.n_requests += 1;
+            if (s.tokens.empty() || s.tokens.size() != s.log_p.size() || s.tokens.size() != s.log_q.size()) {
+                throw error("remote: the generator returned " + std::to_string(s.tokens.size()) + " tokens with " +
+                            std::to_string(s.log_p.size()) + " log p and " + std::to_string(s.log_q.size()) +
+                            " log q values");
+            }
+            if (int32_t(s.tokens.size()) > target - m || (!s.eog && int32_t(s.tokens.size()) < target - m)) {
+                throw error("remote: asked for " + std::to_string(target - m) + " tokens, got " +
+                            std::to_string(s.tokens.size()) + (s.eog ? " ending with EOG" : " without EOG") +
+                            " (the server stopped for another reason: context full?)");
+            }
+            if (!s.exact) out.exact = false;
+            out.max_log_q_error = std::max(out.max_log_q_error, s.max_log_q_error);
+            res.n_tokens_generated += int64_t(s.tokens.size());
+            res.n_tokens_decoded += int64_t(s.tokens.size());
+            return s;
+        };
+        auto report = [&](int32_t block, int32_t step, bool done) {
+            if (!options.on_progress) return;
+            progress p{};
+            p.request_id = 0;
+            p.chain = c;
+            p.block = block;
+            p.n_blocks = n_blocks;
+            p.step = step;
+            p.n_steps = N;
+            p.length = int32_t(st.x.size());
+            p.n_proposals = res.n_proposals;
+            p.n_accepted = res.n_accepted;
+            p.n_tokens_generated = res.n_tokens_generated;
+            p.done = done;
+            options.on_progress(p);
+        };
+
+        for (int32_t block = 1; block <= n_blocks && !stopped; ++block) {
+            const int32_t target = std::min<int64_t>(int64_t(block) * block_len, T);
+            const bool ends_eog = !st.x.empty() && res.finish == finish_reason::eog;
+            if (int32_t(st.x.size()) < target && !ends_eog) {
+                if (cancelled()) { stopped = true; break; }
+                generated_suffix s = draw(int32_t(st.x.size()), target);
+                for (size_t i = 0; i < s.tokens.size(); ++i) {
+                    st.x.push_back(s.tokens[i]);
+                    st.x_log_p.push_back(s.log_p[i]);
+                    st.x_weight.push_back(alpha * s.log_p[i] - s.log_q[i]);
+                }
+                res.finish = s.eog ? finish_reason::eog : finish_reason::length;
+            }
+            report(block, 0, false);
+            for (int32_t step = 0; step < N; ++step) {
+                if (cancelled()) { stopped = true; break; }
+                const int32_t m = int32_t(kernel_rng.uniform_below(uint32_t(st.x.size())));
+                generated_suffix s = draw(m, target);
+                double w_cur = 0.0, w_prop = 0.0;
+                for (size_t i = size_t(m); i < st.x.size(); ++i) w_cur += st.x_weight[i];
+                std::vector<double> y_weight;
+                for (size_t i = 0; i < s.tokens.size(); ++i) {
+                    y_weight.push_back(alpha * s.log_p[i] - s.log_q[i]);
+                    w_prop += y_weight.back();
+                }
+                const size_t len_cur = st.x.size(), len_prop = size_t(m) + s.tokens.size();
+                const double log_accept =
+                    log_acceptance_ratio(w_cur, w_prop, uniform_cut_correction(len_cur, len_prop));
+                const bool accepted = std::log(kernel_rng.uniform_open01()) < log_accept;
+                res.n_proposals += 1;
+                if (accepted) {
+                    res.n_accepted += 1;
+                    st.x.resize(size_t(m));
+                    st.x_log_p.resize(size_t(m));
+                    st.x_weight.resize(size_t(m));
+                    st.x.insert(st.x.end(), s.tokens.begin(), s.tokens.end());
+                    st.x_log_p.insert(st.x_log_p.end(), s.log_p.begin(), s.log_p.end());
+                    st.x_weight.insert(st.x_weight.end(), y_weight.begin(), y_weight.end());
+                    res.finish = s.eog ? finish_reason::eog : finish_reason::length;
+                }
+                if (params.record_trace) {
+                    double lp = 0.0;
+                    for (double v : st.x_log_p) lp += v;
+                    res.trace.push_back({block, m, int32_t(len_cur), int32_t(len_prop), log_accept, accepted, lp});
+                }
+                report(block, step + 1, false);
+            }
+            if (res.finish == finish_reason::eog || int32_t(st.x.size()) >= T) break;
+        }
+        if (stopped) res.finish = finish_reason::cancelled;
+        res.tokens      = st.x;
+        res.token_log_p = st.x_log_p;
+        res.log_p       = 0.0;
+        for (double v : st.x_log_p) res.log_p += v;
+        out.result.n_tokens_decoded += res.n_tokens_decoded;
+        out.result.chains.push_back(std::move(res));
+        report(n_blocks, N, true);
+    }
+    out.result.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return out;
+}
+
+}  // namespace powersample

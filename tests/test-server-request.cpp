@@ -1,0 +1,78 @@
+// power-sampling-server's request parsing: fields, types, limits, defaults (no model, no HTTP).
+#include "../tools/server/server-request.h"
+
+#include <gtest/gtest.h>
+
+using psserver::parse_request;
+using psserver::request_error;
+using psserver::request_limits;
+
+namespace {
+
+// The field a rejected body is blamed on.
+std::string rejected_field(const std::string & body, bool chat = false) {
+    try {
+        parse_request(body, chat, request_limits{}, 1000);
+    } catch (const request_error & e) {
+        EXPECT_EQ(e.status(), 400);
+        EXPECT_NE(std::string(e.what()).find(e.field()), std::string::npos) << e.what();
+        return e.field();
+    }
+    return "(accepted)";
+}
+
+}  // namespace
+
+TEST(server_request, maps_fields_onto_sampling_params) {
+    const auto r = parse_request(R"({"prompt": "hi", "max_tokens": 32, "alpha": 2.5, "block_size": 8, "steps": 3,
+                                     "chains": 2, "seed": 9, "temperature": 0.5, "top_p": 0.9, "top_k": 5,
+                                     "min_p": 0.1, "method": "power", "stream": true, "model": "x", "user": "u"})",
+                                 false, request_limits{}, 1000);
+    EXPECT_EQ(r.prompt_text, "hi");
+    EXPECT_EQ(r.params.max_new_tokens, 32);
+    EXPECT_EQ(r.params.alpha, 2.5);
+    EXPECT_EQ(r.params.block_size, 8);
+    EXPECT_EQ(r.params.n_steps_per_block, 3);
+    EXPECT_EQ(r.params.n_chains, 2);
+    EXPECT_EQ(r.params.seed, 9u);
+    EXPECT_EQ(r.params.temperature, 0.5);
+    EXPECT_EQ(r.params.top_k, 5);
+    EXPECT_TRUE(r.stream);
+    EXPECT_FALSE(r.params.record_trace);
+}
+
+TEST(server_request, defaults_and_token_prompts) {
+    request_limits limits;
+    limits.default_max_tokens = 17;
+    const auto r = parse_request(R"({"prompt": [1, 2, 3], "n": 2})", false, limits, 1000);
+    EXPECT_TRUE(r.prompt_is_tokens);
+    EXPECT_EQ(r.prompt_tokens, (std::vector<powersample::token_id>{1, 2, 3}));
+    EXPECT_EQ(r.params.max_new_tokens, 17);
+    EXPECT_EQ(r.params.n_chains, 2);
+    const auto c = parse_request(R"({"messages": [{"role": "user", "content": "hi", "name": "a"}]})", true, limits, 1000);
+    ASSERT_EQ(c.messages.size(), 1u);
+    EXPECT_EQ(c.messages[0].role, "user");
+}
+
+TEST(server_request, every_rejection_names_its_field) {
+    EXPECT_EQ(rejected_field("{"), "body");
+    EXPECT_EQ(rejected_field("[]"), "body");
+    EXPECT_EQ(rejected_field(R"({})"), "prompt");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "max_tokens": 0})"), "max_tokens");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "max_tokens": 1e30})"), "max_tokens");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "max_tokens": 18446744073709551615})"), "max_tokens");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "alpha": 0})"), "alpha");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "alpha": 1000})"), "alpha");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "chains": 5})"), "chains");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "chains": 1, "n": 1})"), "n");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "steps": 33})"), "steps");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "min_p": 1})"), "min_p");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "top_k": 1001})"), "top_k");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "stop": ["\n"]})"), "stop");
+    EXPECT_EQ(rejected_field(R"({"prompt": [1, "a"]})"), "prompt[1]");
+    EXPECT_EQ(rejected_field(R"({"prompt": [1000]})"), "prompt[0]");
+    EXPECT_EQ(rejected_field(R"({"prompt": ["a", "b"]})"), "prompt");
+    EXPECT_EQ(rejected_field(R"({"messages": "hi"})", true), "messages");
+    EXPECT_EQ(rejected_field(R"({"messages": [{"role": "user", "content": "x", "x": 1}]})", true), "messages[0].x");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "messages": []})", true), "prompt");
+}

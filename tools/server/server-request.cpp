@@ -1,0 +1,179 @@
+#include "server-request.h"
+
+#include <cmath>
+#include <random>
+#include <set>
+#include <sstream>
+
+namespace ps = powersample;
+using json   = nlohmann::json;
+
+namespace psserver {
+
+namespace {
+
+[[noreturn]] void reject(const std::string & field, const std::string & why) {
+    throw request_error(400, field, field + ": " + why);
+}
+
+std::string format_number(double v) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
+}
+
+const char * type_name(const json & v) {
+    return v.type_name();
+}
+
+int64_t get_int(const json & v, const std::string & field, int64_t lo, int64_t hi) {
+    if (!v.is_number_integer()) {
+        reject(field, std::string("must be an integer, got ") + type_name(v));
+    }
+    if (v.is_number_unsigned()) {
+        const uint64_t u = v.get<uint64_t>();
+        if (u > uint64_t(hi)) reject(field, std::to_string(u) + " is above the limit " + std::to_string(hi));
+        if (int64_t(u) < lo) reject(field, std::to_string(u) + " is below the minimum " + std::to_string(lo));
+        return int64_t(u);
+    }
+    const int64_t x = v.get<int64_t>();
+    if (x < lo) reject(field, std::to_string(x) + " is below the minimum " + std::to_string(lo));
+    if (x > hi) reject(field, std::to_string(x) + " is above the limit " + std::to_string(hi));
+    return x;
+}
+
+double get_number(const json & v, const std::string & field, double lo, double hi, bool lo_open) {
+    if (!v.is_number()) reject(field, std::string("must be a number, got ") + type_name(v));
+    const double x = v.get<double>();
+    if (!std::isfinite(x)) reject(field, "must be finite");
+    if (x < lo || (lo_open && x == lo)) {
+        reject(field, format_number(x) + (lo_open ? " must be > " : " must be >= ") + format_number(lo));
+    }
+    if (x > hi) reject(field, format_number(x) + " is above the limit " + format_number(hi));
+    return x;
+}
+
+std::string get_string(const json & v, const std::string & field) {
+    if (!v.is_string()) reject(field, std::string("must be a string, got ") + type_name(v));
+    return v.get<std::string>();
+}
+
+}  // namespace
+
+parsed_request parse_request(const std::string & body, bool chat, const request_limits & limits, int32_t n_vocab) {
+    json doc;
+    try {
+        doc = json::parse(body);
+    } catch (const json::parse_error & e) {
+        throw request_error(400, "body", std::string("body: malformed JSON: ") + e.what());
+    }
+    if (!doc.is_object()) reject("body", std::string("must be a JSON object, got ") + type_name(doc));
+
+    static const std::set<std::string> common = {
+        "model", "max_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "stream", "alpha",
+        "block_size", "steps", "chains", "n", "method", "user"};
+    for (auto it = doc.begin(); it != doc.end(); ++it) {
+        const std::string & k = it.key();
+        const bool own = chat ? k == "messages" : k == "prompt";
+        if (!own && !common.count(k)) {
+            reject(k, "unknown field (supported: " + std::string(chat ? "messages" : "prompt") +
+                          ", model, max_tokens, temperature, top_p, top_k, min_p, seed, stream, alpha, "
+                          "block_size, steps, chains (or n), method, user)");
+        }
+    }
+
+    parsed_request r;
+    r.chat = chat;
+    ps::sampling_params & p = r.params;
+    p.max_new_tokens = limits.default_max_tokens;
+    p.record_trace   = false;
+    auto has = [&](const char * k) { return doc.contains(k) && !doc[k].is_null(); };
+
+    if (has("model")) r.model = get_string(doc["model"], "model");
+    if (has("user")) get_string(doc["user"], "user");
+    if (has("method")) {
+        try {
+            p.method = ps::method_from_name(get_string(doc["method"], "method"));
+        } catch (const ps::invalid_argument_error & e) {
+            reject("method", e.what());
+        }
+    }
+    if (has("max_tokens")) p.max_new_tokens = int32_t(get_int(doc["max_tokens"], "max_tokens", 1, limits.max_tokens));
+    if (has("alpha")) p.alpha = get_number(doc["alpha"], "alpha", 0.0, limits.max_alpha, true);
+    if (has("block_size")) p.block_size = int32_t(get_int(doc["block_size"], "block_size", 1, limits.max_tokens));
+    if (has("steps")) p.n_steps_per_block = int32_t(get_int(doc["steps"], "steps", 0, limits.max_steps));
+    if (has("chains") && has("n")) reject("n", "give chains or n, not both");
+    if (has("chains")) p.n_chains = int32_t(get_int(doc["chains"], "chains", 1, limits.max_chains));
+    if (has("n")) p.n_chains = int32_t(get_int(doc["n"], "n", 1, limits.max_chains));
+    if (has("temperature")) p.temperature = get_number(doc["temperature"], "temperature", 0.0, 100.0, false);
+    if (has("top_p")) p.top_p = get_number(doc["top_p"], "top_p", 0.0, 1.0, true);
+    if (has("top_k")) p.top_k = int32_t(get_int(doc["top_k"], "top_k", 0, n_vocab));
+    if (has("min_p")) {
+        p.min_p = get_number(doc["min_p"], "min_p", 0.0, 1.0, false);
+        if (p.min_p >= 1.0) reject("min_p", "must be < 1");
+    }
+    if (has("seed")) {
+        p.seed = uint64_t(get_int(doc["seed"], "seed", 0, INT64_MAX));
+    } else {
+        // As OpenAI's API: no seed, a fresh draw; the seed used is in the response.
+        std::random_device rd;
+        p.seed = ((uint64_t(rd()) << 32) | rd()) & uint64_t(INT64_MAX);
+    }
+    if (has("stream")) {
+        if (!doc["stream"].is_boolean()) reject("stream", std::string("must be a boolean, got ") + type_name(doc["stream"]));
+        r.stream = doc["stream"].get<bool>();
+    }
+
+    if (chat) {
+        if (!has("messages")) reject("messages", "required");
+        const json & msgs = doc["messages"];
+        if (!msgs.is_array() || msgs.empty()) reject("messages", "must be a non-empty array");
+        for (size_t i = 0; i < msgs.size(); ++i) {
+            const std::string f = "messages[" + std::to_string(i) + "]";
+            const json & m = msgs[i];
+            if (!m.is_object()) reject(f, std::string("must be an object, got ") + type_name(m));
+            for (auto it = m.begin(); it != m.end(); ++it) {
+                if (it.key() != "role" && it.key() != "content" && it.key() != "name") {
+                    reject(f + "." + it.key(), "unknown field (supported: role, content, name)");
+                }
+            }
+            if (!m.contains("role")) reject(f + ".role", "required");
+            if (!m.contains("content")) reject(f + ".content", "required");
+            const std::string role = get_string(m["role"], f + ".role");
+            if (role != "system" && role != "user" && role != "assistant") {
+                reject(f + ".role", "'" + role + "' is not one of system, user, assistant");
+            }
+            r.messages.push_back({role, get_string(m["content"], f + ".content")});
+        }
+    } else {
+        if (!has("prompt")) reject("prompt", "required");
+        const json & pr = doc["prompt"];
+        if (pr.is_string()) {
+            r.prompt_text = pr.get<std::string>();
+            if (r.prompt_text.empty()) reject("prompt", "empty");
+        } else if (pr.is_array()) {
+            if (pr.empty()) reject("prompt", "empty");
+            if (int64_t(pr.size()) > limits.max_prompt_tokens) {
+                reject("prompt", std::to_string(pr.size()) + " tokens, above the limit " +
+                                     std::to_string(limits.max_prompt_tokens));
+            }
+            if (!pr[0].is_number_integer()) {
+                reject("prompt", "an array prompt must hold token ids (one prompt per request)");
+            }
+            for (size_t i = 0; i < pr.size(); ++i) {
+                r.prompt_tokens.push_back(ps::token_id(get_int(pr[i], "prompt[" + std::to_string(i) + "]", 0, n_vocab - 1)));
+            }
+            r.prompt_is_tokens = true;
+        } else {
+            reject("prompt", std::string("must be a string or an array of token ids, got ") + type_name(pr));
+        }
+    }
+    try {
+        ps::validate(p);
+    } catch (const ps::invalid_argument_error & e) {
+        throw request_error(400, "params", e.what());
+    }
+    return r;
+}
+
+}  // namespace psserver

@@ -1,0 +1,440 @@
+// power-sampling-server: OpenAI-compatible completions with power sampling, all requests sharing
+// one batched engine.
+//
+//   POST /v1/completions, POST /v1/chat/completions   (extra fields: alpha, block_size, steps,
+//        chains, method, seed; statistics under "power_sampling"; stream: true for SSE progress)
+//   GET  /v1/models, GET /health
+//
+// Exit codes: 0 clean stop, 1 usage error, 2 runtime failure.
+#include "powersample/powersample.h"
+
+#include "server-request.h"
+#include "server-runner.h"
+
+#include <CLI/CLI.hpp>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace ps = powersample;
+using json   = nlohmann::json;
+using namespace psserver;
+
+namespace {
+
+struct server_options {
+    std::string model = ps::default_model_name;
+    std::string host  = "127.0.0.1";
+    int         port  = 8080;
+    std::string api_key;
+    int32_t     threads      = 0;        // 0 = hardware concurrency
+    int32_t     parallel     = 2;        // requests of the largest size decoded at once
+    size_t      max_queue    = 64;       // requests in flight (running + waiting) before 503
+    size_t      max_body     = 1 << 20;  // bytes
+    int32_t     http_threads = 0;        // 0 = max_queue + 8
+    request_limits limits;
+};
+
+std::atomic<uint64_t> g_request_counter{0};
+httplib::Server * g_server = nullptr;
+
+extern "C" void on_signal(int) {
+    if (g_server) g_server->stop();
+}
+
+// cpp-httplib 0.11 does not tell a handler that its client went away; the server finds the
+// connection's socket by its address pair and peeks at it: end-of-stream means the client closed.
+int find_client_socket(const httplib::Request & req) {
+    DIR * d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int found = -1;
+    while (dirent * e = readdir(d)) {
+        const int fd = std::atoi(e->d_name);
+        if (fd <= 2) continue;
+        sockaddr_storage peer{}, local{};
+        socklen_t pl = sizeof(peer), ll = sizeof(local);
+        if (getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &pl) != 0) continue;
+        if (getsockname(fd, reinterpret_cast<sockaddr *>(&local), &ll) != 0) continue;
+        auto port_of = [](const sockaddr_storage & s) {
+            if (s.ss_family == AF_INET) return int(ntohs(reinterpret_cast<const sockaddr_in &>(s).sin_port));
+            if (s.ss_family == AF_INET6) return int(ntohs(reinterpret_cast<const sockaddr_in6 &>(s).sin6_port));
+            return -1;
+        };
+        if (port_of(peer) == req.remote_port && port_of(local) == req.local_port) {
+            found = fd;
+            break;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+bool client_gone(int fd) {
+    if (fd < 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return true;
+    char c;
+    const ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0;
+}
+
+void send_error(httplib::Response & res, int status, const std::string & message, const std::string & field = "") {
+    json e = {{"message", message}, {"type", status >= 500 ? "server_error" : "invalid_request_error"},
+              {"code", status}};
+    e["param"] = field.empty() ? json(nullptr) : json(field);
+    res.status = status;
+    res.set_content(json{{"error", e}}.dump(), "application/json");
+}
+
+std::string finish_name(ps::finish_reason r) {
+    switch (r) {
+        case ps::finish_reason::eog:       return "stop";
+        case ps::finish_reason::length:    return "length";
+        case ps::finish_reason::cancelled: return "cancelled";
+    }
+    return "stop";
+}
+
+json chain_stats(const ps::sample_result & c) {
+    return {{"acceptance_rate", c.acceptance_rate()}, {"n_proposals", c.n_proposals}, {"n_accepted", c.n_accepted},
+            {"tokens_generated", c.n_tokens_generated}, {"log_p", c.log_p}, {"completion_tokens", c.tokens.size()}};
+}
+
+json power_stats(const ps::sampling_params & p, const ps::generation_result & g) {
+    int64_t generated = 0, proposals = 0, accepted = 0;
+    for (const auto & c : g.chains) {
+        generated += c.n_tokens_generated;
+        proposals += c.n_proposals;
+        accepted += c.n_accepted;
+    }
+    return {{"method", ps::method_name(p.method)}, {"alpha", p.alpha}, {"block_size", p.block_size},
+            {"steps", p.n_steps_per_block}, {"chains", p.n_chains}, {"temperature", ps::effective_temperature(p)},
+            {"seed", p.seed}, {"acceptance_rate", proposals ? double(accepted) / double(proposals) : 0.0},
+            {"n_proposals", proposals}, {"n_accepted", accepted}, {"tokens_generated", generated},
+            {"tokens_decoded", g.n_tokens_decoded}, {"wall_seconds", g.wall_seconds}};
+}
+
+std::string chain_text(const ps::model & m, const ps::sample_result & c) {
+    std::vector<ps::token_id> visible;
+    for (ps::token_id t : c.tokens) {
+        if (!m.is_eog(t)) visible.push_back(t);
+    }
+    return m.detokenize(visible);
+}
+
+json final_body(const ps::model & m, const std::string & model_name, const std::string & id, const parsed_request & r,
+                const ps::generation_result & g, bool chunk) {
+    json choices = json::array();
+    int64_t completion_tokens = 0;
+    for (size_t i = 0; i < g.chains.size(); ++i) {
+        const auto & c = g.chains[i];
+        completion_tokens += int64_t(c.tokens.size());
+        json choice = {{"index", i}, {"finish_reason", finish_name(c.finish)}, {"power_sampling", chain_stats(c)}};
+        const std::string text = chain_text(m, c);
+        if (!r.chat) {
+            choice["text"] = text;
+            choice["logprobs"] = nullptr;
+        } else if (chunk) {
+            choice["delta"] = {{"role", "assistant"}, {"content", text}};
+        } else {
+            choice["message"] = {{"role", "assistant"}, {"content", text}};
+        }
+        choices.push_back(choice);
+    }
+    const char * object = r.chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
+    return {{"id", id}, {"object", object}, {"created", int64_t(std::time(nullptr))}, {"model", model_name},
+            {"choices", choices},
+            {"usage", {{"prompt_tokens", g.n_prompt_tokens}, {"completion_tokens", completion_tokens},
+                       {"total_tokens", g.n_prompt_tokens + completion_tokens}}},
+            {"power_sampling", power_stats(r.params, g)}};
+}
+
+json progress_event(const std::string & id, const ps::progress & p) {
+    return {{"id", id}, {"object", "power_sampling.progress"}, {"chain", p.chain}, {"block", p.block},
+            {"n_blocks", p.n_blocks}, {"step", p.step}, {"n_steps", p.n_steps}, {"length", p.length},
+            {"n_proposals", p.n_proposals}, {"n_accepted", p.n_accepted},
+            {"acceptance_rate", p.n_proposals ? double(p.n_accepted) / p.n_proposals : 0.0},
+            {"tokens_generated", p.n_tokens_generated}, {"done", p.done}};
+}
+
+class completion_service {
+public:
+    completion_service(std::shared_ptr<ps::model> m, std::string model_name, engine_runner & runner,
+                       const server_options & o)
+        : model_(std::move(m)), model_name_(std::move(model_name)), runner_(runner), options_(o) {}
+
+    void handle(const httplib::Request & req, httplib::Response & res, bool chat) {
+        parsed_request r;
+        auto j = std::make_shared<job>();
+        try {
+            r = parse_request(req.body, chat, options_.limits, model_->n_vocab());
+            j->prompt = prompt_tokens(r);
+        } catch (const request_error & e) {
+            return send_error(res, e.status(), e.what(), e.field());
+        } catch (const ps::invalid_argument_error & e) {
+            return send_error(res, 400, e.what(), chat ? "messages" : "prompt");
+        } catch (const ps::error & e) {
+            return send_error(res, 400, e.what(), chat ? "messages" : "prompt");
+        }
+        j->params        = r.params;
+        j->want_progress = r.stream;
+        const std::string id = std::string(chat ? "chatcmpl-" : "cmpl-") + std::to_string(g_request_counter++);
+        if (!runner_.try_submit(j)) {
+            res.set_header("Retry-After", "1");
+            return send_error(res, 503, "server busy: " + std::to_string(options_.max_queue) +
+                                            " requests in flight; retry later");
+        }
+        if (r.stream) {
+            return stream(req, res, r, j, id);
+        }
+        const int fd = find_client_socket(req);
+        std::unique_lock<std::mutex> lock(j->mu);
+        while (!j->done) {
+            j->cv.wait_for(lock, std::chrono::milliseconds(50));
+            if (!j->done && !j->cancel_requested && client_gone(fd)) {
+                runner_.cancel(j);
+            }
+        }
+        if (!j->error.empty()) return send_error(res, j->error_status, j->error);
+        if (j->cancel_requested) return send_error(res, 499, "client closed the request");
+        res.set_content(final_body(*model_, model_name_, id, r, j->result, false).dump(), "application/json");
+    }
+
+private:
+    std::vector<ps::token_id> prompt_tokens(const parsed_request & r) const {
+        std::vector<ps::token_id> tokens;
+        if (r.chat) {
+            tokens = model_->tokenize(model_->format_chat(r.messages), true);
+        } else if (r.prompt_is_tokens) {
+            tokens = r.prompt_tokens;
+        } else {
+            tokens = model_->tokenize(r.prompt_text, true);
+        }
+        const int32_t limit = options_.limits.max_prompt_tokens;
+        if (int32_t(tokens.size()) > limit) {
+            throw request_error(400, r.chat ? "messages" : "prompt",
+                                std::string(r.chat ? "messages" : "prompt") + ": " + std::to_string(tokens.size()) +
+                                    " tokens, above the limit " + std::to_string(limit));
+        }
+        if (tokens.empty()) throw request_error(400, "prompt", "prompt: no tokens");
+        return tokens;
+    }
+
+    void stream(const httplib::Request & req, httplib::Response & res, const parsed_request & r,
+                const std::shared_ptr<job> & j, const std::string & id) {
+        const int fd = find_client_socket(req);
+        res.set_header("Cache-Control", "no-cache");
+        auto model = model_;
+        auto name  = model_name_;
+        engine_runner * runner = &runner_;
+        res.set_chunked_content_provider(
+            "text/event-stream",
+            [j, r, id, fd, model, name, runner](size_t, httplib::DataSink & sink) {
+                auto send = [&](const json & v) {
+                    const std::string s = "data: " + v.dump() + "\n\n";
+                    return sink.write(s.data(), s.size());
+                };
+                std::unique_lock<std::mutex> lock(j->mu);
+                while (true) {
+                    while (!j->events.empty()) {
+                        const ps::progress p = j->events.front();
+                        j->events.pop_front();
+                        lock.unlock();
+                        const bool ok = send(progress_event(id, p));
+                        lock.lock();
+                        if (!ok) {
+                            runner->cancel(j);
+                            return false;
+                        }
+                    }
+                    if (j->done) break;
+                    j->cv.wait_for(lock, std::chrono::milliseconds(50));
+                    if (!j->done && client_gone(fd)) {
+                        runner->cancel(j);
+                        return false;
+                    }
+                }
+                json last;
+                if (!j->error.empty()) {
+                    last = {{"error", {{"message", j->error}, {"code", j->error_status},
+                                       {"type", j->error_status >= 500 ? "server_error" : "invalid_request_error"}}}};
+                } else {
+                    last = final_body(*model, name, id, r, j->result, true);
+                }
+                lock.unlock();
+                send(last);
+                const std::string done = "data: [DONE]\n\n";
+                sink.write(done.data(), done.size());
+                sink.done();
+                return true;
+            },
+            [j, runner](bool success) {
+                if (!success) runner->cancel(j);
+            });
+    }
+
+    std::shared_ptr<ps::model> model_;
+    std::string                model_name_;
+    engine_runner &            runner_;
+    const server_options &     options_;
+};
+
+}  // namespace
+
+int main(int argc, char ** argv) {
+    server_options o;
+    CLI::App app{"power-sampling-server: OpenAI-compatible completions with power sampling (arXiv 2510.14901); "
+                 "all requests share one batched engine."};
+    app.get_formatter()->column_width(34);
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    app.add_option("-m,--model", o.model, "GGUF path or catalogue name")->envname("POWERSAMPLE_MODEL")->capture_default_str();
+    app.add_option("--host", o.host, "Address to bind (default loopback only)")->capture_default_str();
+    app.add_option("--port", o.port, "TCP port (0 = pick a free one, printed on stderr)")->capture_default_str();
+    app.add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY'")->envname("POWERSAMPLE_API_KEY");
+    app.add_option("-t,--threads", o.threads, "CPU threads for the model (0 = all cores)")->capture_default_str();
+    app.add_option("--parallel", o.parallel, "Largest requests decoded at once; sizes the KV cache")->capture_default_str();
+    app.add_option("--max-queue", o.max_queue, "Requests in flight before 503 (running + waiting)")->capture_default_str();
+    app.add_option("--max-body", o.max_body, "Largest request body in bytes (413 above)")->capture_default_str();
+    app.add_option("--http-threads", o.http_threads, "HTTP worker threads (0 = max-queue + 8)")->capture_default_str();
+    app.add_option("--max-tokens", o.limits.max_tokens, "Largest max_tokens a request may ask for")->capture_default_str();
+    app.add_option("--default-max-tokens", o.limits.default_max_tokens, "max_tokens when a request gives none")
+        ->capture_default_str();
+    app.add_option("--max-chains", o.limits.max_chains, "Largest chains (n) per request")->capture_default_str();
+    app.add_option("--max-steps", o.limits.max_steps, "Largest steps per block")->capture_default_str();
+    app.add_option("--max-prompt-tokens", o.limits.max_prompt_tokens, "Longest prompt in tokens")->capture_default_str();
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError & e) {
+        return app.exit(e) == 0 ? 0 : 1;
+    }
+    auto usage = [](const std::string & m) {
+        std::fprintf(stderr, "power-sampling-server: %s\n", m.c_str());
+        return 1;
+    };
+    if (o.port < 0 || o.port > 65535) return usage("--port = " + std::to_string(o.port) + ": must be in [0, 65535]");
+    if (o.threads < 0) return usage("--threads = " + std::to_string(o.threads) + ": must be >= 0");
+    if (o.parallel < 1) return usage("--parallel = " + std::to_string(o.parallel) + ": must be >= 1");
+    if (o.max_queue < 1) return usage("--max-queue: must be >= 1");
+    if (o.max_body < 64) return usage("--max-body = " + std::to_string(o.max_body) + ": must be >= 64");
+    if (o.limits.max_tokens < 1) return usage("--max-tokens: must be >= 1");
+    if (!app.count("--default-max-tokens")) o.limits.default_max_tokens = std::min(o.limits.default_max_tokens, o.limits.max_tokens);
+    if (o.limits.default_max_tokens < 1 || o.limits.default_max_tokens > o.limits.max_tokens) {
+        return usage("--default-max-tokens = " + std::to_string(o.limits.default_max_tokens) + ": must be in [1, --max-tokens]");
+    }
+    if (o.limits.max_chains < 1 || 2 * o.limits.max_chains + 1 > 256) return usage("--max-chains: must be in [1, 127]");
+    if (o.limits.max_steps < 0) return usage("--max-steps: must be >= 0");
+    if (o.limits.max_prompt_tokens < 1) return usage("--max-prompt-tokens: must be >= 1");
+
+    std::signal(SIGPIPE, SIG_IGN);
+    try {
+        auto model = ps::model::load({o.model, 0});
+        const int64_t need_ctx = int64_t(o.limits.max_prompt_tokens) + o.limits.max_tokens;
+        if (need_ctx > model->n_ctx_train()) {
+            return usage("--max-prompt-tokens + --max-tokens = " + std::to_string(need_ctx) +
+                         ": beyond the model's context of " + std::to_string(model->n_ctx_train()));
+        }
+        // Size the one context for --parallel requests of the largest allowed shape: that many
+        // requests' sequences, each stream long enough for the longest prompt and completion.
+        ps::sampling_params largest;
+        largest.max_new_tokens = o.limits.max_tokens;
+        largest.n_chains       = o.limits.max_chains;
+        largest.method         = ps::method::power;
+        const int32_t seqs    = std::min(256, o.parallel * ps::sequences_needed(largest));
+        const int64_t per_seq = int64_t(o.limits.max_prompt_tokens) + o.limits.max_tokens + 1;
+        ps::context_params cp;
+        cp.n_threads = o.threads;
+        cp.n_ctx     = int32_t(std::min<int64_t>(per_seq * seqs, INT32_MAX));
+        cp.n_seq_max = seqs;
+        auto lm = ps::create_language_model(model, cp);
+        std::fprintf(stderr, "power-sampling-server: %s, %d sequences of %d KV cells\n",
+                     model->description().c_str(), lm->n_seq_max(), lm->n_cells_per_sequence());
+        engine_runner runner(std::move(lm), o.max_queue);
+
+        std::string model_name = model->path();
+        if (const auto slash = model_name.find_last_of('/'); slash != std::string::npos) model_name = model_name.substr(slash + 1);
+        completion_service service(model, model_name, runner, o);
+
+        httplib::Server svr;
+        g_server = &svr;
+        const size_t n_http = o.http_threads > 0 ? size_t(o.http_threads) : o.max_queue + 8;
+        svr.new_task_queue = [n_http] { return new httplib::ThreadPool(n_http); };
+        svr.set_payload_max_length(o.max_body);
+        svr.set_pre_routing_handler([&o](const httplib::Request & req, httplib::Response & res) {
+            if (o.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+            if (req.get_header_value("Authorization") != "Bearer " + o.api_key) {
+                send_error(res, 401, "missing or wrong API key (Authorization: Bearer KEY)");
+                return httplib::Server::HandlerResponse::Handled;
+            }
+            return httplib::Server::HandlerResponse::Unhandled;
+        });
+        svr.set_error_handler([](const httplib::Request &, httplib::Response & res) {
+            if (!res.body.empty()) return;
+            if (res.status == 413) return send_error(res, 413, "request body too large");
+            if (res.status == 404) return send_error(res, 404, "no such endpoint");
+            send_error(res, res.status, "HTTP error " + std::to_string(res.status));
+        });
+        svr.set_exception_handler([](const httplib::Request &, httplib::Response & res, std::exception_ptr ep) {
+            try {
+                std::rethrow_exception(ep);
+            } catch (const std::exception & e) {
+                send_error(res, 500, e.what());
+            }
+        });
+        svr.Get("/health", [&runner](const httplib::Request &, httplib::Response & res) {
+            const runner_stats s = runner.stats();
+            res.set_content(json{{"status", "ok"}, {"requests_in_flight", s.in_flight}, {"requests_live", s.live},
+                                 {"requests_completed", s.completed}, {"requests_cancelled", s.cancelled}}
+                                .dump(),
+                            "application/json");
+        });
+        svr.Get("/v1/models", [&model_name](const httplib::Request &, httplib::Response & res) {
+            res.set_content(json{{"object", "list"},
+                                 {"data", {{{"id", model_name}, {"object", "model"}, {"owned_by", "powersample"},
+                                            {"created", 0}}}}}
+                                .dump(),
+                            "application/json");
+        });
+        svr.Post("/v1/completions", [&service](const httplib::Request & req, httplib::Response & res) {
+            service.handle(req, res, false);
+        });
+        svr.Post("/v1/chat/completions", [&service](const httplib::Request & req, httplib::Response & res) {
+            service.handle(req, res, true);
+        });
+
+        int port = o.port;
+        if (port == 0) {
+            port = svr.bind_to_any_port(o.host);
+        } else if (!svr.bind_to_port(o.host, port)) {
+            port = -1;
+        }
+        if (port < 0) {
+            std::fprintf(stderr, "power-sampling-server: error: cannot listen on %s:%d\n", o.host.c_str(), o.port);
+            return 2;
+        }
+        std::signal(SIGINT, on_signal);
+        std::signal(SIGTERM, on_signal);
+        std::fprintf(stderr, "power-sampling-server: listening on http://%s:%d\n", o.host.c_str(), port);
+        std::fflush(stderr);
+        svr.listen_after_bind();
+        g_server = nullptr;
+        return 0;
+    } catch (const ps::invalid_argument_error & e) {
+        std::fprintf(stderr, "power-sampling-server: %s\n", e.what());
+        return 1;
+    } catch (const std::exception & e) {
+        std::fprintf(stderr, "power-sampling-server: error: %s\n", e.what());
+        return 2;
+    }
+}
