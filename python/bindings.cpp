@@ -200,7 +200,8 @@ NB_MODULE(_powersample, m) {
         .def_rw("sps_top_k", &ps::sampling_params::sps_top_k)
         .def_rw("sps_rollouts", &ps::sampling_params::sps_rollouts)
         .def_rw("sps_lookahead", &ps::sampling_params::sps_lookahead)
-        .def_rw("best_of", &ps::sampling_params::best_of);
+        .def_rw("best_of", &ps::sampling_params::best_of)
+        .def_rw("record_suffixes", &ps::sampling_params::record_suffixes);
     m.def("validate", &ps::validate, "params"_a);
     m.def("effective_temperature", &ps::effective_temperature, "params"_a);
     m.def("preset", &ps::preset, "name"_a);
@@ -213,7 +214,11 @@ NB_MODULE(_powersample, m) {
         .def_ro("len_proposal", &ps::step_record::len_proposal)
         .def_ro("log_accept_ratio", &ps::step_record::log_accept_ratio)
         .def_ro("accepted", &ps::step_record::accepted)
-        .def_ro("log_p_after", &ps::step_record::log_p_after);
+        .def_ro("log_p_after", &ps::step_record::log_p_after)
+        .def_ro("log_p_suffix_current", &ps::step_record::log_p_suffix_current)
+        .def_ro("log_p_suffix_proposal", &ps::step_record::log_p_suffix_proposal)
+        .def_ro("suffix_current", &ps::step_record::suffix_current)
+        .def_ro("suffix_proposal", &ps::step_record::suffix_proposal);
 
     nb::class_<ps::sample_result>(m, "SampleResult")
         .def_ro("text", &ps::sample_result::text)

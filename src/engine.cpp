@@ -388,6 +388,16 @@ struct engine::impl {
         }
         const bool accepted = std::log(ch.kernel_rng.uniform_open01()) < log_accept;
 
+        step_record rec;
+        if (sp.record_trace) {
+            rec.log_p_suffix_current  = lp_cur;
+            rec.log_p_suffix_proposal = lp_prop;
+            if (sp.record_suffixes) {
+                rec.suffix_current.assign(ch.x.begin() + std::ptrdiff_t(m), ch.x.end());
+                rec.suffix_proposal = ch.y;
+            }
+        }
+
         ch.result.n_proposals += 1;
         if (accepted) {
             ch.result.n_accepted += 1;
@@ -405,8 +415,14 @@ struct engine::impl {
         }
 
         if (sp.record_trace) {
-            ch.result.trace.push_back({ch.block, int32_t(m), int32_t(len_cur), int32_t(len_prop),
-                                       log_accept, accepted, log_p_of(ch)});
+            rec.block            = ch.block;
+            rec.position         = int32_t(m);
+            rec.len_current      = int32_t(len_cur);
+            rec.len_proposal     = int32_t(len_prop);
+            rec.log_accept_ratio = log_accept;
+            rec.accepted         = accepted;
+            rec.log_p_after      = log_p_of(ch);
+            ch.result.trace.push_back(std::move(rec));
         }
         ch.step += 1;
         report(r, ch);

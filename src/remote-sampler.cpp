@@ -122,6 +122,9 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
                 const double log_accept =
                     log_acceptance_ratio(w_cur, w_prop, uniform_cut_correction(len_cur, len_prop));
                 const bool accepted = std::log(kernel_rng.uniform_open01()) < log_accept;
+                double lp_cur = 0.0, lp_prop = 0.0;  // for the trace: the suffixes compared
+                for (size_t i = size_t(m); i < st.x_log_p.size(); ++i) lp_cur += st.x_log_p[i];
+                for (double v : s.log_p) lp_prop += v;
                 res.n_proposals += 1;
                 if (accepted) {
                     res.n_accepted += 1;
@@ -136,7 +139,17 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
                 if (params.record_trace) {
                     double lp = 0.0;
                     for (double v : st.x_log_p) lp += v;
-                    res.trace.push_back({block, m, int32_t(len_cur), int32_t(len_prop), log_accept, accepted, lp});
+                    step_record rec;
+                    rec.block = block;
+                    rec.position = m;
+                    rec.len_current = int32_t(len_cur);
+                    rec.len_proposal = int32_t(len_prop);
+                    rec.log_accept_ratio = log_accept;
+                    rec.accepted = accepted;
+                    rec.log_p_after = lp;
+                    rec.log_p_suffix_current = lp_cur;
+                    rec.log_p_suffix_proposal = lp_prop;
+                    res.trace.push_back(std::move(rec));
                 }
                 report(block, step + 1, false);
             }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 using namespace powersample;
@@ -79,6 +80,60 @@ TEST(engine, trace_is_consistent_with_the_result) {
             EXPECT_NEAR(lm.log_probs_after(history)[size_t(c.tokens[i])], c.token_log_p[i], 1e-6);
             history.push_back(c.tokens[i]);
         }
+    }
+}
+
+TEST(engine, trace_records_the_suffixes_compared) {
+    toy_model lm(6, 3, 1.0, -2.0);
+    request req = make_request(11, 2);
+    req.params.record_suffixes = true;
+    auto done = run(lm, {req});
+    for (const auto & c : done[0].result.chains) {
+        ASSERT_FALSE(c.trace.empty());
+        // Within a block the state changes only by accepted proposals: x := x[0:m] + x'[m:].
+        std::vector<token_id> x;
+        double log_p = 0.0;
+        int32_t block = 0;
+        for (const auto & s : c.trace) {
+            ASSERT_EQ(int32_t(s.suffix_current.size()), s.len_current - s.position);
+            ASSERT_EQ(int32_t(s.suffix_proposal.size()), s.len_proposal - s.position);
+            if (s.block == block) {
+                ASSERT_EQ(int32_t(x.size()), s.len_current);
+                for (size_t i = 0; i < s.suffix_current.size(); ++i) {
+                    const token_id known = x[size_t(s.position) + i];  // -1: extension not seen
+                    if (known >= 0) {
+                        EXPECT_EQ(s.suffix_current[i], known);
+                    }
+                }
+                const double expected = s.accepted ? log_p - s.log_p_suffix_current + s.log_p_suffix_proposal : log_p;
+                EXPECT_NEAR(s.log_p_after, expected, 1e-9);
+            } else {
+                // A new block: the state is the old one extended; its prefix before m is known
+                // when m falls inside the old state.
+                x.resize(size_t(std::min<int32_t>(s.position, int32_t(x.size()))));
+                if (int32_t(x.size()) < s.position) x.resize(size_t(s.position), -1);
+                x.insert(x.end(), s.suffix_current.begin(), s.suffix_current.end());
+                block = s.block;
+            }
+            if (s.accepted) {
+                x.resize(size_t(s.position));
+                x.insert(x.end(), s.suffix_proposal.begin(), s.suffix_proposal.end());
+            }
+            log_p = s.log_p_after;
+        }
+        ASSERT_EQ(x.size(), c.tokens.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+            if (x[i] >= 0) {
+                EXPECT_EQ(x[i], c.tokens[i]) << i;
+            }
+        }
+    }
+    // Without record_suffixes the trace keeps the log p sums but no tokens.
+    auto plain = run(lm, {make_request(11, 1)});
+    for (const auto & s : plain[0].result.chains[0].trace) {
+        EXPECT_TRUE(s.suffix_current.empty());
+        EXPECT_TRUE(s.suffix_proposal.empty());
+        EXPECT_LT(s.log_p_suffix_current, 0.0);
     }
 }
 

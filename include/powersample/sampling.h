@@ -72,6 +72,8 @@ struct sampling_params {
     uint64_t seed              = 0;    // RNG seed; each chain derives its own streams from (seed, chain)
     int32_t  n_chains          = 1;    // independent chains (independent samples) of the same prompt
     bool     record_trace      = true; // keep the per-step trace in the result
+    bool     record_suffixes   = false; // with record_trace: also keep each step's old and new
+                                        // suffix tokens (memory grows with steps x T)
 
     // method::power_entropy (ref: arXiv 2605.30327). The cut m is drawn from
     //     q_cut(m | x) = (1 - entropy_floor) * g(m) / sum_j g(j) + entropy_floor / len(x),
@@ -116,13 +118,20 @@ std::vector<std::string> preset_names();
 
 // One MH step of one chain, as it happened.
 struct step_record {
-    int32_t block;             // 1-based block index
-    int32_t position;          // m: first completion position that was resampled
-    int32_t len_current;       // len(x) before the step
-    int32_t len_proposal;      // len(x')
-    double  log_accept_ratio;  // log A
-    bool    accepted;
-    double  log_p_after;       // log p(x | prompt) of the state after the step
+    int32_t block            = 0;      // 1-based block index
+    int32_t position         = 0;      // m: first completion position that was resampled
+    int32_t len_current      = 0;      // len(x) before the step
+    int32_t len_proposal     = 0;      // len(x')
+    double  log_accept_ratio = 0.0;    // log A
+    bool    accepted         = false;
+    double  log_p_after      = 0.0;       // log p(x | prompt) of the state after the step
+    // The two suffixes compared, from completion position m on: their summed base-model log p
+    // (so alpha * (proposal - current) is the target's part of log A), and their tokens when
+    // sampling_params::record_suffixes is set (else empty).
+    double  log_p_suffix_current  = 0.0;
+    double  log_p_suffix_proposal = 0.0;
+    std::vector<token_id> suffix_current;
+    std::vector<token_id> suffix_proposal;
 };
 
 enum class finish_reason {

@@ -154,6 +154,8 @@ class Step:
     log_accept_ratio: float  # log A
     accepted: bool
     log_p_after: float       # log p(x | prompt) of the state after the step
+    log_p_suffix_current: float = 0.0   # sum of log p over the old suffix (positions >= position)
+    log_p_suffix_proposal: float = 0.0  # the same over the proposed suffix
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,8 @@ class SampleResult:
 
 def _to_result(g, chain: int, seed: int, method: str, prompt: str) -> SampleResult:
     c = g.chains[chain]
-    trace = [Step(s.block, s.position, s.len_current, s.len_proposal, s.log_accept_ratio, s.accepted, s.log_p_after)
+    trace = [Step(s.block, s.position, s.len_current, s.len_proposal, s.log_accept_ratio, s.accepted, s.log_p_after,
+                  s.log_p_suffix_current, s.log_p_suffix_proposal)
              for s in c.trace]
     return SampleResult(c.text, list(c.tokens), list(c.token_log_p), c.log_p, c.n_proposals, c.n_accepted,
                         c.n_tokens_generated, c.n_tokens_decoded, c.finish, trace, seed, method,

@@ -116,6 +116,12 @@ def test_acceptance_rate_and_trace_agree(sampler):
         assert 0 <= s.position < s.len_current
         if not s.accepted:
             assert s.log_accept_ratio < 0.0
+        assert s.log_p_suffix_current < 0.0 and s.log_p_suffix_proposal < 0.0
+    # Within a block an accepted step moves log p by exactly new suffix - old suffix.
+    for prev, s in zip(r.trace, r.trace[1:]):
+        if s.block == prev.block:
+            delta = s.log_p_suffix_proposal - s.log_p_suffix_current if s.accepted else 0.0
+            assert s.log_p_after == pytest.approx(prev.log_p_after + delta, abs=1e-6)
     assert r.n_tokens_generated >= len(r.tokens)
 
 

@@ -43,7 +43,9 @@ nlohmann::json report_to_json(const run_report & r) {
         for (const auto & s : c.trace) {
             trace.push_back({{"block", s.block}, {"position", s.position}, {"len_current", s.len_current},
                              {"len_proposal", s.len_proposal}, {"log_accept_ratio", s.log_accept_ratio},
-                             {"accepted", s.accepted}, {"log_p_after", s.log_p_after}});
+                             {"accepted", s.accepted}, {"log_p_after", s.log_p_after},
+                             {"log_p_suffix_current", s.log_p_suffix_current},
+                             {"log_p_suffix_proposal", s.log_p_suffix_proposal}});
         }
         chains.push_back({{"text", c.text},
                           {"tokens", c.tokens},

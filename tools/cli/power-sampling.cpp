@@ -3,6 +3,7 @@
 // Exit codes: 0 success, 1 usage or input error (the message names the flag), 2 runtime
 // failure, 130 interrupted (what had finished is still printed).
 #include "powersample/powersample.h"
+#include "powersample/trace-svg.h"
 
 #include "batch-mode.h"
 #include "cli-output.h"
@@ -44,6 +45,7 @@ struct cli_options {
     std::string method = "power";
     std::string batch_file;
     std::string output_file;
+    std::string trace_svg;
     int32_t     max_new_tokens = 0;
     int64_t     seed           = -1;
     int32_t     threads        = 0;
@@ -256,6 +258,8 @@ int main(int argc, char ** argv) {
     app.add_flag("--compare", o.compare, "Run standard sampling (T = 1) and power sampling on the same prompt")
         ->group(g_output);
     app.add_flag("--trace", o.trace, "Show the chain step by step")->group(g_output);
+    app.add_option("--trace-svg", o.trace_svg, "Draw the power-sampling chain (log p per MCMC step, accepted and "
+                                               "rejected proposals, blocks) as an SVG file")->group(g_output);
     app.add_flag("--json", o.json, "One JSON object on stdout")->group(g_output);
     app.add_flag("-q,--quiet", o.quiet, "No statistics on stderr")->group(g_output);
     app.add_flag("--no-progress", o.no_progress, "No progress bar")->group(g_output);
@@ -305,6 +309,18 @@ int main(int argc, char ** argv) {
         if (o.resume && o.output_file.empty()) throw ps::invalid_argument_error("--resume needs --output FILE");
         if (!o.batch_file.empty() && (app.count("--prompt") || !o.prompt_file.empty())) {
             throw ps::invalid_argument_error("--batch with -p/-f: the prompts come from the batch file");
+        }
+        if (!o.trace_svg.empty()) {
+            if (!o.batch_file.empty()) throw ps::invalid_argument_error("--trace-svg and --batch: choose one");
+            const ps::method m = ps::method_from_name(o.method);
+            if (!o.compare && m != ps::method::power && m != ps::method::power_entropy) {
+                throw ps::invalid_argument_error("--trace-svg: --method " + o.method + " has no MCMC chain to draw");
+            }
+            try {
+                ps::check_svg_path(o.trace_svg);
+            } catch (const ps::invalid_argument_error & e) {
+                throw ps::invalid_argument_error(std::string("--trace-svg: ") + e.what());
+            }
         }
         if (o.threads < 0) throw ps::invalid_argument_error("--threads = " + std::to_string(o.threads) + ": must be >= 0");
         ps::sampling_params params = build_params(o, app);
@@ -370,6 +386,19 @@ int main(int argc, char ** argv) {
             if (g_interrupted) break;
         }
         print_reports(*model, prompt, reports, output_style{o.json, o.trace, o.quiet, o.compare});
+        if (!o.trace_svg.empty() && !reports.empty() && !reports.back().result.chains.empty()) {
+            const auto & run = reports.back();
+            ps::trace_svg_options so;
+            so.title = fmt::format("{}: alpha {}, B {}, N {}, T {}, seed {} (chain 0)", o.model,
+                                   run.params.alpha, run.params.block_size, run.params.n_steps_per_block,
+                                   run.params.max_new_tokens, run.params.seed);
+            try {
+                ps::write_trace_svg(o.trace_svg, run.result.chains.at(0), so);
+            } catch (const ps::invalid_argument_error & e) {
+                throw ps::invalid_argument_error(std::string("--trace-svg: ") + e.what());
+            }
+            if (!o.quiet) std::fprintf(stderr, "trace picture: %s\n", o.trace_svg.c_str());
+        }
         return g_interrupted ? 130 : 0;
     } catch (const ps::invalid_argument_error & e) {
         std::fprintf(stderr, "power-sampling: %s\n", e.what());
