@@ -264,7 +264,7 @@ NB_MODULE(_powersample, m) {
         .def("detokenize", &ps::model::detokenize, "tokens"_a)
         .def("token_to_piece", &ps::model::token_to_piece, "token"_a)
         .def("has_chat_template", &ps::model::has_chat_template)
-        .def("format_chat", &ps::model::format_chat, "user_message"_a, "system_message"_a = "")
+        .def("format_chat", nb::overload_cast<const std::string &, const std::string &>(&ps::model::format_chat, nb::const_), "user_message"_a, "system_message"_a = "")
         .def("is_eog", &ps::model::is_eog, "token"_a)
         .def_prop_ro("n_vocab", &ps::model::n_vocab)
         .def_prop_ro("n_ctx_train", &ps::model::n_ctx_train)
