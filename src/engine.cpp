@@ -285,7 +285,13 @@ struct engine::impl {
         // Share the prefix; the token at P + m - 1 is decoded again because its logits row (the
         // distribution of x'_m) was not kept: one extra token per step, no prefix recompute.
         if (!ch.kept_holds_x) {
-            lm.seq_copy_prefix(ch.seq_work, ch.seq_kept, P + int32_t(ch.x.size()) - 1);
+            if (lm.shares_prefix_cells()) {
+                lm.seq_copy_prefix(ch.seq_work, ch.seq_kept, P + int32_t(ch.x.size()) - 1);
+            } else {
+                // A copy would decode the whole state again: swap the ids instead (free; it only
+                // costs the consecutive ids that batching across chains prefers).
+                std::swap(ch.seq_work, ch.seq_kept);
+            }
             ch.kept_holds_x = true;
         }
         lm.seq_copy_prefix(ch.seq_kept, ch.seq_work, P + m - 1);
@@ -326,7 +332,12 @@ struct engine::impl {
         ch.state      = phase::extending;
         if (!ch.work_holds_x) {
             const int32_t P = int32_t(r.req.prompt.size());
-            lm.seq_copy_prefix(ch.seq_kept, ch.seq_work, P + int32_t(ch.x.size()) - 1);
+            if (lm.shares_prefix_cells()) {
+                lm.seq_copy_prefix(ch.seq_kept, ch.seq_work, P + int32_t(ch.x.size()) - 1);
+            } else {
+                std::swap(ch.seq_work, ch.seq_kept);  // as in start_proposal
+                ch.kept_holds_x = false;
+            }
             ch.work_holds_x = true;
         }
         ch.pending    = {ch.seq_work, ch.x.back(), true};

@@ -11,7 +11,9 @@
 // suffix. Accepting leaves the new state in work (kept is refreshed by a copy when the next
 // proposal starts); rejecting leaves kept as it is. A step decodes its suffix's tokens plus one.
 // Work ids are taken from the low end and kept ids from the high end, so that the ids decoded
-// in one round are consecutive: llama.cpp batches only consecutive ids across KV streams.
+// in one round are consecutive: llama.cpp batches only consecutive ids across KV streams. Where a
+// copy would decode again (language_model::shares_prefix_cells() false) the engine swaps the two
+// ids instead of copying a whole state, so a step re-decodes its prefix once, as the paper's code.
 //
 // Usage:
 //     powersample::engine eng(lm);

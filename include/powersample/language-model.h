@@ -50,8 +50,9 @@ public:
     // 0 for a shared pool; otherwise every sequence has its own store of this many cells
     // (llama.cpp's per-sequence KV streams), and a sequence can never hold more tokens.
     virtual int32_t n_cells_per_sequence() const { return 0; }
-    // False when seq_copy_prefix() decodes the prefix again instead of sharing its cells: then
-    // every sequence holds its own copy of the prompt, and the engine reserves cells for it.
+    // False when seq_copy_prefix() decodes the prefix again instead of sharing or copying its
+    // state: then every sequence holds its own copy of the prompt (the engine reserves cells for
+    // it), and the engine swaps a chain's two ids where it would otherwise copy a whole state.
     virtual bool shares_prefix_cells() const { return true; }
     // Number of tokens currently held by a sequence.
     virtual int32_t seq_length(int32_t seq) const = 0;
