@@ -6,8 +6,8 @@
 // Threads: every call that runs the model releases the GIL. A Sampler is guarded by a mutex, so
 // two Python threads sharing one queue up instead of corrupting its llama.cpp context (the C++
 // power_sampler is single-threaded by contract). Progress and result callbacks re-acquire the GIL.
-// Ctrl-C: the progress hook checks for pending Python signals after every block and MH step and,
-// when one is pending, cancels the run and re-raises (KeyboardInterrupt) once sampling stopped.
+// Ctrl-C: a hook checks for pending Python signals after every decode round and, when one is
+// pending, cancels the run and re-raises (KeyboardInterrupt) once sampling stopped.
 // Errors: invalid_argument_error -> ValueError, other powersample::error -> RuntimeError.
 #include "powersample/powersample.h"
 
@@ -53,20 +53,19 @@ struct python_hooks {
     ps::run_options options() {
         ps::run_options o;
         o.cancel      = &cancel;
-        o.on_progress = [this](const ps::progress & p) {
+        o.on_round = [this]() {
             if (cancel) return;
             nb::gil_scoped_acquire gil;
-            if (PyErr_CheckSignals() != 0) {
+            if (PyErr_CheckSignals() != 0) fail();
+        };
+        o.on_progress = [this](const ps::progress & p) {
+            if (cancel || !on_progress) return;
+            nb::gil_scoped_acquire gil;
+            try {
+                (*on_progress)(p);
+            } catch (nb::python_error & e) {
+                e.restore();
                 fail();
-                return;
-            }
-            if (on_progress) {
-                try {
-                    (*on_progress)(p);
-                } catch (nb::python_error & e) {
-                    e.restore();
-                    fail();
-                }
             }
         };
         return o;

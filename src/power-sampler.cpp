@@ -94,6 +94,7 @@ struct power_sampler::impl {
                 cancelled = true;
             }
             const bool more = eng.step();
+            if (options.on_round) options.on_round();
             for (auto & f : eng.take_finished()) on_done(f);
             if (!more) break;
         }

@@ -132,6 +132,10 @@ struct context_params {
 struct run_options {
     progress_callback          on_progress;       // called from the calling thread
     const std::atomic<bool> *  cancel = nullptr;  // set to true (e.g. from SIGINT) to stop
+    // Called from the calling thread after every decode round (one token of every live chain):
+    // a place to poll for interrupts more often than progress reports come (a block can take
+    // seconds). It may set *cancel.
+    std::function<void()>      on_round;
 };
 
 class power_sampler {

@@ -220,7 +220,7 @@ def test_ctrl_c_cancels_sampling(sampler):
     with pytest.raises(KeyboardInterrupt):
         sampler.power_sample(PROMPT, block_size=64, steps=10, max_len=1024, seed=1)
     timer.cancel()
-    assert time.monotonic() - start < 10.0
+    assert time.monotonic() - start < 10.0  # polled after every decode round, not every block
     # The sampler is still usable afterwards.
     assert len(sampler.generate(PROMPT, "greedy", max_len=4).tokens) == 4
 
