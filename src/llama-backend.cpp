@@ -135,24 +135,10 @@ std::string model::token_to_piece(token_id token) const {
 bool model::has_chat_template() const { return !impl_->chat_template.empty(); }
 
 std::string model::format_chat(const std::string & user_message, const std::string & system_message) const {
-    if (impl_->chat_template.empty()) {
-        throw error("model '" + impl_->path + "' has no chat template; use the raw prompt");
-    }
-    std::vector<llama_chat_message> msgs;
-    if (!system_message.empty()) msgs.push_back({"system", system_message.c_str()});
-    msgs.push_back({"user", user_message.c_str()});
-    std::vector<char> buf(2 * (user_message.size() + system_message.size()) + 1024);
-    int32_t n = llama_chat_apply_template(impl_->chat_template.c_str(), msgs.data(), msgs.size(), true,
-                                          buf.data(), int32_t(buf.size()));
-    if (n > int32_t(buf.size())) {
-        buf.resize(size_t(n));
-        n = llama_chat_apply_template(impl_->chat_template.c_str(), msgs.data(), msgs.size(), true,
-                                      buf.data(), int32_t(buf.size()));
-    }
-    if (n < 0) {
-        throw error("model '" + impl_->path + "': its chat template is not one llama.cpp supports; use --raw");
-    }
-    return std::string(buf.data(), size_t(n));
+    std::vector<chat_message> messages;
+    if (!system_message.empty()) messages.push_back({"system", system_message});
+    messages.push_back({"user", user_message});
+    return format_chat(messages);
 }
 
 std::string model::format_chat(const std::vector<chat_message> & messages) const {
@@ -177,7 +163,7 @@ std::string model::format_chat(const std::vector<chat_message> & messages) const
                                       buf.data(), int32_t(buf.size()));
     }
     if (n < 0) {
-        throw error("model '" + impl_->path + "': its chat template is not one llama.cpp supports");
+        throw error("model '" + impl_->path + "': its chat template is not one llama.cpp supports; use --raw");
     }
     return std::string(buf.data(), size_t(n));
 }

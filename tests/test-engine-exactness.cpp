@@ -12,6 +12,7 @@
 
 using namespace powersample;
 using powersample::testing::power_target;
+using powersample::testing::total_variation;
 using powersample::testing::toy_model;
 
 namespace {
@@ -59,18 +60,6 @@ distribution empirical(toy_model & lm, const run_config & cfg) {
     }
     for (auto & kv : counts) kv.second /= n;
     return counts;
-}
-
-double total_variation(const distribution & a, const distribution & b) {
-    double tv = 0.0;
-    for (const auto & kv : a) {
-        auto it = b.find(kv.first);
-        tv += std::fabs(kv.second - (it == b.end() ? 0.0 : it->second));
-    }
-    for (const auto & kv : b) {
-        if (!a.count(kv.first)) tv += kv.second;
-    }
-    return 0.5 * tv;
 }
 
 // 10,000 samples over the 40 states of the toy model: sampling noise alone gives a TV around

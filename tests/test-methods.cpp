@@ -15,6 +15,7 @@
 
 using namespace powersample;
 using powersample::testing::power_target;
+using powersample::testing::total_variation;
 using powersample::testing::toy_model;
 
 namespace {
@@ -53,18 +54,6 @@ outcome run(toy_model & lm, const sampling_params & base, int32_t n_requests,
     }
     for (auto & kv : out.samples) kv.second /= n;
     return out;
-}
-
-double total_variation(const distribution & a, const distribution & b) {
-    double tv = 0.0;
-    for (const auto & kv : a) {
-        auto it = b.find(kv.first);
-        tv += std::fabs(kv.second - (it == b.end() ? 0.0 : it->second));
-    }
-    for (const auto & kv : b) {
-        if (!a.count(kv.first)) tv += kv.second;
-    }
-    return 0.5 * tv;
 }
 
 // As in test-engine-exactness.cpp: 10,000 samples over the 40 states of the toy model have a

@@ -15,6 +15,7 @@
 
 using namespace powersample;
 using powersample::testing::power_target;
+using powersample::testing::total_variation;
 using powersample::testing::toy_model;
 
 namespace {
@@ -59,16 +60,6 @@ private:
     const toy_model & model_;
     bool lie_;
 };
-
-double total_variation(const distribution & a, const distribution & b) {
-    double tv = 0.0;
-    for (const auto & kv : a) {
-        auto it = b.find(kv.first);
-        tv += std::fabs(kv.second - (it == b.end() ? 0.0 : it->second));
-    }
-    for (const auto & kv : b) if (!a.count(kv.first)) tv += kv.second;
-    return 0.5 * tv;
-}
 
 const std::vector<token_id> prompt = {0, 2};
 

@@ -131,4 +131,18 @@ inline std::map<std::vector<token_id>, double> power_target(const std::map<std::
     return out;
 }
 
+// Total-variation distance between two distributions over the same kind of key.
+template <typename Key>
+double total_variation(const std::map<Key, double> & a, const std::map<Key, double> & b) {
+    double tv = 0.0;
+    for (const auto & kv : a) {
+        auto it = b.find(kv.first);
+        tv += std::fabs(kv.second - (it == b.end() ? 0.0 : it->second));
+    }
+    for (const auto & kv : b) {
+        if (!a.count(kv.first)) tv += kv.second;
+    }
+    return 0.5 * tv;
+}
+
 }  // namespace powersample::testing
