@@ -184,8 +184,7 @@ struct engine::impl {
     }
 
     bool fits(const live_request & r) const {
-        return n_free_seqs() >= sequences_needed(r.req.params) &&
-               (lm.n_cells_per_sequence() > 0 || cells_reserved + r.cells <= lm.n_cells());
+        return n_free_seqs() >= sequences_needed(r.req.params) && cells_reserved + r.cells <= lm.n_cells();
     }
 
     void admit(live_request & r) {
@@ -647,8 +646,11 @@ uint64_t engine::submit(request req) {
                                      " sequence ids, the context has " + std::to_string(impl_->lm.n_seq_max()));
     }
     r.req   = std::move(req);
-    r.cells = kv_cells_needed(int64_t(r.req.prompt.size()), r.req.params, impl_->lm.shares_prefix_cells());
     const int32_t per_sequence = impl_->lm.n_cells_per_sequence();
+    // Cells drawn from a shared pool; none where every sequence has its own.
+    r.cells = per_sequence > 0 ? 0
+                               : kv_cells_needed(int64_t(r.req.prompt.size()), r.req.params,
+                                                 impl_->lm.shares_prefix_cells());
     if (per_sequence > 0) {
         // Each sequence has its own cells; the longest one is the prompt plus the completion.
         const int64_t longest = int64_t(r.req.prompt.size()) + sp.max_new_tokens;
@@ -658,7 +660,6 @@ uint64_t engine::submit(request req) {
                                          " exceeds the " + std::to_string(per_sequence) +
                                          " KV cells each sequence has");
         }
-        r.cells = 0;  // nothing drawn from a shared pool
     } else if (r.cells > impl_->lm.n_cells()) {
         throw invalid_argument_error("prompt (" + std::to_string(r.req.prompt.size()) +
                                      " tokens) + max_new_tokens = " + std::to_string(sp.max_new_tokens) +

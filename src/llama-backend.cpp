@@ -234,24 +234,13 @@ void llama_language_model::seq_copy_prefix(int32_t src, int32_t dst, int32_t n_t
         throw error("seq_copy_prefix: " + std::to_string(n_tokens) + " tokens requested, sequence holds " +
                     std::to_string(source.size()));
     }
-    if (src == dst) {
-        if (can_truncate_ && llama_memory_seq_rm(mem, dst, n_tokens, -1)) {
-            history_[size_t(dst)].resize(size_t(n_tokens));
-            return;
-        }
-        const std::vector<token_id> keep(source.begin(), source.begin() + n_tokens);
+    if (src == dst && can_truncate_ && llama_memory_seq_rm(mem, dst, n_tokens, -1)) {
+        history_[size_t(dst)].resize(size_t(n_tokens));
+        return;
+    }
+    if (src != dst && (n_tokens == 0 || can_truncate_)) {
         seq_clear(dst);
-        std::vector<decode_entry> redo;
-        for (token_id t : keep) redo.push_back({dst, t, false});
-        n_redecoded_ += int64_t(redo.size());
-        decode(redo);
-        return;
-    }
-    seq_clear(dst);
-    if (n_tokens == 0) {
-        return;
-    }
-    if (can_truncate_) {
+        if (n_tokens == 0) return;
         // Streams are copied whole, then cut: cells [0, n) keep positions [0, n) in order.
         llama_memory_seq_cp(mem, src, dst, -1, -1);
         if (!llama_memory_seq_rm(mem, dst, n_tokens, -1)) {
@@ -265,8 +254,10 @@ void llama_language_model::seq_copy_prefix(int32_t src, int32_t dst, int32_t n_t
         history_[size_t(dst)].assign(source.begin(), source.begin() + n_tokens);
         return;
     }
-    // Recurrent state: decode the prefix again into dst.
+    // Recurrent state, or the recompute baseline: decode the prefix again into dst. The prefix
+    // is copied out first because src may be dst.
     const std::vector<token_id> prefix(source.begin(), source.begin() + n_tokens);
+    seq_clear(dst);
     std::vector<decode_entry> redo;
     for (token_id t : prefix) redo.push_back({dst, t, false});
     n_redecoded_ += int64_t(redo.size());
