@@ -9,12 +9,15 @@
 #include <array>
 #include <csignal>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace fs = std::filesystem;
 
@@ -57,7 +60,26 @@ TEST(CliBadInput, UnknownMethodListsValidOnes) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_EQ(r.output,
               "power-sampling-eval: --methods: unknown method 'beam'; valid methods: greedy, sample, low-temp, "
-              "power, power-entropy, smc, sps, best-of-n, maj-vote, power-maj-vote\n");
+              "power, power-entropy, smc, sps, best-of-n, maj-vote, power-maj-vote, best-of-n@METHOD (compute-matched "
+              "to METHOD)\n");
+    // Greedy's budget is one sample: nothing to match.
+    const auto m = run("-d mawps-multiarith --methods best-of-n@greedy");
+    EXPECT_EQ(m.exit_code, 1);
+    EXPECT_NE(m.output.find("--methods: unknown method 'best-of-n@greedy'"), std::string::npos) << m.output;
+}
+
+TEST(CliBadInput, MethodKnobsOutOfRangeNameTheField) {
+    for (const auto & [args, field] : std::vector<std::pair<std::string, std::string>>{
+             { "--methods smc --particles 0", "particles" },
+             { "--methods smc --ess-threshold 1.5", "ess_threshold" },
+             { "--methods sps --sps-rollouts 1", "sps_rollouts" },
+             { "--methods sps --sps-top-k 9 --sps-candidates 8", "sps_top_k" },
+             { "--methods power-entropy --entropy-floor 0", "entropy_floor" } }) {
+        const auto r = run("-d mawps-multiarith " + args);
+        EXPECT_EQ(r.exit_code, 1) << args;
+        EXPECT_NE(r.output.find(field), std::string::npos) << args << ": " << r.output;
+        EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    }
 }
 
 TEST(CliBadInput, UnknownDatasetListsValidOnes) {
@@ -143,6 +165,52 @@ TEST(RunResume, RerunCompletesOnlyMissingFiles) {
     r = run("--regrade --methods greedy --out " + dir.string());
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("regraded 3 result files"), std::string::npos) << r.output;
+    fs::remove_all(dir);
+}
+
+// best-of-n@smc takes N from the tokens smc spent over the length of one T = 1 sample, and
+// records both; without smc results it is skipped with a message and a non-zero exit.
+TEST(RunMatched, BestOfNMatchedToSmcSpendsSmcsBudget) {
+    const auto dir = fresh_dir("matched");
+    const std::string common = "-d mawps-multiarith --data-dir " POWERSAMPLE_TEST_DATA_DIR
+                               " --limit 2 --max-new-tokens 8 --particles 4 -t 1 --out " + dir.string();
+    auto r = run(common + " --methods best-of-n@smc");
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("[best-of-n@smc] skipped: no finished results of 'smc' to match (run it first)"),
+              std::string::npos) << r.output;
+
+    r = run(common + " --methods sample,smc,best-of-n@smc");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    double smc_tokens = 0, sample_tokens = 0;
+    for (const auto & e : fs::directory_iterator(dir / "smc")) {
+        if (e.path().extension() != ".json") continue;
+        const auto j = slurp(e.path());
+        EXPECT_NE(j.find("\"particles\": 4"), std::string::npos) << j;
+        const auto at = j.rfind("\"n_tokens_generated\": ");
+        smc_tokens += std::stod(j.substr(at + 22));
+    }
+    for (const auto & e : fs::directory_iterator(dir / "sample")) {
+        if (e.path().extension() != ".json") continue;
+        const auto j = slurp(e.path());
+        const auto at = j.rfind("\"n_tokens_generated\": ");
+        sample_tokens += std::stod(j.substr(at + 22));
+    }
+    // Four particles of up to 8 tokens each against one sample of up to 8.
+    const long n = std::lround(smc_tokens / std::max(1.0, sample_tokens));
+    EXPECT_GE(n, 2);
+    EXPECT_NE(r.output.find("[best-of-n@smc] N = " + std::to_string(n) + ": smc spent"), std::string::npos)
+        << r.output;
+    size_t files = 0;
+    for (const auto & e : fs::directory_iterator(dir / "best-of-n@smc")) {
+        if (e.path().extension() != ".json") continue;
+        ++files;
+        const auto j = slurp(e.path());
+        EXPECT_NE(j.find("\"matched_to\": \"smc\""), std::string::npos) << j;
+        EXPECT_NE(j.find("\"n_chains\": " + std::to_string(n)), std::string::npos) << j;
+    }
+    EXPECT_EQ(files, 2u);
+    EXPECT_NE(r.output.find("| best-of-n@smc | 2 |"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("time x sample"), std::string::npos) << r.output;
     fs::remove_all(dir);
 }
 

@@ -160,6 +160,31 @@ TEST(EvalSummary, PassAtKAccuracyAndCompute) {
     EXPECT_DOUBLE_EQ(maj.accuracy_ci.upper, ci.upper);
 }
 
+TEST(EvalSummary, WallTimeIsReportedInPlainSamples) {
+    auto g = numeric_record("greedy", { "\\boxed{5}" }, { 0 }, "5", "a");
+    auto s1 = numeric_record("sample", { "\\boxed{5}" }, { 0 }, "5", "a");
+    auto p = numeric_record("power", { "\\boxed{5}" }, { 0 }, "5", "a");
+    auto e = numeric_record("power-entropy", { "\\boxed{5}" }, { 0 }, "5", "a");
+    e["engine"] = "power-entropy";
+    e["samples"][0]["n_proposals"] = 4;
+    e["samples"][0]["n_accepted"] = 1;
+    for (auto * r : { &g, &s1, &p, &e }) ev::grade_record(*r);
+    // greedy 3 s, sample 4 s, power 10 s per problem: the reference is "sample", not greedy.
+    const auto rows = ev::summarize({ g, s1, p, e }, { "greedy", "sample", "power", "power-entropy" },
+                                    { { "greedy", { 3.0, 1 } }, { "sample", { 4.0, 1 } }, { "power", { 10.0, 1 } } });
+    ASSERT_EQ(rows.size(), 4u);
+    EXPECT_DOUBLE_EQ(*rows[0].time_vs_sample, 0.75);
+    EXPECT_DOUBLE_EQ(*rows[1].time_vs_sample, 1.0);
+    EXPECT_DOUBLE_EQ(*rows[2].time_vs_sample, 2.5);
+    EXPECT_FALSE(rows[3].time_vs_sample.has_value());  // no timing
+    // Entropy-cut MH is an MH chain: its acceptance is reported like power's.
+    ASSERT_TRUE(rows[3].acceptance_rate.has_value());
+    EXPECT_DOUBLE_EQ(*rows[3].acceptance_rate, 0.25);
+    // Without a "sample" row, greedy (one sample's length) is the reference.
+    const auto rows2 = ev::summarize({ g, p }, { "greedy", "power" }, { { "greedy", { 2.0, 1 } }, { "power", { 10.0, 1 } } });
+    EXPECT_DOUBLE_EQ(*rows2[1].time_vs_sample, 5.0);
+}
+
 TEST(EvalSummary, PassAtKUsesSmallestSampleCount) {
     auto a = numeric_record("maj-vote", { "\\boxed{1}", "\\boxed{2}", "\\boxed{3}" }, { 0, 0, 0 }, "3", "a");
     auto b = numeric_record("maj-vote", { "\\boxed{1}", "\\boxed{2}" }, { 0, 0 }, "2", "b");
@@ -181,7 +206,7 @@ TEST(EvalSummary, MarkdownJsonAndHtml) {
     const ev::run_info info{ { "model", "m<1>" } };
     const auto md = ev::summary_markdown(rows, info);
     EXPECT_NE(md.find("- model: m<1>\n"), std::string::npos);
-    EXPECT_NE(md.find("| greedy | 2 | 50.0 | [9.5, 90.5] | - | - | 0 | 10.0 | 2.00 | - | - |"), std::string::npos) << md;
+    EXPECT_NE(md.find("| greedy | 2 | 50.0 | [9.5, 90.5] | - | - | 0 | 10.0 | 2.00 | - | - | - |"), std::string::npos) << md;
     const auto j = ev::summary_json(rows, info);
     EXPECT_EQ(j["methods"][0]["n_correct"], 1);
     EXPECT_DOUBLE_EQ(j["methods"][0]["accuracy"].get<double>(), 0.5);
@@ -230,12 +255,29 @@ TEST(EvalFiles, AtomicWriteAndFinishedCheck) {
 }
 
 TEST(EvalMethods, NamesAndLookup) {
-    EXPECT_EQ(ev::eval_method_names(), "greedy, sample, low-temp, power, power-entropy, smc, sps, best-of-n, maj-vote, power-maj-vote");
-    ASSERT_NE(ev::find_eval_method("power-maj-vote"), nullptr);
+    EXPECT_EQ(ev::eval_method_names(), "greedy, sample, low-temp, power, power-entropy, smc, sps, best-of-n, maj-vote, "
+                                       "power-maj-vote, best-of-n@METHOD (compute-matched to METHOD)");
+    ASSERT_TRUE(ev::find_eval_method("power-maj-vote").has_value());
     EXPECT_EQ(ev::find_eval_method("power-maj-vote")->engine, "power");
     EXPECT_TRUE(ev::find_eval_method("power-maj-vote")->uses_n);
     EXPECT_EQ(ev::find_eval_method("best-of-n")->selection, ev::selection::best_log_p);
-    EXPECT_EQ(ev::find_eval_method("beam"), nullptr);
+    EXPECT_FALSE(ev::find_eval_method("beam").has_value());
+}
+
+TEST(EvalMethods, ComputeMatchedBestOfN) {
+    const auto m = ev::find_eval_method("best-of-n@smc");
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(m->name, "best-of-n@smc");
+    EXPECT_EQ(m->matched_to, "smc");
+    EXPECT_EQ(m->engine, "sample");
+    EXPECT_TRUE(m->uses_n);
+    EXPECT_EQ(m->selection, ev::selection::best_log_p);
+    EXPECT_TRUE(ev::find_eval_method("best-of-n@power-entropy").has_value());
+    // Only single-answer methods with a varying budget can be matched, and only by best-of-n.
+    for (const char * bad : { "best-of-n@greedy", "best-of-n@maj-vote", "best-of-n@best-of-n", "best-of-n@",
+                              "best-of-n@best-of-n@smc", "maj-vote@smc", "best-of-n@beam", "@smc" }) {
+        EXPECT_FALSE(ev::find_eval_method(bad).has_value()) << bad;
+    }
 }
 
 TEST(EvalPrompts, ChatAsksForBoxedRawIsCutAtNextQuestion) {

@@ -17,13 +17,16 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -89,6 +92,11 @@ struct options {
     int32_t     block_size = 0;
     int32_t     steps = -1;
     int32_t     max_new_tokens = 0;
+    // Other methods' knobs (docs/methods.md); a negative value keeps the preset's or the library's.
+    int32_t     particles = -1, resample_interval = -1, alpha_ramp = -1;
+    double      ess_threshold = -1;
+    int32_t     sps_candidates = -1, sps_top_k = -1, sps_rollouts = -1, sps_lookahead = -1;
+    double      entropy_beta = -1, entropy_floor = -1;
     size_t      limit = 0;            // 0: all
     size_t      offset = 0;
     bool        shuffle = false;
@@ -156,6 +164,59 @@ std::map<std::string, ev::batch_timing> read_timings(const fs::path & out, const
     return all;
 }
 
+// The knobs of the methods beyond alpha/block/steps, recorded so a result file says how it was made.
+nlohmann::json method_params(const ps::sampling_params & sp) {
+    switch (sp.method) {
+        case ps::method::smc:
+            return { { "particles", sp.n_particles }, { "ess_threshold", sp.ess_threshold },
+                     { "resample_interval", sp.resample_interval }, { "alpha_ramp_tokens", sp.alpha_ramp_tokens } };
+        case ps::method::sps:
+            return { { "candidates", sp.sps_candidates }, { "top_k", sp.sps_top_k },
+                     { "rollouts", sp.sps_rollouts }, { "lookahead", sp.sps_lookahead } };
+        case ps::method::power_entropy:
+            return { { "entropy_beta", sp.entropy_beta }, { "entropy_floor", sp.entropy_floor } };
+        default:
+            return nlohmann::json::object();
+    }
+}
+
+struct matched_budget {
+    int32_t n_samples;
+    double  method_tokens;           // mean tokens per problem of the matched method
+    double  sample_tokens;           // mean tokens of one sample at T = 1
+    bool    sample_tokens_measured;  // false: no T = 1 samples found, the cap stands in
+};
+
+// N for best-of-n matched to `method`: its mean tokens per problem (all proposals, particles and
+// rollouts) over the mean length of one T = 1 sample, both over the selected problems' finished
+// files. Nullopt when the method has no finished files there.
+std::optional<matched_budget> matched_n_samples(const fs::path & out, const std::string & method,
+                                                const std::set<std::string> & ids, int32_t max_new_tokens) {
+    double method_tokens = 0, sample_tokens = 0;
+    size_t n_method = 0, n_samples = 0;
+    for (const auto & rec : read_records(out, { method }, &ids)) {
+        method_tokens += rec.value("n_tokens_generated", 0.0);
+        ++n_method;
+    }
+    if (n_method == 0) return std::nullopt;
+    std::vector<std::string> t1_methods;
+    for (const auto & m : ev::eval_methods()) {
+        if (m.engine == "sample") t1_methods.push_back(m.name);
+    }
+    for (const auto & rec : read_records(out, t1_methods, &ids)) {
+        for (const auto & s : rec.at("samples")) {
+            sample_tokens += s.value("n_tokens_generated", 0.0);
+            ++n_samples;
+        }
+    }
+    matched_budget b;
+    b.method_tokens = method_tokens / double(n_method);
+    b.sample_tokens_measured = n_samples > 0;
+    b.sample_tokens = n_samples > 0 ? sample_tokens / double(n_samples) : double(max_new_tokens);
+    b.n_samples = int32_t(std::clamp<long>(std::lround(b.method_tokens / std::max(1.0, b.sample_tokens)), 1, 127));
+    return b;
+}
+
 void write_text_atomically(const fs::path & file, const std::string & text) {
     const auto tmp = file.string() + ".tmp";
     {
@@ -195,6 +256,25 @@ int main(int argc, char ** argv) {
     app.add_option("--steps", o.steps, "MH steps per block N (-1: preset)")->group("Methods");
     app.add_option("--n-predict,--max-new-tokens", o.max_new_tokens, "cap on tokens per completion (0: preset)")
         ->group("Methods");
+    const std::string g_other = "Other methods (docs/methods.md; unset: the preset's or the library's value)";
+    app.add_option("--particles", o.particles, "smc: particles N (>= 1) [32]")->group(g_other);
+    app.add_option("--ess-threshold", o.ess_threshold, "smc: resample when ESS < kappa * N; kappa in (0, 1] [0.5]")
+        ->group(g_other);
+    app.add_option("--resample-interval", o.resample_interval, "smc: tokens between ESS checks (>= 1)")
+        ->group(g_other);
+    app.add_option("--alpha-ramp", o.alpha_ramp, "smc: tokens over which alpha rises from 1 (0 = none)")
+        ->group(g_other);
+    app.add_option("--sps-candidates", o.sps_candidates, "sps: candidate blocks per boundary [sps-small: 8]")
+        ->group(g_other);
+    app.add_option("--sps-top-k", o.sps_top_k, "sps: candidates kept, K [sps-small: 4]")->group(g_other);
+    app.add_option("--sps-rollouts", o.sps_rollouts, "sps: rollouts per candidate, M (>= 2) [sps-small: 4]")
+        ->group(g_other);
+    app.add_option("--sps-lookahead", o.sps_lookahead, "sps: tokens per rollout (0 = to the cap) [sps-small: 32]")
+        ->group(g_other);
+    app.add_option("--entropy-beta", o.entropy_beta, "power-entropy: cut weight exponent beta (>= 0) [1]")
+        ->group(g_other);
+    app.add_option("--entropy-floor", o.entropy_floor, "power-entropy: uniform share of cuts, in (0, 1] [0.1]")
+        ->group(g_other);
     app.add_option("--limit", o.limit, "at most this many problems (0: all)")->group("Selection");
     app.add_option("--offset", o.offset, "skip this many problems (after shuffling)")->group("Selection");
     app.add_flag("--shuffle", o.shuffle, "shuffle the problems with --seed before offset and limit")
@@ -259,7 +339,31 @@ int main(int argc, char ** argv) {
     if (o.steps >= 0) base.n_steps_per_block = o.steps;
     if (o.max_new_tokens != 0) base.max_new_tokens = o.max_new_tokens;
     base.record_trace = false;  // result files stay small; counts are kept
+    if (o.particles >= 0) base.n_particles = o.particles;
+    if (o.ess_threshold >= 0) base.ess_threshold = o.ess_threshold;
+    if (o.resample_interval >= 0) base.resample_interval = o.resample_interval;
+    if (o.alpha_ramp >= 0) base.alpha_ramp_tokens = o.alpha_ramp;
+    if (o.entropy_beta >= 0) base.entropy_beta = o.entropy_beta;
+    if (o.entropy_floor >= 0) base.entropy_floor = o.entropy_floor;
+    // sps: the paper's settings (B 192, 64 rollouts per block to the cap) cost hours per problem
+    // on a small model on a CPU, so the eval starts from the scaled preset; the flags override it.
+    ps::sampling_params sps = base;
+    {
+        const ps::sampling_params small = ps::preset("sps-small");
+        sps.block_size     = small.block_size;
+        sps.sps_candidates = o.sps_candidates >= 0 ? o.sps_candidates : small.sps_candidates;
+        sps.sps_top_k      = o.sps_top_k >= 0 ? o.sps_top_k : small.sps_top_k;
+        sps.sps_rollouts   = o.sps_rollouts >= 0 ? o.sps_rollouts : small.sps_rollouts;
+        sps.sps_lookahead  = o.sps_lookahead >= 0 ? o.sps_lookahead : small.sps_lookahead;
+        sps.method = ps::method::sps;
+    }
     try {
+        for (const auto & name : method_names) {
+            const auto m = ev::find_eval_method(name);
+            ps::sampling_params check = m->engine == "sps" ? sps : base;
+            check.method = ps::method_from_name(m->engine);
+            ps::validate(check);
+        }
         ps::validate(base);
     } catch (const ps::invalid_argument_error & e) {
         usage_error(e.what());
@@ -333,40 +437,48 @@ int main(int argc, char ** argv) {
 
         // Methods that draw the same kind of samples (best-of-n and maj-vote: N samples at T = 1)
         // share one generation, so they are compared on identical samples.
-        std::vector<std::vector<const ev::eval_method *>> groups;
-        for (const auto & name : method_names) {
-            const auto * m = ev::find_eval_method(name);
-            bool placed = false;
-            for (auto & g : groups) {
-                if (g[0]->engine == m->engine && g[0]->uses_n == m->uses_n && m->uses_n) {
-                    g.push_back(m);
-                    placed = true;
+        // Compute-matched methods run last, once the methods they are matched to have finished.
+        std::vector<std::vector<ev::eval_method>> groups;
+        for (const bool matched : { false, true }) {
+            for (const auto & name : method_names) {
+                const auto m = *ev::find_eval_method(name);
+                if (m.matched_to.empty() == matched) continue;
+                bool placed = false;
+                for (auto & g : groups) {
+                    if (m.uses_n && g[0].engine == m.engine && g[0].uses_n && m.matched_to.empty() &&
+                        g[0].matched_to.empty()) {
+                        g.push_back(m);
+                        placed = true;
+                    }
                 }
+                if (!placed) groups.push_back({ m });
             }
-            if (!placed) groups.push_back({ m });
         }
 
         for (const auto & group : groups) {
             if (g_cancel.load()) break;
             std::vector<std::string> names;
-            for (const auto * m : group) {
-                names.push_back(m->name);
-                fs::create_directories(out_dir / m->name);
+            for (const auto & m : group) {
+                names.push_back(m.name);
+                fs::create_directories(out_dir / m.name);
             }
             const std::string label = join(names, "+");
-            ps::sampling_params sp = base;
-            sp.method = ps::method_from_name(group[0]->engine);
-            sp.n_chains = group[0]->uses_n ? o.n_samples : 1;
+            ps::sampling_params sp = group[0].engine == "sps" ? sps : base;
+            sp.method = ps::method_from_name(group[0].engine);
+            sp.n_chains = group[0].uses_n ? o.n_samples : 1;
             if (sp.method == ps::method::sample) sp.temperature = 1.0;
-            if (sp.method == ps::method::sps) {
-                // The paper's settings (B 192, 64 rollouts per block to the cap) cost hours per
-                // problem on a small model on a CPU: take the scaled preset's block and budget.
-                const ps::sampling_params small = ps::preset("sps-small");
-                sp.block_size     = small.block_size;
-                sp.sps_candidates = small.sps_candidates;
-                sp.sps_top_k      = small.sps_top_k;
-                sp.sps_rollouts   = small.sps_rollouts;
-                sp.sps_lookahead  = small.sps_lookahead;
+            if (!group[0].matched_to.empty()) {
+                const auto n = matched_n_samples(out_dir, group[0].matched_to, selected_ids, sp.max_new_tokens);
+                if (!n) {
+                    fmt::print(stderr, "[{}] skipped: no finished results of '{}' to match (run it first)\n",
+                               label, group[0].matched_to);
+                    exit_code = 1;
+                    continue;
+                }
+                sp.n_chains = n->n_samples;
+                fmt::print(stderr, "[{}] N = {}: {} spent {:.1f} tokens per problem, a sample at T = 1 {:.1f}{}\n",
+                           label, n->n_samples, group[0].matched_to, n->method_tokens, n->sample_tokens,
+                           n->sample_tokens_measured ? "" : " (no T = 1 samples yet: the cap, an upper bound)");
             }
 
             // Pending: problems for which some method of the group has no finished file.
@@ -375,8 +487,8 @@ int main(int argc, char ** argv) {
             std::vector<ev::prompt_text> prompts;
             for (size_t i = 0; i < problems.size(); ++i) {
                 bool missing = false;
-                for (const auto * m : group) {
-                    missing |= !ev::is_finished_record(out_dir / m->name / (ev::sanitize_id(problems[i].id) + ".json"));
+                for (const auto & m : group) {
+                    missing |= !ev::is_finished_record(out_dir / m.name / (ev::sanitize_id(problems[i].id) + ".json"));
                 }
                 if (!missing) continue;
                 auto pt = ev::build_prompt(problems[i], chat);
@@ -414,16 +526,16 @@ int main(int argc, char ** argv) {
                                         { "n_accepted", c.n_accepted } });
                     tokens += c.n_tokens_generated;
                 }
-                for (const auto * m : group) {
-                    const fs::path file = out_dir / m->name / (ev::sanitize_id(p.id) + ".json");
+                for (const auto & m : group) {
+                    const fs::path file = out_dir / m.name / (ev::sanitize_id(p.id) + ".json");
                     if (ev::is_finished_record(file)) continue;
                     nlohmann::json rec{
                         { "version", 1 },
                         { "problem_id", p.id },
                         { "dataset", o.dataset },
                         { "task", p.task },
-                        { "method", m->name },
-                        { "engine", m->engine },
+                        { "method", m.name },
+                        { "engine", m.engine },
                         { "model", model->path() },
                         { "chat", chat },
                         { "question", p.question },
@@ -438,11 +550,13 @@ int main(int argc, char ** argv) {
                             { "temperature", ps::effective_temperature(sp) },
                             { "n_chains", sp.n_chains },
                             { "seed", requests[k].second.seed } } },
+                        { "method_params", method_params(sp) },
                         { "samples", samples },
                         { "n_tokens_generated", tokens },
                         { "n_prompt_tokens", g.n_prompt_tokens },
                         { "wall_seconds", g.wall_seconds },
                     };
+                    if (!m.matched_to.empty()) rec["matched_to"] = m.matched_to;
                     if (p.task == "humaneval") {
                         rec["test"] = p.raw.value("test", "");
                         rec["entry_point"] = p.raw.value("entry_point", "");
@@ -506,6 +620,18 @@ int main(int argc, char ** argv) {
                 const auto & pp = rec["params"];
                 info.emplace_back("power", fmt::format("alpha {}, block {}, steps {}", pp.value("alpha", 0.0),
                                                        pp.value("block_size", 0), pp.value("steps", 0)));
+                break;
+            }
+        }
+        for (const char * engine : { "power-entropy", "smc", "sps" }) {
+            for (const auto & rec : records) {
+                if (rec.value("engine", "") != engine || !rec.contains("method_params")) continue;
+                std::string knobs;
+                for (const auto & [k, v] : rec["method_params"].items()) {
+                    knobs += (knobs.empty() ? "" : ", ") + k + " " + v.dump();
+                }
+                if (engine == std::string("sps")) knobs += ", block " + std::to_string(rec["params"].value("block_size", 0));
+                info.emplace_back(engine, knobs);
                 break;
             }
         }

@@ -63,7 +63,8 @@ std::vector<method_summary> summarize(const std::vector<nlohmann::json> & record
                 proposals += s.value("n_proposals", 0);
                 accepted += s.value("n_accepted", 0);
             }
-            has_power |= rec.value("engine", "") == "power";
+            const std::string engine = rec.value("engine", "");
+            has_power |= engine == "power" || engine == "power-entropy";
             wall += rec.value("wall_seconds", 0.0);
         }
         if (row.n_problems == 0) continue;
@@ -85,6 +86,18 @@ std::vector<method_summary> summarize(const std::vector<nlohmann::json> & record
         }
         rows.push_back(row);
     }
+    // The reference for wall time: one plain sample, or greedy (one sample's length) without it.
+    std::optional<double> plain;
+    for (const char * ref : { "sample", "greedy" }) {
+        for (const auto & r : rows) {
+            if (!plain && r.method == ref && r.seconds_per_problem && *r.seconds_per_problem > 0) {
+                plain = r.seconds_per_problem;
+            }
+        }
+    }
+    for (auto & r : rows) {
+        if (plain && r.seconds_per_problem) r.time_vs_sample = *r.seconds_per_problem / *plain;
+    }
     return rows;
 }
 
@@ -93,14 +106,15 @@ std::string summary_markdown(const std::vector<method_summary> & rows, const run
     for (const auto & [key, value] : info) out += "- " + key + ": " + value + "\n";
     if (!info.empty()) out += "\n";
     out += "| method | problems | accuracy % | 95% CI | pass@1 % | pass@N % | no answer | tokens/problem | "
-           "latency s/problem | s/problem (batched) | MH accept |\n";
-    out += "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n";
+           "latency s/problem | s/problem (batched) | time x sample | MH accept |\n";
+    out += "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for (const auto & r : rows) {
         out += "| " + r.method + " | " + std::to_string(r.n_problems) + " | " + percent(r.accuracy()) + " | [" +
                percent(r.accuracy_ci.lower) + ", " + percent(r.accuracy_ci.upper) + "] | " + pass_at_text(r, 0) +
                " | " + pass_at_text(r, 1) + " | " + std::to_string(r.n_no_answer) + " | " +
                fixed(r.mean_tokens_generated, 1) + " | " + fixed(r.mean_wall_seconds, 2) + " | " +
                (r.seconds_per_problem ? fixed(*r.seconds_per_problem, 2) : "-") + " | " +
+               (r.time_vs_sample ? fixed(*r.time_vs_sample, 1) : "-") + " | " +
                (r.acceptance_rate ? percent(*r.acceptance_rate) + "%" : "-") + " |\n";
     }
     return out;
@@ -124,6 +138,7 @@ nlohmann::json summary_json(const std::vector<method_summary> & rows, const run_
             { "mean_wall_seconds", r.mean_wall_seconds },
             { "seconds_per_problem", r.seconds_per_problem ? nlohmann::json(*r.seconds_per_problem) : nullptr },
             { "acceptance_rate", r.acceptance_rate ? nlohmann::json(*r.acceptance_rate) : nullptr },
+            { "time_vs_sample", r.time_vs_sample ? nlohmann::json(*r.time_vs_sample) : nullptr },
         };
         row["pass_at_k"] = nlohmann::json::object();
         for (const auto & [k, v] : r.pass_at) row["pass_at_k"][std::to_string(k)] = v;
@@ -204,7 +219,7 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
     html += "</ul>\n" + svg +
             "<table>\n<tr><th>method</th><th>problems</th><th>accuracy %</th><th>95% CI</th><th>pass@1 %</th>"
             "<th>pass@N %</th><th>no answer</th><th>tokens/problem</th><th>latency s/problem</th>"
-            "<th>s/problem (batched)</th><th>MH accept</th></tr>\n";
+            "<th>s/problem (batched)</th><th>time x sample</th><th>MH accept</th></tr>\n";
     for (const auto & r : rows) {
         html += "<tr><td>" + html_escape(r.method) + "</td><td>" + std::to_string(r.n_problems) + "</td><td>" +
                 percent(r.accuracy()) + "</td><td>[" + percent(r.accuracy_ci.lower) + ", " +
@@ -212,6 +227,7 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
                 pass_at_text(r, 1) + "</td><td>" + std::to_string(r.n_no_answer) + "</td><td>" +
                 fixed(r.mean_tokens_generated, 1) + "</td><td>" + fixed(r.mean_wall_seconds, 2) + "</td><td>" +
                 (r.seconds_per_problem ? fixed(*r.seconds_per_problem, 2) : "-") + "</td><td>" +
+                (r.time_vs_sample ? fixed(*r.time_vs_sample, 1) : "-") + "</td><td>" +
                 (r.acceptance_rate ? percent(*r.acceptance_rate) + "%" : "-") + "</td></tr>\n";
     }
     html += "</table>\n</body></html>\n";

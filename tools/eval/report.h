@@ -31,6 +31,9 @@ struct method_summary {
     // Elapsed batch time divided by the problems it finished (throughput); nullopt when unknown.
     std::optional<double> seconds_per_problem;
     std::optional<double> acceptance_rate;  // MH acceptance over all power chains
+    // seconds_per_problem over that of one plain sample (the "sample" row, else "greedy"): the
+    // method's wall-time cost in samples; nullopt when either is unknown.
+    std::optional<double> time_vs_sample;
 
     double accuracy() const { return n_problems ? double(n_correct) / double(n_problems) : 0.0; }
 };

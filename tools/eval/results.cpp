@@ -16,34 +16,44 @@ namespace powersample::eval {
 
 const std::vector<eval_method> & eval_methods() {
     static const std::vector<eval_method> methods{
-        { "greedy", "greedy", false, selection::single, "argmax decoding" },
-        { "sample", "sample", false, selection::single, "one plain sample at T = 1" },
-        { "low-temp", "low-temp", false, selection::single, "one sample at T = 1/alpha" },
-        { "power", "power", false, selection::single, "one power-sampling (MCMC) chain" },
+        { "greedy", "greedy", false, selection::single, "argmax decoding", "" },
+        { "sample", "sample", false, selection::single, "one plain sample at T = 1", "" },
+        { "low-temp", "low-temp", false, selection::single, "one sample at T = 1/alpha", "" },
+        { "power", "power", false, selection::single, "one power-sampling (MCMC) chain", "" },
         { "power-entropy", "power-entropy", false, selection::single,
-          "one power-sampling chain with entropy-guided cuts (arXiv 2605.30327)" },
-        { "smc", "smc", false, selection::single, "Power-SMC: one answer drawn from the weighted particles" },
+          "one power-sampling chain with entropy-guided cuts (arXiv 2605.30327)", "" },
+        { "smc", "smc", false, selection::single, "Power-SMC: one answer drawn from the weighted particles", "" },
         { "sps", "sps", false, selection::single,
-          "Scalable Power Sampling, sps-small settings (approximate; arXiv 2601.21590)" },
+          "Scalable Power Sampling, sps-small settings (approximate; arXiv 2601.21590)", "" },
         { "best-of-n", "sample", true, selection::best_log_p,
-          "N samples at T = 1, the one with the highest base-model log p" },
-        { "maj-vote", "sample", true, selection::majority, "majority answer of N samples at T = 1" },
-        { "power-maj-vote", "power", true, selection::majority, "majority answer of N power chains" },
+          "N samples at T = 1, the one with the highest base-model log p", "" },
+        { "maj-vote", "sample", true, selection::majority, "majority answer of N samples at T = 1", "" },
+        { "power-maj-vote", "power", true, selection::majority, "majority answer of N power chains", "" },
     };
     return methods;
 }
 
-const eval_method * find_eval_method(std::string_view name) {
+std::optional<eval_method> find_eval_method(std::string_view name) {
     for (const auto & m : eval_methods()) {
-        if (m.name == name) return &m;
+        if (m.name == name) return m;
     }
-    return nullptr;
+    const size_t at = name.find('@');
+    if (at == std::string_view::npos || name.substr(0, at) != "best-of-n") return std::nullopt;
+    const auto target = find_eval_method(name.substr(at + 1));
+    // Matching needs a method with one answer per problem whose cost varies: not greedy (its
+    // budget is one sample), not the N-sample methods, not another matched method.
+    if (!target || target->uses_n || !target->matched_to.empty() || target->name == "greedy") return std::nullopt;
+    eval_method m = *find_eval_method("best-of-n");
+    m.name = std::string(name);
+    m.matched_to = target->name;
+    m.description = "best-of-n with N set so that its tokens per problem match " + target->name + "'s";
+    return m;
 }
 
 std::string eval_method_names() {
     std::string out;
     for (const auto & m : eval_methods()) out += (out.empty() ? "" : ", ") + m.name;
-    return out;
+    return out + ", best-of-n@METHOD (compute-matched to METHOD)";
 }
 
 std::string sanitize_id(std::string_view id) {
@@ -190,7 +200,7 @@ sample_grade grade_response(std::string_view task, std::string_view response, st
 void grade_record(nlohmann::json & record, const sandbox_limits & limits) {
     const std::string task = record.at("task").get<std::string>();
     const std::string stop = record.value("stop", "");
-    const auto * method = find_eval_method(record.at("method").get<std::string>());
+    const auto method = find_eval_method(record.at("method").get<std::string>());
     if (!method) throw std::runtime_error("unknown method '" + record.at("method").get<std::string>() + "'");
     std::vector<sample_grade> grades;
     std::vector<double> log_p;

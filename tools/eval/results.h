@@ -30,13 +30,17 @@ struct eval_method {
     bool        uses_n;       // draws --n-samples chains instead of one
     enum selection selection;
     std::string description;
+    // Compute-matched best-of-n ("best-of-n@smc"): the method whose tokens per problem set N.
+    std::string matched_to;
 };
 
 // greedy, sample, low-temp, power, power-entropy, smc, sps, best-of-n, maj-vote, power-maj-vote,
 // in that order.
 const std::vector<eval_method> & eval_methods();
-const eval_method * find_eval_method(std::string_view name);
-// "greedy, sample, ..." for error messages.
+// A method of the table, or "best-of-n@M" for M one of the table's single-answer methods other
+// than greedy (best-of-n at the token budget M spent); nullopt for anything else.
+std::optional<eval_method> find_eval_method(std::string_view name);
+// "greedy, sample, ..., best-of-n@METHOD" for error messages.
 std::string eval_method_names();
 
 // A problem id as a file name: [A-Za-z0-9._-] kept, anything else replaced by '_'; when
