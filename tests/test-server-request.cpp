@@ -76,3 +76,47 @@ TEST(server_request, every_rejection_names_its_field) {
     EXPECT_EQ(rejected_field(R"({"messages": [{"role": "user", "content": "x", "x": 1}]})", true), "messages[0].x");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "messages": []})", true), "prompt");
 }
+
+TEST(server_request, method_knobs_and_the_sequence_budget) {
+    request_limits limits;
+    limits.max_sequences = 10;
+    const auto r = parse_request(R"({"prompt": "x", "method": "smc", "particles": 4, "ess_threshold": 0.25,
+                                     "resample_interval": 2, "alpha_ramp": 3})", false, limits, 1000);
+    EXPECT_EQ(r.params.method, powersample::method::smc);
+    EXPECT_EQ(r.params.n_particles, 4);
+    EXPECT_EQ(r.params.ess_threshold, 0.25);
+    EXPECT_EQ(r.params.resample_interval, 2);
+    EXPECT_EQ(r.params.alpha_ramp_tokens, 3);
+    const auto s = parse_request(R"({"prompt": "x", "method": "sps", "sps_candidates": 3, "sps_top_k": 2,
+                                     "sps_rollouts": 2, "sps_lookahead": 4})", false, limits, 1000);
+    EXPECT_EQ(powersample::sequences_needed(s.params), 1 + 1 + 3 + 2 * 2);
+    const auto e = parse_request(R"({"prompt": "x", "method": "power-entropy", "entropy_beta": 0,
+                                     "entropy_floor": 1})", false, limits, 1000);
+    EXPECT_EQ(e.params.entropy_beta, 0.0);
+    EXPECT_EQ(e.params.entropy_floor, 1.0);
+    EXPECT_EQ(parse_request(R"({"prompt": "x", "method": "best-of-n", "best_of": 4})", false, limits, 1000).params.best_of, 4);
+
+    auto blamed = [&](const std::string & body) {
+        try {
+            parse_request(body, false, limits, 1000);
+        } catch (const request_error & e) {
+            return e.field();
+        }
+        return std::string("(accepted)");
+    };
+    // Widths beyond the server's 10 sequences: the knob that sets the width is named.
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "smc", "particles": 5})"), "particles");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps"})"), "sps_candidates");  // defaults need 82
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "best-of-n", "best_of": 5})"), "best_of");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "chains": 2})"), "(accepted)");
+    // Out of range or mistyped.
+    EXPECT_EQ(blamed(R"({"prompt": "x", "particles": 0})"), "particles");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "ess_threshold": 1.5})"), "ess_threshold");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "sps_rollouts": 1})"), "sps_rollouts");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "entropy_beta": -1})"), "entropy_beta");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "entropy_floor": 0})"), "entropy_floor");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "best_of": "3"})"), "best_of");
+    // A cross-field rule is validate()'s: K above the candidates.
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps_candidates": 2, "sps_top_k": 3, "sps_rollouts": 2})"),
+              "params");
+}

@@ -84,6 +84,31 @@ class ServerAPI(unittest.TestCase):
             self.assertEqual(status, 200, body)
             self.assertEqual(body["power_sampling"]["method"], method)
 
+    def test_faster_methods_with_their_knobs(self):
+        # The test server holds 2 x (1 + 2 x 2) = 10 KV sequences: smc with 4 particles needs 9.
+        cases = [
+            ({"method": "smc", "particles": 4, "ess_threshold": 0.5, "alpha_ramp": 2}, {"particles": 4}),
+            ({"method": "sps", "block_size": 3, "sps_candidates": 2, "sps_top_k": 1, "sps_rollouts": 2,
+              "sps_lookahead": 3}, {"sps_candidates": 2, "sps_rollouts": 2}),
+            ({"method": "power-entropy", "block_size": 3, "steps": 1, "entropy_beta": 2.0}, {"entropy_beta": 2.0}),
+            ({"method": "best-of-n", "best_of": 3}, {"best_of": 3}),
+        ]
+        for fields, expect in cases:
+            status, _, body = self.server.post_json("/v1/completions", {
+                "prompt": "The capital of France is", "max_tokens": 6, "seed": 5, **fields})
+            self.assertEqual(status, 200, body)
+            ps = body["power_sampling"]
+            self.assertEqual(ps["method"], fields["method"])
+            for k, v in expect.items():
+                self.assertEqual(ps[k], v, (fields, ps))
+            # Every particle, rollout and discarded sample counts: more than the answer's tokens.
+            self.assertGreater(ps["tokens_generated"], body["usage"]["completion_tokens"], ps)
+        # 5 particles need 11 sequences: refused up front, naming the knob.
+        err = self.expect_400("/v1/completions", {"prompt": "x", "method": "smc", "particles": 5}, "particles")
+        self.assertIn("needs 11 KV sequences, the server holds 10", err["message"])
+        self.expect_400("/v1/completions", {"prompt": "x", "method": "sps", "sps_rollouts": 1}, "sps_rollouts")
+        self.expect_400("/v1/completions", {"prompt": "x", "method": "smc", "ess_threshold": 0}, "ess_threshold")
+
     def test_streaming_sends_progress_then_the_text(self):
         status, headers, data = self.server.post("/v1/completions", {
             "prompt": "Count: 1, 2, 3,", "max_tokens": 8, "block_size": 4, "steps": 2, "stream": True, "seed": 3})
@@ -174,6 +199,10 @@ class ServerAPI(unittest.TestCase):
         conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
         conn.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
         time.sleep(seconds)
+        # On a loaded machine admission can take longer than `seconds`: wait for the chain to run.
+        deadline = time.time() + 20
+        while self.server.health()["requests_live"] != 1 and time.time() < deadline:
+            time.sleep(0.05)
         self.assertEqual(self.server.health()["requests_live"], 1)
         conn.sock.close()
         conn.close()

@@ -71,14 +71,19 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
 
     static const std::set<std::string> common = {
         "model", "max_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "stream", "alpha",
-        "block_size", "steps", "chains", "n", "method", "user"};
+        "block_size", "steps", "chains", "n", "method", "user",
+        // the other methods' knobs (docs/methods.md)
+        "particles", "ess_threshold", "resample_interval", "alpha_ramp", "sps_candidates", "sps_top_k",
+        "sps_rollouts", "sps_lookahead", "entropy_beta", "entropy_floor", "best_of"};
     for (auto it = doc.begin(); it != doc.end(); ++it) {
         const std::string & k = it.key();
         const bool own = chat ? k == "messages" : k == "prompt";
         if (!own && !common.count(k)) {
             reject(k, "unknown field (supported: " + std::string(chat ? "messages" : "prompt") +
                           ", model, max_tokens, temperature, top_p, top_k, min_p, seed, stream, alpha, "
-                          "block_size, steps, chains (or n), method, user)");
+                          "block_size, steps, chains (or n), method, user, particles, ess_threshold, "
+                          "resample_interval, alpha_ramp, sps_candidates, sps_top_k, sps_rollouts, sps_lookahead, "
+                          "entropy_beta, entropy_floor, best_of)");
         }
     }
 
@@ -105,6 +110,20 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
     if (has("chains") && has("n")) reject("n", "give chains or n, not both");
     if (has("chains")) p.n_chains = int32_t(get_int(doc["chains"], "chains", 1, limits.max_chains));
     if (has("n")) p.n_chains = int32_t(get_int(doc["n"], "n", 1, limits.max_chains));
+    // The other methods' knobs; cross-field rules (sps_top_k <= sps_candidates, ...) are validate()'s.
+    if (has("particles")) p.n_particles = int32_t(get_int(doc["particles"], "particles", 1, 127));
+    if (has("ess_threshold")) p.ess_threshold = get_number(doc["ess_threshold"], "ess_threshold", 0.0, 1.0, true);
+    if (has("resample_interval")) {
+        p.resample_interval = int32_t(get_int(doc["resample_interval"], "resample_interval", 1, limits.max_tokens));
+    }
+    if (has("alpha_ramp")) p.alpha_ramp_tokens = int32_t(get_int(doc["alpha_ramp"], "alpha_ramp", 0, limits.max_tokens));
+    if (has("sps_candidates")) p.sps_candidates = int32_t(get_int(doc["sps_candidates"], "sps_candidates", 1, 254));
+    if (has("sps_top_k")) p.sps_top_k = int32_t(get_int(doc["sps_top_k"], "sps_top_k", 1, 254));
+    if (has("sps_rollouts")) p.sps_rollouts = int32_t(get_int(doc["sps_rollouts"], "sps_rollouts", 2, 254));
+    if (has("sps_lookahead")) p.sps_lookahead = int32_t(get_int(doc["sps_lookahead"], "sps_lookahead", 0, limits.max_tokens));
+    if (has("entropy_beta")) p.entropy_beta = get_number(doc["entropy_beta"], "entropy_beta", 0.0, 100.0, false);
+    if (has("entropy_floor")) p.entropy_floor = get_number(doc["entropy_floor"], "entropy_floor", 0.0, 1.0, true);
+    if (has("best_of")) p.best_of = int32_t(get_int(doc["best_of"], "best_of", 1, 127));
     if (has("temperature")) p.temperature = get_number(doc["temperature"], "temperature", 0.0, 100.0, false);
     if (has("top_p")) p.top_p = get_number(doc["top_p"], "top_p", 0.0, 1.0, true);
     if (has("top_k")) p.top_k = int32_t(get_int(doc["top_k"], "top_k", 0, n_vocab));
@@ -172,6 +191,15 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
         ps::validate(p);
     } catch (const ps::invalid_argument_error & e) {
         throw request_error(400, "params", e.what());
+    }
+    if (const int32_t need = ps::sequences_needed(p); need > limits.max_sequences) {
+        // Blame the knob that sets the method's width.
+        const char * field = p.method == ps::method::smc         ? "particles"
+                           : p.method == ps::method::sps         ? "sps_candidates"
+                           : p.method == ps::method::best_of_n   ? "best_of"
+                                                                 : "chains";
+        reject(field, "the request needs " + std::to_string(need) + " KV sequences, the server holds " +
+                          std::to_string(limits.max_sequences) + " (raise --parallel or --max-chains)");
     }
     return r;
 }

@@ -21,6 +21,9 @@ struct request_limits {
     int32_t max_steps         = 32;
     double  max_alpha         = 64.0;
     int32_t max_prompt_tokens = 512;
+    // Sequence ids the server's context holds: a request that needs more (sequences_needed():
+    // smc particles, sps candidates and rollouts, best-of samples, chains) could never run.
+    int32_t max_sequences     = 256;
 };
 
 // A request the server refuses, with its HTTP status (400, 401, ...) and the field it is about.

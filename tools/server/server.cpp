@@ -40,6 +40,7 @@ struct server_options {
     std::string api_key;
     int32_t     threads      = 0;        // 0 = hardware concurrency
     int32_t     parallel     = 2;        // requests of the largest size decoded at once
+    int32_t     sequences    = 0;        // KV sequences of the context; 0 = parallel * (1 + 2 * max_chains)
     size_t      max_queue    = 64;       // requests in flight (running + waiting) before 503
     size_t      max_body     = 1 << 20;  // bytes
     int32_t     http_threads = 0;        // 0 = max_queue + 8
@@ -119,11 +120,33 @@ json power_stats(const ps::sampling_params & p, const ps::generation_result & g)
         proposals += c.n_proposals;
         accepted += c.n_accepted;
     }
-    return {{"method", ps::method_name(p.method)}, {"alpha", p.alpha}, {"block_size", p.block_size},
+    json stats = {{"method", ps::method_name(p.method)}, {"alpha", p.alpha}, {"block_size", p.block_size},
             {"steps", p.n_steps_per_block}, {"chains", p.n_chains}, {"temperature", ps::effective_temperature(p)},
             {"seed", p.seed}, {"acceptance_rate", proposals ? double(accepted) / double(proposals) : 0.0},
             {"n_proposals", proposals}, {"n_accepted", accepted}, {"tokens_generated", generated},
             {"tokens_decoded", g.n_tokens_decoded}, {"wall_seconds", g.wall_seconds}};
+    // The knobs of the other methods, under the request field names.
+    switch (p.method) {
+        case ps::method::smc:
+            stats["particles"] = p.n_particles;
+            stats["ess_threshold"] = p.ess_threshold;
+            stats["resample_interval"] = p.resample_interval;
+            stats["alpha_ramp"] = p.alpha_ramp_tokens;
+            break;
+        case ps::method::sps:
+            stats["sps_candidates"] = p.sps_candidates;
+            stats["sps_top_k"] = p.sps_top_k;
+            stats["sps_rollouts"] = p.sps_rollouts;
+            stats["sps_lookahead"] = p.sps_lookahead;
+            break;
+        case ps::method::power_entropy:
+            stats["entropy_beta"] = p.entropy_beta;
+            stats["entropy_floor"] = p.entropy_floor;
+            break;
+        case ps::method::best_of_n: stats["best_of"] = p.best_of; break;
+        default: break;
+    }
+    return stats;
 }
 
 std::string chain_text(const ps::model & m, const ps::sample_result & c) {
@@ -305,6 +328,10 @@ int main(int argc, char ** argv) {
     app.add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY'")->envname("POWERSAMPLE_API_KEY");
     app.add_option("-t,--threads", o.threads, "CPU threads for the model (0 = all cores)")->capture_default_str();
     app.add_option("--parallel", o.parallel, "Largest requests decoded at once; sizes the KV cache")->capture_default_str();
+    app.add_option("--sequences", o.sequences,
+                   "KV sequences in the context (0 = --parallel x (1 + 2 x --max-chains)); smc needs 1 + 2 x "
+                   "particles per chain, sps 2 + candidates + top_k x rollouts, best-of-n 1 + 2 x best_of")
+        ->capture_default_str();
     app.add_option("--max-queue", o.max_queue, "Requests in flight before 503 (running + waiting)")->capture_default_str();
     app.add_option("--max-body", o.max_body, "Largest request body in bytes (413 above)")->capture_default_str();
     app.add_option("--http-threads", o.http_threads, "HTTP worker threads (0 = max-queue + 8)")->capture_default_str();
@@ -334,6 +361,9 @@ int main(int argc, char ** argv) {
         return usage("--default-max-tokens = " + std::to_string(o.limits.default_max_tokens) + ": must be in [1, --max-tokens]");
     }
     if (o.limits.max_chains < 1 || 2 * o.limits.max_chains + 1 > 256) return usage("--max-chains: must be in [1, 127]");
+    if (o.sequences < 0 || o.sequences > 256) {
+        return usage("--sequences = " + std::to_string(o.sequences) + ": must be in [0, 256] (llama.cpp's limit)");
+    }
     if (o.limits.max_steps < 0) return usage("--max-steps: must be >= 0");
     if (o.limits.max_prompt_tokens < 1) return usage("--max-prompt-tokens: must be >= 1");
 
@@ -351,7 +381,7 @@ int main(int argc, char ** argv) {
         largest.max_new_tokens = o.limits.max_tokens;
         largest.n_chains       = o.limits.max_chains;
         largest.method         = ps::method::power;
-        const int32_t seqs    = std::min(256, o.parallel * ps::sequences_needed(largest));
+        const int32_t seqs    = o.sequences > 0 ? o.sequences : std::min(256, o.parallel * ps::sequences_needed(largest));
         const int64_t per_seq = int64_t(o.limits.max_prompt_tokens) + o.limits.max_tokens + 1;
         ps::context_params cp;
         cp.n_threads = o.threads;
@@ -360,6 +390,7 @@ int main(int argc, char ** argv) {
         auto lm = ps::create_language_model(model, cp);
         std::fprintf(stderr, "power-sampling-server: %s, %d sequences of %d KV cells\n",
                      model->description().c_str(), lm->n_seq_max(), lm->n_cells_per_sequence());
+        o.limits.max_sequences = lm->n_seq_max();
         engine_runner runner(std::move(lm), o.max_queue);
 
         std::string model_name = model->path();
