@@ -190,7 +190,13 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
     try {
         ps::validate(p);
     } catch (const ps::invalid_argument_error & e) {
-        throw request_error(400, "params", e.what());
+        // The library names its field first ("sps_top_k = 3: ..."); answer with the request's name.
+        const std::string what = e.what();
+        std::string field = what.substr(0, what.find(" = "));
+        if (field == what) field = "params";
+        if (field == "max_new_tokens") field = "max_tokens";
+        if (field == "alpha_ramp_tokens") field = "alpha_ramp";
+        throw request_error(400, field, field == "params" ? what : field + ": " + what.substr(what.find(" = ") + 3));
     }
     if (const int32_t need = ps::sequences_needed(p); need > limits.max_sequences) {
         // Blame the knob that sets the method's width.
