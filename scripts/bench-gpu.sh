@@ -21,7 +21,7 @@ fi
 
 # The CUDA llama.cpp is a separate install prefix: point find_package(llama) at it.
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$llama_cuda" -DPOWERSAMPLE_BUILD_TESTS=OFF >&2
+  -DCMAKE_PREFIX_PATH="$llama_cuda" -DPOWERSAMPLE_CUDA=ON -DPOWERSAMPLE_BUILD_TESTS=OFF >&2
 cmake --build "$build" -j "$(nproc)" --target power-sampling-bench >&2
 
 # Two repetitions: by estimate (135M model, ~2 ms a decode step, the sampler on the CPU) about
