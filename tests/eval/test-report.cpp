@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <filesystem>
 #include <fstream>
 
@@ -185,6 +187,42 @@ TEST(EvalSummary, WallTimeIsReportedInPlainSamples) {
     EXPECT_DOUBLE_EQ(*rows2[1].time_vs_sample, 5.0);
 }
 
+TEST(EvalSummary, SignTestPValues) {
+    EXPECT_DOUBLE_EQ(ev::sign_test_p_value(0, 0), 1.0);
+    EXPECT_DOUBLE_EQ(ev::sign_test_p_value(1, 0), 1.0);          // 2 * 1/2
+    EXPECT_DOUBLE_EQ(ev::sign_test_p_value(5, 0), 2.0 / 32.0);   // 2 * (1/2)^5
+    EXPECT_NEAR(ev::sign_test_p_value(8, 2), 2.0 * (1 + 10 + 45) / 1024.0, 1e-12);
+    EXPECT_DOUBLE_EQ(ev::sign_test_p_value(2, 8), ev::sign_test_p_value(8, 2));
+    EXPECT_DOUBLE_EQ(ev::sign_test_p_value(3, 3), 1.0);
+    EXPECT_LT(ev::sign_test_p_value(1000, 900), 0.05);  // large counts stay finite
+    EXPECT_GT(ev::sign_test_p_value(1000, 950), 0.05);
+}
+
+TEST(EvalSummary, PairedAgainstTheFirstMethod) {
+    // Problems a..d: greedy right on a, b; power right on b, c, d. Only common problems count.
+    std::vector<nlohmann::json> recs;
+    for (const auto & [id, g_ok, p_ok] : std::vector<std::tuple<std::string, bool, bool>>{
+             { "a", true, false }, { "b", true, true }, { "c", false, true }, { "d", false, true } }) {
+        recs.push_back(numeric_record("greedy", { g_ok ? "\\boxed{1}" : "\\boxed{2}" }, { 0 }, "1", id));
+        recs.push_back(numeric_record("power", { p_ok ? "\\boxed{1}" : "\\boxed{2}" }, { 0 }, "1", id));
+    }
+    recs.push_back(numeric_record("power", { "\\boxed{1}" }, { 0 }, "1", "e"));  // no greedy result for e
+    for (auto & r : recs) ev::grade_record(r);
+    const auto rows = ev::summarize(recs, { "greedy", "power" });
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_FALSE(rows[0].paired.has_value());
+    ASSERT_TRUE(rows[1].paired.has_value());
+    EXPECT_EQ(rows[1].paired->reference, "greedy");
+    EXPECT_EQ(rows[1].paired->n_common, 4u);
+    EXPECT_EQ(rows[1].paired->wins, 2u);
+    EXPECT_EQ(rows[1].paired->losses, 1u);
+    EXPECT_DOUBLE_EQ(rows[1].paired->p_value, 1.0);  // 2 * (1 + 3) / 8, capped
+    const auto md = ev::summary_markdown(rows, {});
+    EXPECT_NE(md.find("| vs greedy: +won/-lost (p) |"), std::string::npos) << md;
+    EXPECT_NE(md.find("| +2/-1 (p 1.00) |"), std::string::npos) << md;
+    EXPECT_EQ(ev::summary_json(rows, {})["methods"][1]["paired"]["wins"], 2);
+}
+
 TEST(EvalSummary, PassAtKUsesSmallestSampleCount) {
     auto a = numeric_record("maj-vote", { "\\boxed{1}", "\\boxed{2}", "\\boxed{3}" }, { 0, 0, 0 }, "3", "a");
     auto b = numeric_record("maj-vote", { "\\boxed{1}", "\\boxed{2}" }, { 0, 0 }, "2", "b");
@@ -206,7 +244,7 @@ TEST(EvalSummary, MarkdownJsonAndHtml) {
     const ev::run_info info{ { "model", "m<1>" } };
     const auto md = ev::summary_markdown(rows, info);
     EXPECT_NE(md.find("- model: m<1>\n"), std::string::npos);
-    EXPECT_NE(md.find("| greedy | 2 | 50.0 | [9.5, 90.5] | - | - | 0 | 10.0 | 2.00 | - | - | - |"), std::string::npos) << md;
+    EXPECT_NE(md.find("| greedy | 2 | 50.0 | [9.5, 90.5] | - | - | 0 | 10.0 | 2.00 | - | - | - | - |"), std::string::npos) << md;
     const auto j = ev::summary_json(rows, info);
     EXPECT_EQ(j["methods"][0]["n_correct"], 1);
     EXPECT_DOUBLE_EQ(j["methods"][0]["accuracy"].get<double>(), 0.5);

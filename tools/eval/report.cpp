@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <string_view>
 
 namespace powersample::eval {
@@ -37,7 +38,25 @@ std::string pass_at_text(const method_summary & r, std::uint64_t k_wanted_index)
     return percent(r.pass_at[k_wanted_index].second) + " (k=" + std::to_string(r.pass_at[k_wanted_index].first) + ")";
 }
 
+std::string paired_text(const method_summary & r) {
+    if (!r.paired) return "-";
+    return "+" + std::to_string(r.paired->wins) + "/-" + std::to_string(r.paired->losses) + " (p " +
+           fixed(r.paired->p_value, 2) + ")";
+}
+
 }  // namespace
+
+double sign_test_p_value(std::uint64_t wins, std::uint64_t losses) {
+    const std::uint64_t n = wins + losses, k = std::min(wins, losses);
+    if (n == 0) return 1.0;
+    // sum_{i<=k} C(n, i) / 2^n, in logs so that n in the thousands does not overflow.
+    double tail = 0;
+    for (std::uint64_t i = 0; i <= k; ++i) {
+        tail += std::exp(std::lgamma(double(n) + 1) - std::lgamma(double(i) + 1) - std::lgamma(double(n - i) + 1) -
+                         double(n) * std::log(2.0));
+    }
+    return std::min(1.0, 2.0 * tail);
+}
 
 std::vector<method_summary> summarize(const std::vector<nlohmann::json> & records,
                                       const std::vector<std::string> & method_order,
@@ -86,6 +105,31 @@ std::vector<method_summary> summarize(const std::vector<nlohmann::json> & record
         }
         rows.push_back(row);
     }
+    // Paired comparison with the first row's method, problem by problem.
+    if (!rows.empty()) {
+        auto correct_by_problem = [&](const std::string & method) {
+            std::map<std::string, bool> out;
+            for (const auto & rec : records) {
+                if (rec.value("method", "") != method || !rec.contains("grade")) continue;
+                out[rec.value("problem_id", "")] = rec.at("grade").value("correct", false);
+            }
+            return out;
+        };
+        const auto reference = correct_by_problem(rows[0].method);
+        for (size_t i = 1; i < rows.size(); ++i) {
+            method_summary::paired_comparison pc;
+            pc.reference = rows[0].method;
+            for (const auto & [id, ok] : correct_by_problem(rows[i].method)) {
+                const auto it = reference.find(id);
+                if (it == reference.end()) continue;
+                ++pc.n_common;
+                pc.wins += ok && !it->second;
+                pc.losses += !ok && it->second;
+            }
+            pc.p_value = sign_test_p_value(pc.wins, pc.losses);
+            rows[i].paired = pc;
+        }
+    }
     // The reference for wall time: one plain sample, or greedy (one sample's length) without it.
     std::optional<double> plain;
     for (const char * ref : { "sample", "greedy" }) {
@@ -106,8 +150,9 @@ std::string summary_markdown(const std::vector<method_summary> & rows, const run
     for (const auto & [key, value] : info) out += "- " + key + ": " + value + "\n";
     if (!info.empty()) out += "\n";
     out += "| method | problems | accuracy % | 95% CI | pass@1 % | pass@N % | no answer | tokens/problem | "
-           "latency s/problem | s/problem (batched) | time x sample | MH accept |\n";
-    out += "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+           "latency s/problem | s/problem (batched) | time x sample | MH accept | vs " +
+           (rows.empty() ? std::string("first") : rows[0].method) + ": +won/-lost (p) |\n";
+    out += "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
     for (const auto & r : rows) {
         out += "| " + r.method + " | " + std::to_string(r.n_problems) + " | " + percent(r.accuracy()) + " | [" +
                percent(r.accuracy_ci.lower) + ", " + percent(r.accuracy_ci.upper) + "] | " + pass_at_text(r, 0) +
@@ -115,7 +160,7 @@ std::string summary_markdown(const std::vector<method_summary> & rows, const run
                fixed(r.mean_tokens_generated, 1) + " | " + fixed(r.mean_wall_seconds, 2) + " | " +
                (r.seconds_per_problem ? fixed(*r.seconds_per_problem, 2) : "-") + " | " +
                (r.time_vs_sample ? fixed(*r.time_vs_sample, 1) : "-") + " | " +
-               (r.acceptance_rate ? percent(*r.acceptance_rate) + "%" : "-") + " |\n";
+               (r.acceptance_rate ? percent(*r.acceptance_rate) + "%" : "-") + " | " + paired_text(r) + " |\n";
     }
     return out;
 }
@@ -139,6 +184,12 @@ nlohmann::json summary_json(const std::vector<method_summary> & rows, const run_
             { "seconds_per_problem", r.seconds_per_problem ? nlohmann::json(*r.seconds_per_problem) : nullptr },
             { "acceptance_rate", r.acceptance_rate ? nlohmann::json(*r.acceptance_rate) : nullptr },
             { "time_vs_sample", r.time_vs_sample ? nlohmann::json(*r.time_vs_sample) : nullptr },
+            { "paired", r.paired ? nlohmann::json{ { "reference", r.paired->reference },
+                                                   { "n_common", r.paired->n_common },
+                                                   { "wins", r.paired->wins },
+                                                   { "losses", r.paired->losses },
+                                                   { "p_value", r.paired->p_value } }
+                                 : nlohmann::json(nullptr) },
         };
         row["pass_at_k"] = nlohmann::json::object();
         for (const auto & [k, v] : r.pass_at) row["pass_at_k"][std::to_string(k)] = v;
@@ -219,7 +270,8 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
     html += "</ul>\n" + svg +
             "<table>\n<tr><th>method</th><th>problems</th><th>accuracy %</th><th>95% CI</th><th>pass@1 %</th>"
             "<th>pass@N %</th><th>no answer</th><th>tokens/problem</th><th>latency s/problem</th>"
-            "<th>s/problem (batched)</th><th>time x sample</th><th>MH accept</th></tr>\n";
+            "<th>s/problem (batched)</th><th>time x sample</th><th>MH accept</th><th>vs " +
+            html_escape(rows.empty() ? std::string("first") : rows[0].method) + ": +won/-lost (p)</th></tr>\n";
     for (const auto & r : rows) {
         html += "<tr><td>" + html_escape(r.method) + "</td><td>" + std::to_string(r.n_problems) + "</td><td>" +
                 percent(r.accuracy()) + "</td><td>[" + percent(r.accuracy_ci.lower) + ", " +
@@ -228,7 +280,8 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
                 fixed(r.mean_tokens_generated, 1) + "</td><td>" + fixed(r.mean_wall_seconds, 2) + "</td><td>" +
                 (r.seconds_per_problem ? fixed(*r.seconds_per_problem, 2) : "-") + "</td><td>" +
                 (r.time_vs_sample ? fixed(*r.time_vs_sample, 1) : "-") + "</td><td>" +
-                (r.acceptance_rate ? percent(*r.acceptance_rate) + "%" : "-") + "</td></tr>\n";
+                (r.acceptance_rate ? percent(*r.acceptance_rate) + "%" : "-") + "</td><td>" +
+                html_escape(paired_text(r)) + "</td></tr>\n";
     }
     html += "</table>\n</body></html>\n";
     return html;

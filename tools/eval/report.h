@@ -34,6 +34,15 @@ struct method_summary {
     // seconds_per_problem over that of one plain sample (the "sample" row, else "greedy"): the
     // method's wall-time cost in samples; nullopt when either is unknown.
     std::optional<double> time_vs_sample;
+    // Paired against the first method of the summary on the problems both solved or failed:
+    // problems only this method got right (wins) and only the reference got right (losses),
+    // with the exact two-sided sign (McNemar) test's p-value. Unset for the first row.
+    struct paired_comparison {
+        std::string   reference;
+        std::uint64_t n_common = 0, wins = 0, losses = 0;
+        double        p_value = 1.0;
+    };
+    std::optional<paired_comparison> paired;
 
     double accuracy() const { return n_problems ? double(n_correct) / double(n_problems) : 0.0; }
 };
@@ -43,6 +52,10 @@ struct batch_timing {
     double seconds = 0;
     std::uint64_t problems = 0;
 };
+
+// Two-sided exact sign test: the probability, under "each discordant problem is a fair coin",
+// of a split at least as uneven as wins : losses. 1 when there are no discordant problems.
+double sign_test_p_value(std::uint64_t wins, std::uint64_t losses);
 
 // Summarises graded records (each with "method", "samples" and "grade"), one row per method in
 // the order of `method_order` (methods without records are left out).
