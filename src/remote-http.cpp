@@ -31,6 +31,12 @@ remote_http::remote_http(remote_params params) {
     client_->set_connection_timeout(sec, usec);
     client_->set_read_timeout(sec, usec);
     client_->set_write_timeout(sec, usec);
+    // One connection for the whole chain: a proposal is one request, and a fresh TCP connection per
+    // step costs more than the request itself on a fast server. A connection the server has
+    // closed is reopened by httplib; a failure in between is retried below. No Nagle delay on a
+    // reused connection (llama-server and vLLM's uvicorn set TCP_NODELAY on their side too).
+    client_->set_keep_alive(true);
+    client_->set_tcp_nodelay(true);
     if (!params_.api_key.empty()) client_->set_bearer_token_auth(params_.api_key.c_str());
 }
 
