@@ -4,61 +4,27 @@
 // softmax) when post_sampling_probs is false. See docs/remote.md.
 #include "powersample/remote.h"
 
-#include <httplib.h>
+#include "remote-http.h"
+#include "remote-normaliser.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <thread>
 
 namespace powersample {
 
 using json = nlohmann::json;
 
 struct llama_server_generator::impl {
-    remote_params          params;
-    std::unique_ptr<httplib::Client> client;
-    mutable int64_t        n_requests = 0;
+    explicit impl(remote_params p) : http(std::move(p)) {}
+
+    remote_http            http;
     mutable int32_t        vocab      = -1;  // -1: not asked yet
     mutable token_id       ascii_token = -1;
     int64_t                context_sent   = 0;
     int64_t                context_cached = 0;
 
-    // POSTs (or GETs when body is null) with bounded retries: connection errors, timeouts and
-    // 5xx are retried with exponential backoff; 4xx fail at once. Throws error naming the URL.
-    json call(const std::string & path, const json & body) const {
-        std::string last_problem;
-        double delay = params.backoff_seconds;
-        for (int32_t attempt = 0; attempt <= params.max_retries; ++attempt) {
-            if (attempt > 0) {
-                std::this_thread::sleep_for(std::chrono::duration<double>(delay));
-                delay *= 2;
-            }
-            n_requests += 1;
-            httplib::Result res = body.is_null() ? client->Get(path.c_str())
-                                                 : client->Post(path.c_str(), body.dump(), "application/json");
-            if (!res) {
-                last_problem = "no response (" + httplib::to_string(res.error()) + ")";
-                continue;
-            }
-            if (res->status >= 500) {
-                last_problem = "HTTP " + std::to_string(res->status) + ": " + res->body.substr(0, 300);
-                continue;
-            }
-            if (res->status != 200) {
-                throw error("remote " + params.url + path + ": HTTP " + std::to_string(res->status) + ": " +
-                            res->body.substr(0, 500));
-            }
-            try {
-                return json::parse(res->body);
-            } catch (const json::parse_error &) {
-                throw error("remote " + params.url + path + ": response is not JSON");
-            }
-        }
-        throw error("remote " + params.url + path + ": failed after " + std::to_string(params.max_retries + 1) +
-                    " attempts; last: " + last_problem);
-    }
+    json call(const std::string & path, const json & body) const { return http.call(path, body); }
 
     int32_t n_vocab() const {
         if (vocab < 0) {
@@ -80,34 +46,12 @@ struct llama_server_generator::impl {
     json score_position(const std::vector<token_id> & context, token_id token, int32_t n_top) const;
 };
 
-llama_server_generator::llama_server_generator(remote_params params) : impl_(std::make_unique<impl>()) {
-    if (params.url.empty()) throw invalid_argument_error("remote url: empty");
-    if (params.url.rfind("http://", 0) != 0) {
-        throw invalid_argument_error("remote url = '" + params.url + "': must start with http://");
-    }
-    if (params.top_logprobs < 1) {
-        throw invalid_argument_error("top_logprobs = " + std::to_string(params.top_logprobs) + ": must be >= 1");
-    }
-    if (params.max_retries < 0) {
-        throw invalid_argument_error("max_retries = " + std::to_string(params.max_retries) + ": must be >= 0");
-    }
-    if (!(params.timeout_seconds > 0) || !(params.backoff_seconds >= 0)) {
-        throw invalid_argument_error("timeout/backoff: must be > 0 / >= 0");
-    }
-    while (!params.url.empty() && params.url.back() == '/') params.url.pop_back();
-    impl_->params = params;
-    impl_->client = std::make_unique<httplib::Client>(params.url);
-    const auto sec  = time_t(params.timeout_seconds);
-    const auto usec = time_t((params.timeout_seconds - double(sec)) * 1e6);
-    impl_->client->set_connection_timeout(sec, usec);
-    impl_->client->set_read_timeout(sec, usec);
-    impl_->client->set_write_timeout(sec, usec);
-    if (!params.api_key.empty()) impl_->client->set_bearer_token_auth(params.api_key.c_str());
-}
+llama_server_generator::llama_server_generator(remote_params params)
+    : impl_(std::make_unique<impl>(std::move(params))) {}
 
 llama_server_generator::~llama_server_generator() = default;
 
-int64_t llama_server_generator::n_requests() const { return impl_->n_requests; }
+int64_t llama_server_generator::n_requests() const { return impl_->http.n_requests(); }
 int64_t llama_server_generator::n_context_tokens_sent() const { return impl_->context_sent; }
 int64_t llama_server_generator::n_context_tokens_cached() const { return impl_->context_cached; }
 
@@ -172,7 +116,7 @@ generated_suffix llama_server_generator::generate(const std::vector<token_id> & 
     // At temperature 1 the proposal is the model: log q = log p of the sampled token, exact with
     // n_probs = 1. Otherwise log q needs the normaliser sum_v p(v)^(1/t), from the top-K.
     const bool    unit_temperature = temperature == 1.0;
-    const int32_t n_probs = unit_temperature ? 1 : impl_->params.top_logprobs;
+    const int32_t n_probs = unit_temperature ? 1 : impl_->http.params().top_logprobs;
     const json request = {
         {"prompt", context},          {"n_predict", max_tokens},
         {"temperature", temperature}, {"samplers", json::array({"temperature"})},
@@ -241,41 +185,15 @@ generated_suffix llama_server_generator::generate(const std::vector<token_id> & 
             s.log_q.push_back(lp);
             continue;
         }
-        // log q(v) = log p(v) / t - logsumexp_u(log p(u) / t), the sum over the returned top-K and
-        // the sampled token: a lower bound of the full sum, exact when K covers the vocabulary.
-        const double inv_t = 1.0 / temperature;
-        std::vector<double> terms;
-        bool has_sampled = false;
-        double kept_mass = 0.0, smallest_p = 1.0;
+        std::vector<top_logprob> top;
         for (const auto & t : e.at("top_logprobs")) {
-            const double l = t.at("logprob").get<double>();
-            terms.push_back(l * inv_t);
-            kept_mass += std::exp(l);
-            smallest_p = std::min(smallest_p, std::exp(l));
-            if (t.at("id").get<token_id>() == s.tokens[i]) has_sampled = true;
+            top.push_back({t.at("id").get<token_id>(), t.at("logprob").get<double>()});
         }
-        if (!has_sampled) {
-            terms.push_back(lp * inv_t);
-            kept_mass += std::exp(lp);
-        }
-        const double mx = *std::max_element(terms.begin(), terms.end());
-        double sum = 0.0;
-        for (double v : terms) sum += std::exp(v - mx);
-        s.log_q.push_back(lp * inv_t - (mx + std::log(sum)));
-        const int32_t k = int32_t(e.at("top_logprobs").size());
-        if (vocab > 0 && k >= vocab) continue;
-        s.exact = false;
-        // The missing mass R = 1 - kept_mass sits on tokens with p <= smallest_p, so for t <= 1
-        // their share of sum_v p(v)^(1/t) is at most R * smallest_p^(1/t - 1); log q is then off
-        // by at most log(1 + that / kept sum). For t > 1 there is no such bound without the
-        // vocabulary size: report infinity.
-        const double missing = std::max(0.0, 1.0 - kept_mass);
-        double bound = INFINITY;
-        if (inv_t >= 1.0) {
-            const double tail = missing * std::pow(smallest_p, inv_t - 1.0);
-            bound = std::log1p(tail / (sum * std::exp(mx)));
-        }
-        s.max_log_q_error = std::max(s.max_log_q_error, bound);
+        if (top.empty()) throw error("remote: no top log-probabilities for the proposal normaliser");
+        const estimated_log_q q = log_q_from_top_k(s.tokens[i], lp, top, n_probs, temperature, vocab);
+        s.log_q.push_back(q.log_q);
+        if (!q.exact) s.exact = false;
+        s.max_log_q_error = std::max(s.max_log_q_error, q.max_error);
     }
     if (s.eog && s.tokens.empty()) throw error("remote: stopped at EOG without returning it");
     return s;

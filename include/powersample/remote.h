@@ -1,4 +1,5 @@
-// powersample: power sampling against a remote OpenAI-compatible server (llama-server).
+// powersample: power sampling against a remote server that generates the proposals: llama-server
+// (its native API) or vLLM (its OpenAI-compatible API).
 //
 // A server generates whole suffixes, not one token per call, so the remote backend is not a
 // `language_model`: the Metropolis-Hastings chain runs here over a `sequence_generator` (anything
@@ -13,9 +14,13 @@
 //     auto r = powersample::sample_remote(gen, prompt, powersample::preset("quality"));
 //     std::cout << gen.detokenize(r.result.chains[0].tokens) << (r.exact ? "" : " (approximate)");
 //
+//     powersample::vllm_generator vllm({.url = "http://127.0.0.1:8000"});   // vllm serve MODEL
+//     auto r2 = powersample::sample_remote(vllm, vllm.tokenize_chat("What is 7 * 8?"), params);
+//
 // Thread safety: a generator is used from one thread at a time. Errors: invalid_argument_error for
-// bad parameters; error when the server stays down, slow or failing after the retries. A chain
-// that could not finish is never returned as a finished sample: the call throws instead.
+// bad parameters; error when the server stays down, slow or failing after the retries, or answers
+// something malformed. A chain that could not finish is never returned as a finished sample: the
+// call throws instead.
 #pragma once
 
 #include "powersample/engine.h"
@@ -69,10 +74,13 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
                             const sampling_params & params, const remote_run_options & options = {});
 
 struct remote_params {
-    std::string url;                    // e.g. "http://127.0.0.1:8080" (llama-server)
+    std::string url;                    // e.g. "http://127.0.0.1:8080" (llama-server), ":8000" (vLLM)
     std::string api_key;                // sent as "Authorization: Bearer KEY" when not empty
+    std::string model;                  // vLLM: the served model's name sent with each request;
+                                        // empty: the first of GET /v1/models. llama-server: unused
     int32_t     top_logprobs   = 20;    // log-probabilities per position when the proposal
-                                        // temperature is not 1 (the normaliser); >= 1
+                                        // temperature is not 1 (the normaliser); >= 1. vLLM refuses
+                                        // more than its --max-logprobs (default 20)
     int32_t     max_retries    = 4;     // retries of a failed request (connection, timeout, 5xx)
     double      backoff_seconds = 0.25; // first retry delay, doubled each time
     double      timeout_seconds = 120;  // per request
@@ -98,6 +106,42 @@ public:
     int64_t               n_requests() const;
     // Context tokens sent with proposal requests, and how many of them llama-server took from its
     // prompt cache instead of decoding them (timings.cache_n): the prefix reuse.
+    int64_t               n_context_tokens_sent() const;
+    int64_t               n_context_tokens_cached() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+// vLLM's OpenAI-compatible API: /v1/completions with token-id prompts, logprobs and
+// return_tokens_as_token_ids, and /tokenize, /detokenize, /v1/models. Assumes the server's default
+// --logprobs-mode raw_logprobs (log p at temperature 1, before any processing; docs/remote.md).
+class vllm_generator : public sequence_generator {
+public:
+    explicit vllm_generator(remote_params params);
+    ~vllm_generator() override;
+
+    // Throws error for a failed request and for an answer that is malformed, stopped for a
+    // reason other than EOG or the length cap, or lacks a log-probability the ratio needs.
+    generated_suffix generate(const std::vector<token_id> & context, int32_t max_tokens, double temperature,
+                              uint64_t seed) override;
+
+    // The model name sent with every request: remote_params.model, or the first of /v1/models.
+    std::string           model() const;
+    // The model's tokenizer, special tokens (BOS) added as for a completion prompt.
+    std::vector<token_id> tokenize(const std::string & text) const;
+    // One user message in the model's chat template, the assistant turn opened, as token ids
+    // (vLLM's /tokenize renders the template; no round trip through text).
+    std::vector<token_id> tokenize_chat(const std::string & user_message,
+                                        const std::string & system_message = "") const;
+    std::string           detokenize(const std::vector<token_id> & tokens) const;
+    // vLLM does not report its vocabulary size: 0.
+    int32_t               n_vocab() const { return 0; }
+    int64_t               n_requests() const;
+    // Context tokens sent with proposal requests, and how many of them vLLM's prefix cache served
+    // (usage.prompt_tokens_details.cached_tokens, reported when vLLM runs with
+    // --enable-prompt-tokens-details); -1 when the server never reported it.
     int64_t               n_context_tokens_sent() const;
     int64_t               n_context_tokens_cached() const;
 

@@ -272,8 +272,12 @@ int main(int argc, char ** argv) {
         ->group(g_batch);
 
     const std::string g_remote = "Remote";
-    app.add_option("--remote", o.remote.url, "Generate proposals on this llama-server (http://host:port) "
+    app.add_option("--remote", o.remote.url, "Generate proposals on this server (http://host:port) "
                                              "instead of loading a model (docs/remote.md)")->group(g_remote);
+    app.add_option("--remote-api", o.remote.api, "The --remote server's API: llama-server or vllm")
+        ->capture_default_str()->group(g_remote);
+    app.add_option("--remote-model", o.remote.model, "vllm: the served model's name (default: the first "
+                                                     "of its /v1/models)")->group(g_remote);
     app.add_option("--remote-api-key", o.remote.api_key, "Bearer token for --remote")
         ->envname("POWERSAMPLE_REMOTE_API_KEY")->group(g_remote);
     app.add_option("--remote-top-logprobs", o.remote.top_logprobs,
@@ -302,6 +306,13 @@ int main(int argc, char ** argv) {
 
     try {
         if (o.chat && o.raw) throw ps::invalid_argument_error("--chat and --raw: choose one");
+        check_remote_api(o.remote.api);
+        if (o.remote.url.empty() && (app.count("--remote-api") || app.count("--remote-model"))) {
+            throw ps::invalid_argument_error("--remote-api/--remote-model: need --remote URL");
+        }
+        if (!o.remote.model.empty() && o.remote.api != "vllm") {
+            throw ps::invalid_argument_error("--remote-model: only with --remote-api vllm");
+        }
         if (o.compare && !o.batch_file.empty()) throw ps::invalid_argument_error("--compare and --batch: choose one");
         if (o.compare && app.count("--method")) {
             throw ps::invalid_argument_error("--compare and --method: --compare runs sample and power itself");

@@ -9,71 +9,109 @@
 
 namespace ps = powersample;
 
+void check_remote_api(const std::string & api) {
+    if (api != "llama-server" && api != "vllm") {
+        throw ps::invalid_argument_error("--remote-api = '" + api + "': must be llama-server or vllm");
+    }
+}
+
+namespace {
+
+std::vector<ps::token_id> prompt_tokens(const ps::llama_server_generator & gen, const remote_mode_options & o,
+                                        const std::string & prompt) {
+    return gen.tokenize(o.chat ? gen.apply_chat_template(prompt, o.system_prompt) : prompt);
+}
+
+// vLLM renders the chat template in /tokenize and returns the ids directly.
+std::vector<ps::token_id> prompt_tokens(const ps::vllm_generator & gen, const remote_mode_options & o,
+                                        const std::string & prompt) {
+    return o.chat ? gen.tokenize_chat(prompt, o.system_prompt) : gen.tokenize(prompt);
+}
+
+template <typename Generator>
+int run_with(Generator & gen, const remote_mode_options & o, const ps::sampling_params & params,
+             const std::string & prompt, const std::atomic<bool> & interrupted) {
+    const std::vector<ps::token_id> tokens = prompt_tokens(gen, o, prompt);
+    ps::remote_run_options ro;
+    ro.cancel = &interrupted;
+    ps::remote_result r = ps::sample_remote(gen, tokens, params, ro);
+    for (auto & c : r.result.chains) {
+        std::vector<ps::token_id> visible = c.tokens;
+        if (c.finish == ps::finish_reason::eog && !visible.empty()) visible.pop_back();
+        c.text = gen.detokenize(visible);
+    }
+    if (o.json) {
+        nlohmann::json chains = nlohmann::json::array();
+        for (const auto & c : r.result.chains) {
+            nlohmann::json trace = nlohmann::json::array();
+            for (const auto & s : c.trace) {
+                trace.push_back({{"block", s.block}, {"position", s.position}, {"len_current", s.len_current},
+                                 {"len_proposal", s.len_proposal}, {"log_accept_ratio", s.log_accept_ratio},
+                                 {"accepted", s.accepted}, {"log_p_after", s.log_p_after}});
+            }
+            chains.push_back({{"text", c.text}, {"tokens", c.tokens}, {"token_log_p", c.token_log_p},
+                              {"log_p", c.log_p}, {"finish_reason", ps::finish_reason_name(c.finish)},
+                              {"acceptance_rate", c.acceptance_rate()}, {"n_proposals", c.n_proposals},
+                              {"n_accepted", c.n_accepted}, {"tokens_generated", c.n_tokens_generated},
+                              {"trace", trace}});
+        }
+        const int64_t cached = gen.n_context_tokens_cached();
+        nlohmann::json out = {{"remote", o.url}, {"remote_api", o.api}, {"exact", r.exact}, {"max_log_q_error", r.max_log_q_error},
+                              {"n_requests", r.n_requests},
+                              {"context_tokens_sent", gen.n_context_tokens_sent()},
+                              {"context_tokens_cached", cached >= 0 ? nlohmann::json(cached) : nlohmann::json()},
+                              {"method", ps::method_name(params.method)}, {"alpha", params.alpha},
+                              {"block_size", params.block_size}, {"steps", params.n_steps_per_block},
+                              {"max_new_tokens", params.max_new_tokens},
+                              {"temperature", ps::effective_temperature(params)}, {"seed", params.seed},
+                              {"n_prompt_tokens", r.result.n_prompt_tokens},
+                              {"wall_seconds", r.result.wall_seconds}, {"chains", chains}};
+        std::cout << out.dump(2) << "\n";
+    } else {
+        for (const auto & c : r.result.chains) std::cout << c.text << "\n";
+    }
+    std::cout.flush();
+    if (!o.quiet) {
+        for (size_t i = 0; i < r.result.chains.size(); ++i) {
+            const auto & c = r.result.chains[i];
+            std::fprintf(stderr, "chain %zu: %zu tokens, log p %.3f, accepted %d/%d, %lld tokens generated, %s\n", i,
+                         c.tokens.size(), c.log_p, c.n_accepted, c.n_proposals, (long long) c.n_tokens_generated,
+                         ps::finish_reason_name(c.finish));
+        }
+        std::fprintf(stderr, "remote: %lld requests, %.2f s, acceptance ratio %s", (long long) r.n_requests,
+                     r.result.wall_seconds,
+                     r.exact ? "exact\n" : "APPROXIMATE (proposal normaliser from the top-K log-probabilities");
+        if (!r.exact) std::fprintf(stderr, "; each log q within %.2g nats)\n", r.max_log_q_error);
+        if (gen.n_context_tokens_cached() >= 0) {
+            std::fprintf(stderr, "remote prefix cache: %lld of %lld context tokens reused\n",
+                         (long long) gen.n_context_tokens_cached(), (long long) gen.n_context_tokens_sent());
+        } else {
+            std::fprintf(stderr, "remote prefix cache: not reported by the server (%lld context tokens sent)\n",
+                         (long long) gen.n_context_tokens_sent());
+        }
+    }
+    return interrupted ? 130 : 0;
+}
+
+}  // namespace
+
 int run_remote(const remote_mode_options & o, const ps::sampling_params & params, const std::string & prompt,
                const std::atomic<bool> & interrupted) {
     try {
+        check_remote_api(o.api);
         ps::remote_params rp;
         rp.url          = o.url;
         rp.api_key      = o.api_key;
+        rp.model        = o.model;
         rp.top_logprobs = o.top_logprobs;
         rp.max_retries  = o.max_retries;
         rp.timeout_seconds = o.timeout;
+        if (o.api == "vllm") {
+            ps::vllm_generator gen(rp);
+            return run_with(gen, o, params, prompt, interrupted);
+        }
         ps::llama_server_generator gen(rp);
-        const std::string text = o.chat ? gen.apply_chat_template(prompt, o.system_prompt) : prompt;
-        const std::vector<ps::token_id> tokens = gen.tokenize(text);
-        ps::remote_run_options ro;
-        ro.cancel = &interrupted;
-        ps::remote_result r = ps::sample_remote(gen, tokens, params, ro);
-        for (auto & c : r.result.chains) {
-            std::vector<ps::token_id> visible = c.tokens;
-            if (c.finish == ps::finish_reason::eog && !visible.empty()) visible.pop_back();
-            c.text = gen.detokenize(visible);
-        }
-        if (o.json) {
-            nlohmann::json chains = nlohmann::json::array();
-            for (const auto & c : r.result.chains) {
-                nlohmann::json trace = nlohmann::json::array();
-                for (const auto & s : c.trace) {
-                    trace.push_back({{"block", s.block}, {"position", s.position}, {"len_current", s.len_current},
-                                     {"len_proposal", s.len_proposal}, {"log_accept_ratio", s.log_accept_ratio},
-                                     {"accepted", s.accepted}, {"log_p_after", s.log_p_after}});
-                }
-                chains.push_back({{"text", c.text}, {"tokens", c.tokens}, {"token_log_p", c.token_log_p},
-                                  {"log_p", c.log_p}, {"finish_reason", ps::finish_reason_name(c.finish)},
-                                  {"acceptance_rate", c.acceptance_rate()}, {"n_proposals", c.n_proposals},
-                                  {"n_accepted", c.n_accepted}, {"tokens_generated", c.n_tokens_generated},
-                                  {"trace", trace}});
-            }
-            nlohmann::json out = {{"remote", o.url}, {"exact", r.exact}, {"max_log_q_error", r.max_log_q_error},
-                                  {"n_requests", r.n_requests},
-                                  {"context_tokens_sent", gen.n_context_tokens_sent()},
-                                  {"context_tokens_cached", gen.n_context_tokens_cached()},
-                                  {"method", ps::method_name(params.method)}, {"alpha", params.alpha},
-                                  {"block_size", params.block_size}, {"steps", params.n_steps_per_block},
-                                  {"max_new_tokens", params.max_new_tokens},
-                                  {"temperature", ps::effective_temperature(params)}, {"seed", params.seed},
-                                  {"n_prompt_tokens", r.result.n_prompt_tokens},
-                                  {"wall_seconds", r.result.wall_seconds}, {"chains", chains}};
-            std::cout << out.dump(2) << "\n";
-        } else {
-            for (const auto & c : r.result.chains) std::cout << c.text << "\n";
-        }
-        std::cout.flush();
-        if (!o.quiet) {
-            for (size_t i = 0; i < r.result.chains.size(); ++i) {
-                const auto & c = r.result.chains[i];
-                std::fprintf(stderr, "chain %zu: %zu tokens, log p %.3f, accepted %d/%d, %lld tokens generated, %s\n", i,
-                             c.tokens.size(), c.log_p, c.n_accepted, c.n_proposals, (long long) c.n_tokens_generated,
-                             ps::finish_reason_name(c.finish));
-            }
-            std::fprintf(stderr, "remote: %lld requests, %.2f s, acceptance ratio %s", (long long) r.n_requests,
-                         r.result.wall_seconds,
-                         r.exact ? "exact\n" : "APPROXIMATE (proposal normaliser from the top-K log-probabilities");
-            if (!r.exact) std::fprintf(stderr, "; each log q within %.2g nats)\n", r.max_log_q_error);
-            std::fprintf(stderr, "remote prefix cache: %lld of %lld context tokens reused\n",
-                         (long long) gen.n_context_tokens_cached(), (long long) gen.n_context_tokens_sent());
-        }
-        return interrupted ? 130 : 0;
+        return run_with(gen, o, params, prompt, interrupted);
     } catch (const ps::invalid_argument_error & e) {
         std::fprintf(stderr, "power-sampling: %s\n", e.what());
         return 1;
