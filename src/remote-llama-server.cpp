@@ -133,70 +133,76 @@ generated_suffix llama_server_generator::generate(const std::vector<token_id> & 
         impl_->context_cached += r["timings"]["cache_n"].get<int64_t>();
     }
 
-    generated_suffix s;
-    s.tokens = r.at("tokens").get<std::vector<token_id>>();
-    const std::string stop_type = r.value("stop_type", "");
-    s.eog = stop_type == "eos";
-    if (stop_type != "eos" && stop_type != "limit") {
-        throw error("remote: generation stopped with stop_type '" + stop_type + "'");
-    }
-    const json & returned = r.at("completion_probabilities");
-    // llama-server leaves out the entries of tokens that end inside a UTF-8 character. The
-    // entries are a subsequence of the tokens (by id); an entry is placed for certain when its
-    // earliest and latest possible positions agree. Every other token is scored again by a
-    // request that returns the whole vocabulary, so no log p is ever guessed.
-    std::vector<json> probs(s.tokens.size());
-    {
-        const size_t n = s.tokens.size(), k = returned.size();
-        std::vector<size_t> earliest(k), latest(k);
-        size_t i = 0;
-        for (size_t j = 0; j < k; ++j) {
-            const token_id id = returned[j].at("id").get<token_id>();
-            while (i < n && s.tokens[i] != id) ++i;
-            if (i == n) throw error("remote: llama-server's log-probabilities do not line up with its tokens");
-            earliest[j] = i++;
+    // The header promises `error` for a server that answers nonsense: a missing or mistyped
+    // field must not escape as nlohmann's exception.
+    try {
+        generated_suffix s;
+        s.tokens = r.at("tokens").get<std::vector<token_id>>();
+        const std::string stop_type = r.value("stop_type", "");
+        s.eog = stop_type == "eos";
+        if (stop_type != "eos" && stop_type != "limit") {
+            throw error("remote: generation stopped with stop_type '" + stop_type + "'");
         }
-        size_t back = n;
-        for (size_t j = k; j-- > 0;) {
-            const token_id id = returned[j].at("id").get<token_id>();
-            while (back > 0 && s.tokens[back - 1] != id) --back;
-            latest[j] = --back;
-        }
-        std::vector<bool> have(n, false);
-        for (size_t j = 0; j < k; ++j) {
-            if (earliest[j] == latest[j]) {
-                probs[earliest[j]] = returned[j];
-                have[earliest[j]] = true;
+        const json & returned = r.at("completion_probabilities");
+        // llama-server leaves out the entries of tokens that end inside a UTF-8 character. The
+        // entries are a subsequence of the tokens (by id); an entry is placed for certain when its
+        // earliest and latest possible positions agree. Every other token is scored again by a
+        // request that returns the whole vocabulary, so no log p is ever guessed.
+        std::vector<json> probs(s.tokens.size());
+        {
+            const size_t n = s.tokens.size(), k = returned.size();
+            std::vector<size_t> earliest(k), latest(k);
+            size_t i = 0;
+            for (size_t j = 0; j < k; ++j) {
+                const token_id id = returned[j].at("id").get<token_id>();
+                while (i < n && s.tokens[i] != id) ++i;
+                if (i == n) throw error("remote: llama-server's log-probabilities do not line up with its tokens");
+                earliest[j] = i++;
+            }
+            size_t back = n;
+            for (size_t j = k; j-- > 0;) {
+                const token_id id = returned[j].at("id").get<token_id>();
+                while (back > 0 && s.tokens[back - 1] != id) --back;
+                latest[j] = --back;
+            }
+            std::vector<bool> have(n, false);
+            for (size_t j = 0; j < k; ++j) {
+                if (earliest[j] == latest[j]) {
+                    probs[earliest[j]] = returned[j];
+                    have[earliest[j]] = true;
+                }
+            }
+            for (size_t t = 0; t < n; ++t) {
+                if (have[t]) continue;
+                std::vector<token_id> before = context;
+                before.insert(before.end(), s.tokens.begin(), s.tokens.begin() + long(t));
+                probs[t] = impl_->score_position(before, s.tokens[t], n_probs);
             }
         }
-        for (size_t t = 0; t < n; ++t) {
-            if (have[t]) continue;
-            std::vector<token_id> before = context;
-            before.insert(before.end(), s.tokens.begin(), s.tokens.begin() + long(t));
-            probs[t] = impl_->score_position(before, s.tokens[t], n_probs);
+        const int32_t vocab = unit_temperature ? 0 : n_vocab();
+        for (size_t i = 0; i < s.tokens.size(); ++i) {
+            const json & e = probs[i];
+            const double lp = e.at("logprob").get<double>();
+            s.log_p.push_back(lp);
+            if (unit_temperature) {
+                s.log_q.push_back(lp);
+                continue;
+            }
+            std::vector<top_logprob> top;
+            for (const auto & t : e.at("top_logprobs")) {
+                top.push_back({t.at("id").get<token_id>(), t.at("logprob").get<double>()});
+            }
+            if (top.empty()) throw error("remote: no top log-probabilities for the proposal normaliser");
+            const estimated_log_q q = log_q_from_top_k(s.tokens[i], lp, top, n_probs, temperature, vocab);
+            s.log_q.push_back(q.log_q);
+            if (!q.exact) s.exact = false;
+            s.max_log_q_error = std::max(s.max_log_q_error, q.max_error);
         }
+        if (s.eog && s.tokens.empty()) throw error("remote: stopped at EOG without returning it");
+        return s;
+    } catch (const json::exception & e) {
+        throw error(std::string("remote: unexpected answer from llama-server's /completion: ") + e.what());
     }
-    const int32_t vocab = unit_temperature ? 0 : n_vocab();
-    for (size_t i = 0; i < s.tokens.size(); ++i) {
-        const json & e = probs[i];
-        const double lp = e.at("logprob").get<double>();
-        s.log_p.push_back(lp);
-        if (unit_temperature) {
-            s.log_q.push_back(lp);
-            continue;
-        }
-        std::vector<top_logprob> top;
-        for (const auto & t : e.at("top_logprobs")) {
-            top.push_back({t.at("id").get<token_id>(), t.at("logprob").get<double>()});
-        }
-        if (top.empty()) throw error("remote: no top log-probabilities for the proposal normaliser");
-        const estimated_log_q q = log_q_from_top_k(s.tokens[i], lp, top, n_probs, temperature, vocab);
-        s.log_q.push_back(q.log_q);
-        if (!q.exact) s.exact = false;
-        s.max_log_q_error = std::max(s.max_log_q_error, q.max_error);
-    }
-    if (s.eog && s.tokens.empty()) throw error("remote: stopped at EOG without returning it");
-    return s;
 }
 
 }  // namespace powersample

@@ -88,6 +88,7 @@ struct fake_server {
     std::atomic<int> calls{0};
     int failures = 0;
     bool drop_a_logprob = false;
+    bool wrong_shape = false;  // answer 200 with a body that lacks "tokens"
     std::vector<std::vector<token_id>> rescored_contexts;
 
     fake_server() {
@@ -113,6 +114,10 @@ struct fake_server {
             if (calls++ < failures) {
                 res.status = 500;
                 res.set_content("{\"error\":\"boom\"}", "application/json");
+                return;
+            }
+            if (wrong_shape) {
+                res.set_content(R"({"content": "hi", "stop_type": "limit"})", "application/json");
                 return;
             }
             nlohmann::json probs = nlohmann::json::array();
@@ -153,6 +158,20 @@ TEST(llama_server_generator, retries_5xx_then_succeeds_exactly_at_temperature_on
     EXPECT_EQ(s.log_q, s.log_p);
     EXPECT_TRUE(s.exact);
     EXPECT_FALSE(s.eog);
+}
+
+TEST(llama_server_generator, an_answer_of_the_wrong_shape_is_a_powersample_error) {
+    fake_server fake;
+    fake.wrong_shape = true;
+    llama_server_generator gen(fake.params());
+    try {
+        gen.generate({1, 2}, 2, 1.0, 0);
+        FAIL() << "no error";
+    } catch (const powersample::error & e) {
+        EXPECT_NE(std::string(e.what()).find("unexpected answer from llama-server's /completion"), std::string::npos)
+            << e.what();
+    }
+    EXPECT_EQ(fake.calls.load(), 1);  // not retried: the server answered
 }
 
 TEST(llama_server_generator, gives_up_after_bounded_retries_with_a_clear_error) {

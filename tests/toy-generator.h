@@ -24,7 +24,6 @@ public:
         std::vector<token_id> history = context;
         for (int32_t i = 0; i < max_tokens; ++i) {
             const auto lp = model_.log_probs_after(history);
-            std::vector<double> scaled;
             double mx = -INFINITY;
             for (double v : lp) mx = std::max(mx, v / temperature);
             double z = 0.0;
