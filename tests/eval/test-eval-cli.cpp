@@ -71,6 +71,7 @@ TEST(CliBadInput, UnknownMethodListsValidOnes) {
 TEST(CliBadInput, MethodKnobsOutOfRangeNameTheField) {
     for (const auto & [args, field] : std::vector<std::pair<std::string, std::string>>{
              { "--methods smc --particles 0", "particles" },
+             { "--methods smc --particles -3", "particles" },  // not mistaken for "unset"
              { "--methods smc --ess-threshold 1.5", "ess_threshold" },
              { "--methods sps --sps-rollouts 1", "sps_rollouts" },
              { "--methods sps --sps-top-k 9 --sps-candidates 8", "sps_top_k" },

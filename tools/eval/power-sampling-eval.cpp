@@ -92,7 +92,7 @@ struct options {
     int32_t     block_size = 0;
     int32_t     steps = -1;
     int32_t     max_new_tokens = 0;
-    // Other methods' knobs (docs/methods.md); a negative value keeps the preset's or the library's.
+    // Other methods' knobs (docs/methods.md), applied only when their flag is given.
     int32_t     particles = -1, resample_interval = -1, alpha_ramp = -1;
     double      ess_threshold = -1;
     int32_t     sps_candidates = -1, sps_top_k = -1, sps_rollouts = -1, sps_lookahead = -1;
@@ -257,24 +257,25 @@ int main(int argc, char ** argv) {
     app.add_option("--n-predict,--max-new-tokens", o.max_new_tokens, "cap on tokens per completion (0: preset)")
         ->group("Methods");
     const std::string g_other = "Other methods (docs/methods.md; unset: the preset's or the library's value)";
-    app.add_option("--particles", o.particles, "smc: particles N (>= 1) [32]")->group(g_other);
+    // Set-or-not is read from app.count(), so the placeholders below are never shown or used.
+    app.add_option("--particles", o.particles, "smc: particles N (>= 1) [32]")->default_str("")->group(g_other);
     app.add_option("--ess-threshold", o.ess_threshold, "smc: resample when ESS < kappa * N; kappa in (0, 1] [0.5]")
-        ->group(g_other);
+        ->default_str("")->group(g_other);
     app.add_option("--resample-interval", o.resample_interval, "smc: tokens between ESS checks (>= 1)")
-        ->group(g_other);
+        ->default_str("")->group(g_other);
     app.add_option("--alpha-ramp", o.alpha_ramp, "smc: tokens over which alpha rises from 1 (0 = none)")
-        ->group(g_other);
+        ->default_str("")->group(g_other);
     app.add_option("--sps-candidates", o.sps_candidates, "sps: candidate blocks per boundary [sps-small: 8]")
-        ->group(g_other);
-    app.add_option("--sps-top-k", o.sps_top_k, "sps: candidates kept, K [sps-small: 4]")->group(g_other);
+        ->default_str("")->group(g_other);
+    app.add_option("--sps-top-k", o.sps_top_k, "sps: candidates kept, K [sps-small: 4]")->default_str("")->group(g_other);
     app.add_option("--sps-rollouts", o.sps_rollouts, "sps: rollouts per candidate, M (>= 2) [sps-small: 4]")
-        ->group(g_other);
+        ->default_str("")->group(g_other);
     app.add_option("--sps-lookahead", o.sps_lookahead, "sps: tokens per rollout (0 = to the cap) [sps-small: 32]")
-        ->group(g_other);
+        ->default_str("")->group(g_other);
     app.add_option("--entropy-beta", o.entropy_beta, "power-entropy: cut weight exponent beta (>= 0) [1]")
-        ->group(g_other);
+        ->default_str("")->group(g_other);
     app.add_option("--entropy-floor", o.entropy_floor, "power-entropy: uniform share of cuts, in (0, 1] [0.1]")
-        ->group(g_other);
+        ->default_str("")->group(g_other);
     app.add_option("--limit", o.limit, "at most this many problems (0: all)")->group("Selection");
     app.add_option("--offset", o.offset, "skip this many problems (after shuffling)")->group("Selection");
     app.add_flag("--shuffle", o.shuffle, "shuffle the problems with --seed before offset and limit")
@@ -339,22 +340,24 @@ int main(int argc, char ** argv) {
     if (o.steps >= 0) base.n_steps_per_block = o.steps;
     if (o.max_new_tokens != 0) base.max_new_tokens = o.max_new_tokens;
     base.record_trace = false;  // result files stay small; counts are kept
-    if (o.particles >= 0) base.n_particles = o.particles;
-    if (o.ess_threshold >= 0) base.ess_threshold = o.ess_threshold;
-    if (o.resample_interval >= 0) base.resample_interval = o.resample_interval;
-    if (o.alpha_ramp >= 0) base.alpha_ramp_tokens = o.alpha_ramp;
-    if (o.entropy_beta >= 0) base.entropy_beta = o.entropy_beta;
-    if (o.entropy_floor >= 0) base.entropy_floor = o.entropy_floor;
+    // A flag given is applied whatever its value, so that validate() names a bad one.
+    auto given = [&](const char * flag) { return app.count(flag) > 0; };
+    if (given("--particles")) base.n_particles = o.particles;
+    if (given("--ess-threshold")) base.ess_threshold = o.ess_threshold;
+    if (given("--resample-interval")) base.resample_interval = o.resample_interval;
+    if (given("--alpha-ramp")) base.alpha_ramp_tokens = o.alpha_ramp;
+    if (given("--entropy-beta")) base.entropy_beta = o.entropy_beta;
+    if (given("--entropy-floor")) base.entropy_floor = o.entropy_floor;
     // sps: the paper's settings (B 192, 64 rollouts per block to the cap) cost hours per problem
     // on a small model on a CPU, so the eval starts from the scaled preset; the flags override it.
     ps::sampling_params sps = base;
     {
         const ps::sampling_params small = ps::preset("sps-small");
         sps.block_size     = small.block_size;
-        sps.sps_candidates = o.sps_candidates >= 0 ? o.sps_candidates : small.sps_candidates;
-        sps.sps_top_k      = o.sps_top_k >= 0 ? o.sps_top_k : small.sps_top_k;
-        sps.sps_rollouts   = o.sps_rollouts >= 0 ? o.sps_rollouts : small.sps_rollouts;
-        sps.sps_lookahead  = o.sps_lookahead >= 0 ? o.sps_lookahead : small.sps_lookahead;
+        sps.sps_candidates = given("--sps-candidates") ? o.sps_candidates : small.sps_candidates;
+        sps.sps_top_k      = given("--sps-top-k") ? o.sps_top_k : small.sps_top_k;
+        sps.sps_rollouts   = given("--sps-rollouts") ? o.sps_rollouts : small.sps_rollouts;
+        sps.sps_lookahead  = given("--sps-lookahead") ? o.sps_lookahead : small.sps_lookahead;
         sps.method = ps::method::sps;
     }
     try {
