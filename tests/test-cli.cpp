@@ -1,5 +1,7 @@
 // The power-sampling command on bad input: a one-line error naming the flag or field, a
 // non-zero exit, no crash. And its working paths: JSON, batch with resume, SIGINT.
+#include "run-command.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -14,32 +16,13 @@
 
 namespace {
 
-struct run_result {
-    int exit_code;
-    std::string out;  // stdout
-    std::string err;  // stderr
-};
-
-std::string temp_path(const std::string & name) {
-    return ::testing::TempDir() + "powersample-cli-" + std::to_string(getpid()) + "-" + name;
-}
-
-std::string slurp(const std::string & path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 void write_file(const std::string & path, const std::string & content) {
     std::ofstream(path, std::ios::binary) << content;
 }
 
 // Runs the CLI through the shell with stdout and stderr captured separately.
 run_result run_cli(const std::string & args, const std::string & stdin_text = "") {
-    const std::string out = temp_path("stdout"), err = temp_path("stderr"), in = temp_path("stdin");
-    write_file(in, stdin_text);
-    const std::string cmd = std::string(POWERSAMPLE_CLI) + " " + args + " <" + in + " >" + out + " 2>" + err;
-    const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};
+    return run_command(std::string(POWERSAMPLE_CLI) + " " + args, stdin_text);
 }
 
 // One line on stderr naming `needle`, exit code `code`.

@@ -1,6 +1,8 @@
 // The other methods (docs/methods.md) through the power-sampling command on the real default
 // model: same seed, same tokens; every token of every particle, candidate and rollout counted;
 // bad values named by their flag.
+#include "run-command.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -13,23 +15,8 @@
 
 namespace {
 
-struct run_result {
-    int         exit_code;
-    std::string out, err;
-};
-
-std::string slurp(const std::string & path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 run_result run_cli(const std::string & args) {
-    const std::string base = ::testing::TempDir() + "powersample-methods-cli-" + std::to_string(getpid());
-    const std::string cmd = std::string(POWERSAMPLE_CLI) + " -m " + POWERSAMPLE_MODEL_PATH + " -t 1 " + args +
-                            " </dev/null >" + base + ".out 2>" + base + ".err";
-    const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(base + ".out"),
-            slurp(base + ".err")};
+    return run_command(std::string(POWERSAMPLE_CLI) + " -m " + POWERSAMPLE_MODEL_PATH + " -t 1 " + args);
 }
 
 // Runs a method twice with one seed; returns the first run's chain.

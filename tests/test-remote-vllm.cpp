@@ -567,24 +567,11 @@ TEST(remote_vllm, rejects_bad_parameters) {
 }
 
 #ifdef POWERSAMPLE_CLI
+#include "run-command.h"
+
 namespace {
 
-struct run_result {
-    int exit_code;
-    std::string out, err;
-};
-
-std::string slurp(const std::string & path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-run_result run_cli(const std::string & args) {
-    const std::string base = ::testing::TempDir() + "powersample-vllm-cli-" + std::to_string(getpid());
-    const std::string cmd = std::string(POWERSAMPLE_CLI) + " " + args + " </dev/null >" + base + ".out 2>" + base + ".err";
-    const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(base + ".out"), slurp(base + ".err")};
-}
+run_result run_cli(const std::string & args) { return run_command(std::string(POWERSAMPLE_CLI) + " " + args); }
 
 }  // namespace
 
