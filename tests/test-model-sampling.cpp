@@ -10,7 +10,7 @@
 #include <map>
 
 using namespace powersample;
-using powersample::testing::default_model;
+using powersample::testing::test_model;
 
 namespace {
 
@@ -132,7 +132,7 @@ marginal sampled_first_tokens(const model & m, const std::vector<token_id> & pro
 // its earlier ones, and alpha multiplied that noise (docs/algorithm.md, "Numerics"). With one KV
 // stream per sequence the cached w_i are the model's exact numbers (see the next tests).
 TEST(model_sampling, two_token_marginal_matches_the_power_target) {
-    auto m = default_model();
+    auto m = test_model();
     const auto prompt = m->tokenize(m->format_chat(fork_prompt));
     const exact_marginals exact = compute_exact(*m, prompt);
     ASSERT_LT(exact.tail_bound, 1e-3) << "the candidates must hold nearly all of the power marginal";
@@ -159,7 +159,7 @@ TEST(model_sampling, two_token_marginal_matches_the_power_target) {
 }
 
 TEST(model_sampling, same_seed_same_tokens) {
-    auto m = default_model();
+    auto m = test_model();
     power_sampler s(m);
     sampling_params sp = preset("speed");
     sp.max_new_tokens = 24;
@@ -179,7 +179,7 @@ TEST(model_sampling, same_seed_same_tokens) {
 }
 
 TEST(model_sampling, zero_steps_is_one_sample_from_the_proposal) {
-    auto m = default_model();
+    auto m = test_model();
     power_sampler s(m);
     sampling_params sp;
     sp.max_new_tokens    = 32;
@@ -199,7 +199,7 @@ TEST(model_sampling, zero_steps_is_one_sample_from_the_proposal) {
 }
 
 TEST(model_sampling, cached_log_p_equals_a_fresh_rescoring) {
-    auto m = default_model();
+    auto m = test_model();
     power_sampler s(m);
     sampling_params sp = preset("quality");
     sp.max_new_tokens = 48;
@@ -230,7 +230,7 @@ TEST(model_sampling, cached_log_p_equals_a_fresh_rescoring) {
 TEST(model_sampling, a_chain_does_not_depend_on_its_batch_neighbours) {
     // The same request alone, and again sharing every decode with two other prompts' chains:
     // the same seed must give the same tokens, acceptance decisions and log p.
-    auto m = default_model();
+    auto m = test_model();
     sampling_params sp = preset("quality");
     sp.max_new_tokens = 32;
     sp.block_size     = 8;
@@ -252,7 +252,7 @@ TEST(model_sampling, a_chain_does_not_depend_on_its_batch_neighbours) {
 }
 
 TEST(model_sampling, a_step_costs_its_suffix_only) {
-    auto m = default_model();
+    auto m = test_model();
     power_sampler s(m);
     sampling_params sp = preset("quality");
     sp.max_new_tokens = 64;
@@ -272,7 +272,7 @@ TEST(model_sampling, a_step_costs_its_suffix_only) {
 TEST(model_sampling, recompute_baseline_gives_the_same_chain) {
     // Prefix sharing is an optimisation, not a change of algorithm: with the re-decoding path
     // (the one recurrent models take) the chain makes the same decisions.
-    auto m = default_model();
+    auto m = test_model();
     sampling_params sp = preset("quality");
     sp.max_new_tokens = 24;
     sp.block_size     = 8;
@@ -299,7 +299,7 @@ TEST(model_sampling, recompute_baseline_gives_the_same_chain) {
 }
 
 TEST(model_sampling, rejects_prompts_beyond_the_context) {
-    auto m = default_model();
+    auto m = test_model();
     power_sampler s(m);
     sampling_params sp;
     sp.max_new_tokens = m->n_ctx_train();

@@ -13,7 +13,7 @@
 #include <fcntl.h>
 
 using namespace powersample;
-using powersample::testing::default_model;
+using powersample::testing::test_model;
 using powersample::testing::loopback_process;
 
 namespace {
@@ -22,7 +22,7 @@ std::unique_ptr<loopback_process> start_llama_server() {
     const int port = powersample::testing::free_loopback_port();
     auto p = std::make_unique<loopback_process>(
         POWERSAMPLE_LLAMA_SERVER,
-        std::vector<std::string>{"-m", default_model()->path(), "--host", "127.0.0.1", "--port", std::to_string(port),
+        std::vector<std::string>{"-m", test_model()->path(), "--host", "127.0.0.1", "--port", std::to_string(port),
                                  "-t", "1", "-c", "2048", "-np", "1"},
         port, "llama-server-test.log");
     if (!p->wait_healthy(120)) {
@@ -65,14 +65,14 @@ TEST_F(remote_llama_server, tokenizes_like_the_in_process_model) {
     // the in-process model uses llama.cpp's built-in ChatML. Same tokenizer either way.
     const std::string text = gen.apply_chat_template("What is 7 * 8?");
     EXPECT_NE(text.find("What is 7 * 8?"), std::string::npos);
-    EXPECT_EQ(gen.tokenize(text), default_model()->tokenize(text, true));
-    EXPECT_EQ(gen.n_vocab(), default_model()->n_vocab());
+    EXPECT_EQ(gen.tokenize(text), test_model()->tokenize(text, true));
+    EXPECT_EQ(gen.n_vocab(), test_model()->n_vocab());
 }
 
 TEST_F(remote_llama_server, temperature_one_log_p_matches_in_process_scores) {
     ASSERT_NE(server_, nullptr);
     llama_server_generator gen(params_for(*server_));
-    power_sampler sampler(default_model(), context_params{1});
+    power_sampler sampler(test_model(), context_params{1});
     double worst = 0.0;
     size_t n = 0;
     // The second prompt draws emoji and other multi-byte characters, whose split tokens
@@ -80,7 +80,7 @@ TEST_F(remote_llama_server, temperature_one_log_p_matches_in_process_scores) {
     const std::vector<std::pair<const char *, uint64_t>> runs = {
         {"Name three fruits.", 1}, {"Name three fruits.", 2}, {"Repeat exactly: 🍎🍌🍇 日本語 ñandú", 2}};
     for (const auto & [text, seed] : runs) {
-        const auto prompt = default_model()->tokenize(default_model()->format_chat(text), true);
+        const auto prompt = test_model()->tokenize(test_model()->format_chat(text), true);
         const generated_suffix s = gen.generate(prompt, 24, 1.0, seed);
         ASSERT_FALSE(s.tokens.empty());
         EXPECT_TRUE(s.exact);
@@ -127,14 +127,14 @@ TEST_F(remote_llama_server, power_sampling_runs_the_chain_remotely) {
     std::printf("top-20 normaliser at temperature 1/4: each log q within %.2e nats\n", approx.max_log_q_error);
     EXPECT_LT(approx.max_log_q_error, 0.5);
 
-    power_sampler sampler(default_model(), context_params{1});
+    power_sampler sampler(test_model(), context_params{1});
     for (const remote_result * r : {&exact, &approx}) {
         ASSERT_EQ(r->result.chains.size(), 1u);
         const sample_result & c = r->result.chains[0];
         EXPECT_NE(c.finish, finish_reason::cancelled);
         EXPECT_GE(c.tokens.size(), 1u);
         EXPECT_LE(c.tokens.size(), 24u);
-        EXPECT_EQ(c.finish == finish_reason::eog, default_model()->is_eog(c.tokens.back()));
+        EXPECT_EQ(c.finish == finish_reason::eog, test_model()->is_eog(c.tokens.back()));
         EXPECT_GE(c.n_proposals, 2);
         EXPECT_GE(r->n_requests, 1 + c.n_proposals);
         // The chain's cached log p are the model's.

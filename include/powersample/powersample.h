@@ -4,7 +4,7 @@
 //
 //     #include <powersample/powersample.h>
 //
-//     auto m = powersample::model::load({.path = "smollm2-135m"});   // a catalogue name or a .gguf
+//     auto m = powersample::model::load({.path = "qwen2.5-coder-0.5b"});   // a catalogue name or a .gguf
 //     powersample::power_sampler sampler(m);
 //     powersample::sampling_params sp = powersample::preset("quality");
 //     sp.seed = 42;
@@ -66,7 +66,7 @@ std::string models_directory();
 // Resolves a catalogue name or a path to a file path; throws invalid_argument_error naming the
 // model when it is neither an existing file nor a cached catalogue model.
 std::string resolve_model_path(const std::string & name_or_path);
-extern const char * const default_model_name;  // "smollm2-135m"
+extern const char * const default_model_name;  // "qwen2.5-coder-0.5b"
 
 struct chat_message {
     std::string role;     // "system", "user" or "assistant"

@@ -107,8 +107,9 @@ void validate(const sampling_params & params);
 // The proposal temperature actually used (resolves temperature == 0).
 double effective_temperature(const sampling_params & params);
 
-// Named presets: "speed" (alpha 4, B 32, N 2, T 128), "quality" (the seed README's recommendation:
-// alpha 4, B 64, N 5, T 256), "max-quality" (alpha 4, B 64, N 10, T 512) and "paper" (arXiv
+// Named presets: "speed" (alpha 2, B 32, N 2, T 128), "quality" (the seed README's recommendation:
+// alpha 4, B 64, N 5, T 256), "max-quality" (alpha 5, B 96, N 8, T 512) -- alpha, B and N of the
+// three as the original Python demo defines them -- and "paper" (arXiv
 // 2510.14901: alpha 4, B 192, N 10, T 3072); "smc" (Power-SMC: alpha 4, 32 particles, kappa 0.5,
 // ramp 8, T 256), "sps-paper" (arXiv 2601.21590: alpha 4, B 192, K 8, M 8, T 3072) and
 // "sps-small" (scaled for small models: alpha 4, B 16, 8 candidates, K 4, M 4, look-ahead 32,

@@ -134,7 +134,7 @@ class Tokenizer:
 
 
 def load_model_and_tokenizer(name_or_path: Optional[str] = None, n_gpu_layers: int = 0) -> Tuple[Model, Tokenizer]:
-    """Loads a GGUF model by catalogue name (default: smollm2-135m) or path.
+    """Loads a GGUF model by catalogue name (default: qwen2.5-coder-0.5b) or path.
 
     Returns (model, tokenizer); both wrap the same llama.cpp model. n_gpu_layers: layers to
     offload to a GPU (-1 = all) when llama.cpp was built with one. Raises ValueError when the

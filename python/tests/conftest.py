@@ -1,4 +1,5 @@
-"""Shared fixtures: the default model (SmolLM2-135M, fetched by scripts/setup.sh), loaded once.
+"""Shared fixtures: the test model (SmolLM2-135M, which scripts/test.sh fetches; smaller and faster
+than the default model), loaded once.
 
 A missing model fails the tests rather than skipping them. $POWERSAMPLE_TEST_MODEL overrides it.
 Samplers use one thread: results do not depend on the thread count, and on a busy machine one
@@ -13,7 +14,7 @@ import powersample
 
 @pytest.fixture(scope="session")
 def model_and_tokenizer():
-    return powersample.load_model_and_tokenizer(os.environ.get("POWERSAMPLE_TEST_MODEL") or None)
+    return powersample.load_model_and_tokenizer(os.environ.get("POWERSAMPLE_TEST_MODEL") or "smollm2-135m")
 
 
 @pytest.fixture(scope="session")

@@ -188,8 +188,8 @@ int main(int argc, char ** argv) {
     cli_options o;
     CLI::App app{"power-sampling: sample whole completions from p(x | prompt)^alpha (arXiv 2510.14901) with "
                  "Metropolis-Hastings on a GGUF model.\n"
-                 "Presets: speed (alpha 4, B 32, N 2, T 128), quality (4, 64, 5, 256; default), "
-                 "max-quality (4, 64, 10, 512), paper (4, 192, 10, 3072); smc (Power-SMC, 32 particles, T 256), "
+                 "Presets: speed (alpha 2, B 32, N 2, T 128), quality (4, 64, 5, 256; default), "
+                 "max-quality (5, 96, 8, 512), paper (4, 192, 10, 3072); smc (Power-SMC, 32 particles, T 256), "
                  "sps-paper (Scalable Power Sampling: B 192, K 8, M 8, T 3072), sps-small (B 16, K 4, M 4, "
                  "look-ahead 32, T 256). Flags override the preset. Methods: docs/methods.md."};
     app.get_formatter()->column_width(34);
