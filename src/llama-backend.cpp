@@ -1,5 +1,7 @@
 #include "llama-backend.h"
 
+#include "powersample/text.h"
+
 #include "log.h"
 
 #include <cstdio>
@@ -9,35 +11,6 @@
 namespace powersample {
 
 namespace {
-
-// Rejects bytes that are not well-formed UTF-8 (overlongs, surrogates and > U+10FFFF included).
-bool is_valid_utf8(const std::string & s, size_t & bad_offset) {
-    const auto * p = reinterpret_cast<const unsigned char *>(s.data());
-    const size_t n = s.size();
-    size_t i = 0;
-    while (i < n) {
-        const unsigned char c = p[i];
-        size_t len = 0;
-        uint32_t cp = 0;
-        if (c < 0x80) { i++; continue; }
-        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-        else { bad_offset = i; return false; }
-        if (i + len > n) { bad_offset = i; return false; }
-        for (size_t k = 1; k < len; ++k) {
-            if ((p[i + k] & 0xC0) != 0x80) { bad_offset = i; return false; }
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-            bad_offset = i;
-            return false;
-        }
-        i += len;
-    }
-    return true;
-}
 
 void check_gguf_file(const std::string & path) {
     FILE * f = std::fopen(path.c_str(), "rb");
@@ -90,8 +63,7 @@ std::shared_ptr<model> model::load(const model_params & params) {
 }
 
 std::vector<token_id> model::tokenize(const std::string & text, bool add_special) const {
-    size_t bad = 0;
-    if (!is_valid_utf8(text, bad)) {
+    if (const size_t bad = first_invalid_utf8(text); bad != std::string_view::npos) {
         throw invalid_argument_error("prompt: invalid UTF-8 at byte " + std::to_string(bad));
     }
     if (text.size() > size_t(INT32_MAX / 2)) {
@@ -123,13 +95,22 @@ std::string model::detokenize(const std::vector<token_id> & tokens) const {
                              int32_t(out.size()), false, false);
     }
     out.resize(size_t(std::max(n, 0)));
-    return out;
+    return valid_utf8(out);
+}
+
+std::string model::completion_text(const std::vector<token_id> & tokens) const {
+    std::vector<token_id> visible;
+    visible.reserve(tokens.size());
+    for (token_id t : tokens) {
+        if (!is_eog(t)) visible.push_back(t);
+    }
+    return detokenize(visible);
 }
 
 std::string model::token_to_piece(token_id token) const {
     char buf[256];
     const int32_t n = llama_token_to_piece(impl_->vocab, token, buf, sizeof(buf), 0, true);
-    return n > 0 ? std::string(buf, size_t(n)) : std::string();
+    return n > 0 ? valid_utf8(std::string_view(buf, size_t(n))) : std::string();
 }
 
 bool model::has_chat_template() const { return !impl_->chat_template.empty(); }

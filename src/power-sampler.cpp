@@ -75,13 +75,7 @@ struct power_sampler::impl {
     }
 
     void fill_text(generation_result & g) const {
-        for (auto & c : g.chains) {
-            std::vector<token_id> visible;
-            for (token_id t : c.tokens) {
-                if (!model_ref->is_eog(t)) visible.push_back(t);
-            }
-            c.text = model_ref->detokenize(visible);
-        }
+        for (auto & c : g.chains) c.text = model_ref->completion_text(c.tokens);
     }
 
     void drive(engine & eng, const run_options & options,

@@ -3,6 +3,7 @@
 // sampled token and of the top n_probs tokens under the raw logits (temperature 1, full-vocabulary
 // softmax) when post_sampling_probs is false. See docs/remote.md.
 #include "powersample/remote.h"
+#include "powersample/text.h"
 
 #include "remote-http.h"
 #include "remote-normaliser.h"
@@ -63,7 +64,9 @@ std::vector<token_id> llama_server_generator::tokenize(const std::string & text)
 
 std::string llama_server_generator::detokenize(const std::vector<token_id> & tokens) const {
     if (tokens.empty()) return {};
-    return impl_->call("/detokenize", {{"tokens", tokens}}).at("content").get<std::string>();
+    // A JSON string is valid UTF-8 once parsed, but a server may send the raw bytes of a cut
+    // character; ours promises valid text either way.
+    return valid_utf8(impl_->call("/detokenize", {{"tokens", tokens}}).at("content").get<std::string>());
 }
 
 std::string llama_server_generator::apply_chat_template(const std::string & user_message,

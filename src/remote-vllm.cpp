@@ -4,6 +4,7 @@
 // them). In the default --logprobs-mode raw_logprobs these are log p of the raw logits: the
 // base model at temperature 1, over the full vocabulary. See docs/remote.md.
 #include "powersample/remote.h"
+#include "powersample/text.h"
 
 #include "remote-http.h"
 #include "remote-normaliser.h"
@@ -119,7 +120,7 @@ std::string vllm_generator::detokenize(const std::vector<token_id> & tokens) con
     if (!r.is_object() || !r.contains("prompt") || !r["prompt"].is_string()) {
         throw error("remote vLLM " + impl_->http.params().url + "/detokenize: answer has no \"prompt\" string");
     }
-    return r["prompt"].get<std::string>();
+    return valid_utf8(r["prompt"].get<std::string>());
 }
 
 generated_suffix vllm_generator::generate(const std::vector<token_id> & context, int32_t max_tokens,

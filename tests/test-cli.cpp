@@ -114,6 +114,23 @@ TEST(cli, json_output_is_complete) {
     EXPECT_EQ(nlohmann::json::parse(again.out)["runs"][0]["chains"][0]["tokens"], c["tokens"]);
 }
 
+// SmolLM2's greedy first token for this prompt is the first byte of a Chinese character: the
+// text of one token is U+FFFD, of two the character; stdout and the JSON stay valid UTF-8.
+TEST(cli, text_cut_inside_a_character_is_valid_utf8) {
+    const std::string args = std::string("-m ") + POWERSAMPLE_MODEL_PATH +
+                             " --method greedy -q -t 1 -p '小明有5个苹果，又买了3个。他现在有多少个苹果？请用中文回答。' -n ";
+    run_result r = run_cli(args + "1");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "\xEF\xBF\xBD\n");
+    r = run_cli(args + "2");
+    EXPECT_EQ(r.out, "你\n");
+    r = run_cli(args + "1 --json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);  // throws on invalid UTF-8
+    EXPECT_EQ(j["runs"][0]["chains"][0]["text"], "\xEF\xBF\xBD");
+    EXPECT_EQ(j["runs"][0]["chains"][0]["tokens"].size(), 1u);  // the token itself is kept
+}
+
 TEST(cli, compare_shows_both_methods) {
     const run_result r = run_cli("-p 'Name a fruit.' --compare -n 16 --block-size 8 --steps 2 -s 5 -q");
     ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -83,8 +83,14 @@ public:
     // Text -> tokens. add_special: prepend BOS where the model wants one; special tokens in the
     // text (e.g. "<|im_start|>") are parsed as such. Throws invalid_argument_error for invalid UTF-8.
     std::vector<token_id> tokenize(const std::string & text, bool add_special = true) const;
-    // Tokens -> text; end-of-generation and other special tokens are not rendered.
+    // Tokens -> text; end-of-generation and other special tokens are not rendered. Always valid
+    // UTF-8: bytes of a character cut by the end of `tokens` (or invalid bytes) become U+FFFD
+    // (powersample/text.h).
     std::string detokenize(const std::vector<token_id> & tokens) const;
+    // A completion's text, as sample_result::text has it: end-of-generation tokens dropped, the
+    // rest detokenized (valid UTF-8).
+    std::string completion_text(const std::vector<token_id> & tokens) const;
+    // One token's text, special tokens rendered; U+FFFD for a token that is part of a character.
     std::string token_to_piece(token_id token) const;
 
     bool has_chat_template() const;

@@ -262,3 +262,14 @@ def test_method_options_are_checked(sampler):
         sampler.generate(PROMPT, "smc", max_len=8, method_options={"n_particles": 0})
     with pytest.raises(ValueError, match="best_of.*not a setting of method 'smc'"):
         sampler.generate(PROMPT, "smc", max_len=8, method_options={"best_of": 2})
+
+
+def test_text_cut_inside_a_character_is_valid(sampler, tokenizer):
+    # SmolLM2's greedy first token for this prompt is the first byte of a Chinese character.
+    prompt = tokenizer.encode(tokenizer.apply_chat_template("小明有5个苹果，又买了3个。他现在有多少个苹果？请用中文回答。"))
+    one = sampler.generate(prompt, "greedy", max_len=1)
+    two = sampler.generate(prompt, "greedy", max_len=2)
+    assert one.text == "\ufffd"
+    assert two.text == "你"
+    assert two.tokens[:1] == one.tokens  # tokens are kept exactly
+    assert tokenizer.decode(one.tokens) == "\ufffd"

@@ -169,6 +169,32 @@ TEST(RunResume, RerunCompletesOnlyMissingFiles) {
     fs::remove_all(dir);
 }
 
+// A response cut inside a character is recorded as valid UTF-8, and a rerun resumes past it.
+// SmolLM2 at T = 1, one token, seeds of problems zh_4 and zh_5: the first bytes of an emoji.
+TEST(RunResume, ResponseCutInsideACharacterIsRecordedAndResumes) {
+    const auto dir = fresh_dir("utf8");
+    {
+        std::ofstream f(dir / "zh.jsonl");
+        for (int i = 0; i < 6; ++i) f << "{\"question\": \"Reply with only an emoji of a smiling face.\", \"answer\": \"8\"}\n";
+    }
+    const std::string args = "-d " + (dir / "zh.jsonl").string() + " --methods sample --max-new-tokens 1 -t 1 "
+                             "--chat --out " + (dir / "out").string();
+    auto r = run(args);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    size_t files = 0, cut = 0;
+    for (const auto & e : fs::directory_iterator(dir / "out" / "sample")) {
+        if (e.path().extension() != ".json") continue;
+        ++files;
+        if (slurp(e.path()).find("\"text\": \"\xEF\xBF\xBD\"") != std::string::npos) ++cut;
+    }
+    EXPECT_EQ(files, 6u);
+    EXPECT_EQ(cut, 2u);
+    r = run(args);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("[sample] 0 to run, 6 already done"), std::string::npos) << r.output;
+    fs::remove_all(dir);
+}
+
 // best-of-n@smc takes N from the tokens smc spent over the length of one T = 1 sample, and
 // records both; without smc results it is skipped with a message and a non-zero exit.
 TEST(RunMatched, BestOfNMatchedToSmcSpendsSmcsBudget) {

@@ -129,6 +129,28 @@ class ServerAPI(unittest.TestCase):
             "prompt": "Count: 1, 2, 3,", "max_tokens": 8, "block_size": 4, "steps": 2, "seed": 3})[2]
         self.assertEqual(plain["choices"][0]["text"], final["choices"][0]["text"])
 
+    def test_text_cut_inside_a_character_is_valid_utf8(self):
+        # SmolLM2's greedy first token here is the first byte of a Chinese character: one token
+        # ends inside it, two complete it. Plain and streamed answers are 200 with valid UTF-8
+        # (strict decoding below) and U+FFFD for the cut character.
+        chinese = "小明有5个苹果，又买了3个。他现在有多少个苹果？请用中文回答。"
+        for stream in (False, True):
+            texts = []
+            for n in (1, 2):
+                status, _, data = self.server.post("/v1/chat/completions", {
+                    "messages": [{"role": "user", "content": chinese}], "max_tokens": n, "method": "greedy",
+                    "stream": stream})
+                self.assertEqual(status, 200, data)
+                decoded = data.decode("utf-8")  # strict: raises on invalid UTF-8
+                if stream:
+                    events = [e[len("data: "):] for e in decoded.split("\n\n") if e.startswith("data: ")]
+                    texts.append(json.loads(events[-2])["choices"][0]["delta"]["content"])
+                else:
+                    texts.append(json.loads(decoded)["choices"][0]["message"]["content"])
+            self.assertEqual(texts, ["\ufffd", "你"], stream)
+        # The server is still up after the streamed one (it used to terminate on it).
+        self.assertEqual(self.server.get("/health")[0], 200)
+
     def test_chat_streaming(self):
         status, _, data = self.server.post("/v1/chat/completions", {
             "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "stream": True, "steps": 1})

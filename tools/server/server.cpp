@@ -149,14 +149,6 @@ json power_stats(const ps::sampling_params & p, const ps::generation_result & g)
     return stats;
 }
 
-std::string chain_text(const ps::model & m, const ps::sample_result & c) {
-    std::vector<ps::token_id> visible;
-    for (ps::token_id t : c.tokens) {
-        if (!m.is_eog(t)) visible.push_back(t);
-    }
-    return m.detokenize(visible);
-}
-
 json final_body(const ps::model & m, const std::string & model_name, const std::string & id, const parsed_request & r,
                 const ps::generation_result & g, bool chunk) {
     json choices = json::array();
@@ -165,7 +157,7 @@ json final_body(const ps::model & m, const std::string & model_name, const std::
         const auto & c = g.chains[i];
         completion_tokens += int64_t(c.tokens.size());
         json choice = {{"index", i}, {"finish_reason", finish_name(c.finish)}, {"power_sampling", chain_stats(c)}};
-        const std::string text = chain_text(m, c);
+        const std::string text = m.completion_text(c.tokens);
         if (!r.chat) {
             choice["text"] = text;
             choice["logprobs"] = nullptr;
