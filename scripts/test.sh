@@ -7,6 +7,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --server
 scripts/fetch-model.sh smollm2-135m   # the model tests' fast model (tests/model-fixture.h)
+
+# The official OpenAI SDK for tests/server/test_server_openai.py, pinned, in a virtual environment
+# in the cache (remade when the pins change).
+cache=${POWERSAMPLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/powersample}
+venv="$cache/openai-venv"
+if ! cmp -s tests/server/openai-requirements.txt "$venv/requirements.txt"; then
+  echo "== OpenAI SDK virtual environment =="
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --no-deps -r tests/server/openai-requirements.txt
+  cp tests/server/openai-requirements.txt "$venv/requirements.txt"
+fi
 scripts/build.sh build
 ctest --test-dir build --output-on-failure -j 2
 

@@ -68,7 +68,7 @@ TEST(server_request, every_rejection_names_its_field) {
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "steps": 33})"), "steps");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "min_p": 1})"), "min_p");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "top_k": 1001})"), "top_k");
-    EXPECT_EQ(rejected_field(R"({"prompt": "x", "stop": ["\n"]})"), "stop");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]})"), "stop");  // OpenAI: up to 4
     EXPECT_EQ(rejected_field(R"({"prompt": [1, "a"]})"), "prompt[1]");
     EXPECT_EQ(rejected_field(R"({"prompt": [1000]})"), "prompt[0]");
     EXPECT_EQ(rejected_field(R"({"prompt": ["a", "b"]})"), "prompt");
@@ -112,4 +112,48 @@ TEST(server_request, method_knobs_and_the_sequence_budget) {
     // A cross-field rule is validate()'s: K above the candidates.
     EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps_candidates": 2, "sps_top_k": 3, "sps_rollouts": 2})"),
               "sps_top_k");
+}
+
+// The fields OpenAI clients send as a matter of course (issue: real clients).
+TEST(server_request, openai_client_fields) {
+    const auto r = parse_request(R"({"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 12,
+                                     "stream": true, "stream_options": {"include_usage": true}, "logprobs": true,
+                                     "top_logprobs": 0, "presence_penalty": 0, "frequency_penalty": 0.0,
+                                     "response_format": {"type": "text"}, "logit_bias": {}, "user": "u",
+                                     "stop": ["\n\n", "END"]})",
+                                 true, request_limits{}, 1000);
+    EXPECT_EQ(r.params.max_new_tokens, 12);
+    EXPECT_TRUE(r.include_usage);
+    EXPECT_TRUE(r.logprobs);
+    EXPECT_EQ(r.stop, (std::vector<std::string>{"\n\n", "END"}));
+    const auto c = parse_request(R"({"prompt": "hi", "max_tokens": 7, "max_completion_tokens": 7, "logprobs": 0,
+                                     "echo": false, "stop": "x"})", false, request_limits{}, 1000);
+    EXPECT_EQ(c.params.max_new_tokens, 7);
+    EXPECT_TRUE(c.logprobs);
+    EXPECT_EQ(c.stop, std::vector<std::string>{"x"});
+    EXPECT_FALSE(c.include_usage);
+}
+
+TEST(server_request, openai_fields_off_their_neutral_value_name_the_field) {
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "max_tokens": 5, "max_completion_tokens": 6})"), "max_completion_tokens");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "max_completion_tokens": 0})"), "max_completion_tokens");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "presence_penalty": 0.5})"), "presence_penalty");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "frequency_penalty": -1})"), "frequency_penalty");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "frequency_penalty": "0"})"), "frequency_penalty");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "logit_bias": {"5": 1}})"), "logit_bias");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "response_format": {"type": "json_object"}})"), "response_format");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "response_format": "text"})"), "response_format");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "echo": true})"), "echo");
+    EXPECT_EQ(rejected_field(R"({"messages": [{"role": "user", "content": "x"}], "echo": false})", true), "echo");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "stream_options": {"include_usage": 1}})"), "stream_options.include_usage");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "stream_options": {"other": true}})"), "stream_options.other");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "logprobs": 6})"), "logprobs");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "logprobs": 2})"), "logprobs");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "top_logprobs": 0})"), "top_logprobs");
+    EXPECT_EQ(rejected_field(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": 1})", true), "logprobs");
+    EXPECT_EQ(rejected_field(R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", true),
+              "top_logprobs");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "stop": 5})"), "stop");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "stop": ["a", 1]})"), "stop[1]");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "frobnicate": 1})"), "frobnicate");
 }

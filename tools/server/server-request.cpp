@@ -1,5 +1,6 @@
 #include "server-request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <set>
@@ -58,6 +59,84 @@ std::string get_string(const json & v, const std::string & field) {
     return v.get<std::string>();
 }
 
+// Fields OpenAI clients send as a matter of course that would change the target distribution
+// (a penalty or a logit bias reweights p) or the output's form: accepted at their neutral value.
+void parse_neutral_fields(const json & doc, bool chat) {
+    auto has = [&](const char * k) { return doc.contains(k) && !doc[k].is_null(); };
+    for (const char * k : {"presence_penalty", "frequency_penalty"}) {
+        if (has(k) && get_number(doc[k], k, -2.0, 2.0, false) != 0.0) {
+            reject(k, "only 0 is supported: a penalty would change the distribution power sampling targets");
+        }
+    }
+    if (has("logit_bias")) {
+        if (!doc["logit_bias"].is_object()) reject("logit_bias", std::string("must be an object, got ") + type_name(doc["logit_bias"]));
+        if (!doc["logit_bias"].empty()) {
+            reject("logit_bias", "only {} is supported: a bias would change the distribution power sampling targets");
+        }
+    }
+    if (has("response_format")) {
+        const json & f = doc["response_format"];
+        if (!f.is_object() || !f.contains("type") || !f["type"].is_string()) {
+            reject("response_format", "must be an object with a string \"type\"");
+        }
+        if (f["type"] != "text") {
+            reject("response_format", "type '" + f["type"].get<std::string>() + "' is not supported (only text)");
+        }
+    }
+    if (has("echo")) {
+        if (chat) reject("echo", "not a chat completions field");
+        if (!doc["echo"].is_boolean()) reject("echo", std::string("must be a boolean, got ") + type_name(doc["echo"]));
+        if (doc["echo"].get<bool>()) reject("echo", "only false is supported");
+    }
+}
+
+// stream_options, logprobs / top_logprobs and stop: what the answer carries and where text ends.
+void parse_output_options(const json & doc, bool chat, parsed_request & r) {
+    auto has = [&](const char * k) { return doc.contains(k) && !doc[k].is_null(); };
+    if (has("stream_options")) {
+        const json & o = doc["stream_options"];
+        if (!o.is_object()) reject("stream_options", std::string("must be an object, got ") + type_name(o));
+        for (auto it = o.begin(); it != o.end(); ++it) {
+            if (it.key() != "include_usage") reject("stream_options." + it.key(), "unknown field (supported: include_usage)");
+            if (!it->is_boolean()) reject("stream_options.include_usage", std::string("must be a boolean, got ") + type_name(*it));
+            r.include_usage = it->get<bool>();
+        }
+    }
+    // Chat: logprobs is a boolean and top_logprobs a count; completions: logprobs is the count.
+    int64_t top = 0;
+    if (chat) {
+        if (has("logprobs")) {
+            if (!doc["logprobs"].is_boolean()) reject("logprobs", std::string("must be a boolean, got ") + type_name(doc["logprobs"]));
+            r.logprobs = doc["logprobs"].get<bool>();
+        }
+        if (has("top_logprobs")) {
+            top = get_int(doc["top_logprobs"], "top_logprobs", 0, 20);
+            if (!r.logprobs) reject("top_logprobs", "needs logprobs: true");
+        }
+    } else {
+        if (has("top_logprobs")) reject("top_logprobs", "not a completions field (logprobs is the count there)");
+        if (has("logprobs")) {
+            top = get_int(doc["logprobs"], "logprobs", 0, 5);
+            r.logprobs = true;
+        }
+    }
+    if (top > 0) {
+        // The chain keeps the sampled tokens' log p only; alternatives would need another pass.
+        reject(chat ? "top_logprobs" : "logprobs",
+               std::to_string(top) + " alternatives per token are not supported (only 0: the sampled tokens' log p)");
+    }
+    if (has("stop")) {
+        const json & st = doc["stop"];
+        if (st.is_string()) {
+            r.stop.push_back(st.get<std::string>());
+        } else if (st.is_array()) {
+            for (size_t i = 0; i < st.size(); ++i) r.stop.push_back(get_string(st[i], "stop[" + std::to_string(i) + "]"));
+        } else {
+            reject("stop", std::string("must be a string or an array of strings, got ") + type_name(st));
+        }
+    }
+}
+
 }  // namespace
 
 parsed_request parse_request(const std::string & body, bool chat, const request_limits & limits, int32_t n_vocab) {
@@ -69,21 +148,25 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
     }
     if (!doc.is_object()) reject("body", std::string("must be a JSON object, got ") + type_name(doc));
 
-    static const std::set<std::string> common = {
-        "model", "max_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "stream", "alpha",
-        "block_size", "steps", "chains", "n", "method", "user",
+    // Every field a request may hold besides its own "messages" / "prompt"; the unknown-field
+    // error lists them from here.
+    static const std::vector<std::string> common = {
+        "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p", "seed",
+        "stream", "stream_options", "stop", "logprobs", "top_logprobs", "n", "user",
+        // accepted at their neutral value only: anything else would change the target distribution
+        "presence_penalty", "frequency_penalty", "logit_bias", "response_format", "echo",
+        // power sampling's own knobs
+        "alpha", "block_size", "steps", "chains", "method",
         // the other methods' knobs (docs/methods.md)
         "particles", "ess_threshold", "resample_interval", "alpha_ramp", "sps_candidates", "sps_top_k",
         "sps_rollouts", "sps_lookahead", "entropy_beta", "entropy_floor", "best_of"};
     for (auto it = doc.begin(); it != doc.end(); ++it) {
         const std::string & k = it.key();
         const bool own = chat ? k == "messages" : k == "prompt";
-        if (!own && !common.count(k)) {
-            reject(k, "unknown field (supported: " + std::string(chat ? "messages" : "prompt") +
-                          ", model, max_tokens, temperature, top_p, top_k, min_p, seed, stream, alpha, "
-                          "block_size, steps, chains (or n), method, user, particles, ess_threshold, "
-                          "resample_interval, alpha_ramp, sps_candidates, sps_top_k, sps_rollouts, sps_lookahead, "
-                          "entropy_beta, entropy_floor, best_of)");
+        if (!own && std::find(common.begin(), common.end(), k) == common.end()) {
+            std::string supported = chat ? "messages" : "prompt";
+            for (const auto & c : common) supported += ", " + c;
+            reject(k, "unknown field (supported: " + supported + ")");
         }
     }
 
@@ -104,6 +187,17 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
         }
     }
     if (has("max_tokens")) p.max_new_tokens = int32_t(get_int(doc["max_tokens"], "max_tokens", 1, limits.max_tokens));
+    if (has("max_completion_tokens")) {
+        // OpenAI's newer name for max_tokens: the same cap.
+        const int32_t n = int32_t(get_int(doc["max_completion_tokens"], "max_completion_tokens", 1, limits.max_tokens));
+        if (has("max_tokens") && n != p.max_new_tokens) {
+            reject("max_completion_tokens", std::to_string(n) + " differs from max_tokens = " +
+                                                std::to_string(p.max_new_tokens) + " (they are the same cap)");
+        }
+        p.max_new_tokens = n;
+    }
+    parse_neutral_fields(doc, chat);
+    parse_output_options(doc, chat, r);
     if (has("alpha")) p.alpha = get_number(doc["alpha"], "alpha", 0.0, limits.max_alpha, true);
     if (has("block_size")) p.block_size = int32_t(get_int(doc["block_size"], "block_size", 1, limits.max_tokens));
     if (has("steps")) p.n_steps_per_block = int32_t(get_int(doc["steps"], "steps", 0, limits.max_steps));

@@ -48,6 +48,9 @@ struct parsed_request {
     std::vector<powersample::chat_message> messages;     // chat
     powersample::sampling_params         params;
     bool                                 stream = false;
+    bool                                 include_usage = false;  // stream_options.include_usage
+    bool                                 logprobs = false;       // per-token log p in the answer
+    std::vector<std::string>             stop;                   // stop strings, as sent
 };
 
 // Parses a /v1/completions (chat = false) or /v1/chat/completions body. Throws request_error.

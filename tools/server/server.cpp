@@ -149,18 +149,48 @@ json power_stats(const ps::sampling_params & p, const ps::generation_result & g)
     return stats;
 }
 
+// The returned sample's per-token log p under the base model (the chain holds them), in OpenAI's
+// shape: chat {"content": [{token, logprob, bytes, top_logprobs}]}, completions {tokens,
+// token_logprobs, top_logprobs, text_offset}. End-of-generation tokens are left out, as from the text.
+json logprobs_body(const ps::model & m, const ps::sample_result & c, bool chat) {
+    json content = json::array(), tokens = json::array(), token_logprobs = json::array(), offsets = json::array();
+    size_t offset = 0;
+    for (size_t i = 0; i < c.tokens.size(); ++i) {
+        if (m.is_eog(c.tokens[i])) continue;
+        const std::string piece = m.token_to_piece(c.tokens[i]);
+        if (chat) {
+            json bytes = json::array();
+            for (unsigned char b : piece) bytes.push_back(int(b));
+            content.push_back({{"token", piece}, {"logprob", c.token_log_p[i]}, {"bytes", bytes},
+                               {"top_logprobs", json::array()}});
+        } else {
+            tokens.push_back(piece);
+            token_logprobs.push_back(c.token_log_p[i]);
+            offsets.push_back(offset);
+            offset += piece.size();
+        }
+    }
+    if (chat) return {{"content", content}};
+    return {{"tokens", tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", nullptr}, {"text_offset", offsets}};
+}
+
+json usage_body(const ps::generation_result & g) {
+    int64_t completion_tokens = 0;
+    for (const auto & c : g.chains) completion_tokens += int64_t(c.tokens.size());
+    return {{"prompt_tokens", g.n_prompt_tokens}, {"completion_tokens", completion_tokens},
+            {"total_tokens", g.n_prompt_tokens + completion_tokens}};
+}
+
 json final_body(const ps::model & m, const std::string & model_name, const std::string & id, const parsed_request & r,
                 const ps::generation_result & g, bool chunk) {
     json choices = json::array();
-    int64_t completion_tokens = 0;
     for (size_t i = 0; i < g.chains.size(); ++i) {
         const auto & c = g.chains[i];
-        completion_tokens += int64_t(c.tokens.size());
         json choice = {{"index", i}, {"finish_reason", finish_name(c.finish)}, {"power_sampling", chain_stats(c)}};
         const std::string text = m.completion_text(c.tokens);
+        choice["logprobs"] = r.logprobs ? logprobs_body(m, c, r.chat) : json(nullptr);
         if (!r.chat) {
             choice["text"] = text;
-            choice["logprobs"] = nullptr;
         } else if (chunk) {
             choice["delta"] = {{"role", "assistant"}, {"content", text}};
         } else {
@@ -170,10 +200,7 @@ json final_body(const ps::model & m, const std::string & model_name, const std::
     }
     const char * object = r.chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
     return {{"id", id}, {"object", object}, {"created", int64_t(std::time(nullptr))}, {"model", model_name},
-            {"choices", choices},
-            {"usage", {{"prompt_tokens", g.n_prompt_tokens}, {"completion_tokens", completion_tokens},
-                       {"total_tokens", g.n_prompt_tokens + completion_tokens}}},
-            {"power_sampling", power_stats(r.params, g)}};
+            {"choices", choices}, {"usage", usage_body(g)}, {"power_sampling", power_stats(r.params, g)}};
 }
 
 json progress_event(const std::string & id, const ps::progress & p) {
@@ -281,15 +308,22 @@ private:
                         return false;
                     }
                 }
-                json last;
+                json last, usage;
                 if (!j->error.empty()) {
                     last = {{"error", {{"message", j->error}, {"code", j->error_status},
                                        {"type", j->error_status >= 500 ? "server_error" : "invalid_request_error"}}}};
                 } else {
                     last = final_body(*model, name, id, r, j->result, true);
+                    // stream_options.include_usage: as OpenAI, one more chunk with no choices.
+                    if (r.include_usage) {
+                        usage = last;
+                        usage["choices"] = json::array();
+                        usage.erase("power_sampling");
+                    }
                 }
                 lock.unlock();
                 send(last);
+                if (!usage.is_null()) send(usage);
                 const std::string done = "data: [DONE]\n\n";
                 sink.write(done.data(), done.size());
                 sink.done();
