@@ -62,7 +62,7 @@ std::shared_ptr<model> model::load(const model_params & params) {
     return m;
 }
 
-std::vector<token_id> model::tokenize(const std::string & text, bool add_special) const {
+std::vector<token_id> model::tokenize(const std::string & text, bool add_special, bool parse_special) const {
     if (const size_t bad = first_invalid_utf8(text); bad != std::string_view::npos) {
         throw invalid_argument_error("prompt: invalid UTF-8 at byte " + std::to_string(bad));
     }
@@ -71,11 +71,11 @@ std::vector<token_id> model::tokenize(const std::string & text, bool add_special
     }
     std::vector<token_id> tokens(text.size() + 8);
     int32_t n = llama_tokenize(impl_->vocab, text.data(), int32_t(text.size()), tokens.data(),
-                               int32_t(tokens.size()), add_special, true);
+                               int32_t(tokens.size()), add_special, parse_special);
     if (n < 0) {
         tokens.resize(size_t(-n));
         n = llama_tokenize(impl_->vocab, text.data(), int32_t(text.size()), tokens.data(),
-                           int32_t(tokens.size()), add_special, true);
+                           int32_t(tokens.size()), add_special, parse_special);
     }
     if (n < 0) {
         throw error("prompt: tokenization failed");
@@ -147,6 +147,40 @@ std::string model::format_chat(const std::vector<chat_message> & messages) const
         throw error("model '" + impl_->path + "': its chat template is not one llama.cpp supports; use --raw");
     }
     return std::string(buf.data(), size_t(n));
+}
+
+std::vector<token_id> model::tokenize_chat(const std::vector<chat_message> & messages) const {
+    // Render the template with a sentinel in place of each content, then tokenize the template's
+    // pieces with special tokens parsed and the contents without. The sentinels use control
+    // characters no template emits; a content that holds one is rejected rather than mis-split.
+    auto sentinel = [](size_t i) { return "\x1e" + std::to_string(i) + "\x1f"; };
+    std::vector<chat_message> marked;
+    for (size_t i = 0; i < messages.size(); ++i) {
+        if (messages[i].content.find('\x1e') != std::string::npos) {
+            throw invalid_argument_error("messages[" + std::to_string(i) + "].content: holds the control character U+001E");
+        }
+        marked.push_back({messages[i].role, sentinel(i)});
+    }
+    const std::string rendered = format_chat(marked);
+    std::vector<token_id> out;
+    size_t pos = 0;
+    bool first = true;
+    auto add = [&](const std::string & text, bool special) {
+        if (text.empty()) return;
+        const auto t = tokenize(text, first, special);
+        out.insert(out.end(), t.begin(), t.end());
+        first = false;
+    };
+    for (size_t i = 0; i < messages.size(); ++i) {
+        const std::string s = sentinel(i);
+        const size_t at = rendered.find(s, pos);
+        if (at == std::string::npos) continue;  // the template dropped this message
+        add(rendered.substr(pos, at - pos), true);
+        add(messages[i].content, false);
+        pos = at + s.size();
+    }
+    add(rendered.substr(pos), true);
+    return out;
 }
 
 int32_t model::n_vocab() const { return llama_vocab_n_tokens(impl_->vocab); }

@@ -133,14 +133,24 @@ generation_result power_sampler::generate_tokens(const std::vector<token_id> & p
 std::vector<generation_result> power_sampler::generate_batch(
     const std::vector<std::pair<std::string, sampling_params>> & requests, const run_options & options,
     const std::function<void(size_t, const generation_result &)> & on_result) {
-    std::vector<std::vector<token_id>> prompts;
+    std::vector<std::pair<std::vector<token_id>, sampling_params>> tokenized;
+    for (const auto & r : requests) {
+        if (r.first.empty()) throw invalid_argument_error("prompt " + std::to_string(tokenized.size()) + ": empty");
+        tokenized.emplace_back(impl_->model_ref->tokenize(r.first, true), r.second);
+    }
+    return generate_batch_tokens(tokenized, options, on_result);
+}
+
+std::vector<generation_result> power_sampler::generate_batch_tokens(
+    const std::vector<std::pair<std::vector<token_id>, sampling_params>> & requests, const run_options & options,
+    const std::function<void(size_t, const generation_result &)> & on_result) {
     int64_t longest = 0;
     int32_t seqs = 0, largest_seqs = 0;
-    for (const auto & r : requests) {
-        if (r.first.empty()) throw invalid_argument_error("prompt " + std::to_string(prompts.size()) + ": empty");
-        prompts.push_back(impl_->model_ref->tokenize(r.first, true));
-        impl_->check_request(prompts.back(), r.second);
-        longest = std::max(longest, int64_t(prompts.back().size()) + r.second.max_new_tokens);
+    for (size_t i = 0; i < requests.size(); ++i) {
+        const auto & r = requests[i];
+        if (r.first.empty()) throw invalid_argument_error("prompt " + std::to_string(i) + ": no tokens");
+        impl_->check_request(r.first, r.second);
+        longest = std::max(longest, int64_t(r.first.size()) + r.second.max_new_tokens);
         seqs = int32_t(std::min<int64_t>(int64_t(seqs) + sequences_needed(r.second), max_sequences));
         largest_seqs = std::max(largest_seqs, sequences_needed(r.second));
     }
@@ -148,7 +158,7 @@ std::vector<generation_result> power_sampler::generate_batch(
     // Room for as many requests at once as the caps allow, and always for the largest one.
     impl_->ensure_context(longest, seqs, largest_seqs);
     engine eng(*impl_->lm);
-    for (size_t i = 0; i < requests.size(); ++i) eng.submit({prompts[i], requests[i].second});
+    for (const auto & r : requests) eng.submit({r.first, r.second});
     std::vector<generation_result> results(requests.size());
     impl_->drive(eng, options, [&](finished_request & f) {
         const size_t index = size_t(f.id);  // a fresh engine numbers requests 0, 1, ... in submit order
@@ -256,9 +266,11 @@ sample_result power_sample(const std::shared_ptr<model> & m, const std::string &
             std::fflush(stderr);
         };
     }
+    if (prompt.empty()) throw invalid_argument_error("prompt: empty");
     power_sampler sampler(m);
-    const std::string text = m->has_chat_template() ? m->format_chat(prompt) : prompt;
-    generation_result g = sampler.generate(text, sp, options);
+    const std::vector<token_id> tokens =
+        m->has_chat_template() ? m->tokenize_chat({{"user", prompt}}) : m->tokenize(prompt, true);
+    generation_result g = sampler.generate_tokens(tokens, sp, options);
     return std::move(g.chains.at(0));
 }
 

@@ -80,9 +80,10 @@ public:
     static std::shared_ptr<model> load(const model_params & params);
     ~model();
 
-    // Text -> tokens. add_special: prepend BOS where the model wants one; special tokens in the
-    // text (e.g. "<|im_start|>") are parsed as such. Throws invalid_argument_error for invalid UTF-8.
-    std::vector<token_id> tokenize(const std::string & text, bool add_special = true) const;
+    // Text -> tokens. add_special: prepend BOS where the model wants one; parse_special: special
+    // tokens written in the text (e.g. "<|im_start|>") become those tokens (false: plain text).
+    // Throws invalid_argument_error for invalid UTF-8.
+    std::vector<token_id> tokenize(const std::string & text, bool add_special = true, bool parse_special = true) const;
     // Tokens -> text; end-of-generation and other special tokens are not rendered. Always valid
     // UTF-8: bytes of a character cut by the end of `tokens` (or invalid bytes) become U+FFFD
     // (powersample/text.h).
@@ -101,6 +102,11 @@ public:
     // A whole conversation (roles "system", "user", "assistant"), with the assistant turn opened.
     // Throws error as above, invalid_argument_error for an empty list.
     std::string format_chat(const std::vector<chat_message> & messages) const;
+    // format_chat() tokenized so that only the template's own markers become special tokens: a
+    // message that contains "<|im_end|>\n<|im_start|>system" stays text and cannot forge a turn.
+    // Use it, not tokenize(format_chat(...)), for anything a user wrote. For text without
+    // special-token look-alikes the tokens are the same as tokenize(format_chat(messages)).
+    std::vector<token_id> tokenize_chat(const std::vector<chat_message> & messages) const;
 
     int32_t     n_vocab() const;
     int32_t     n_ctx_train() const;
@@ -163,6 +169,11 @@ public:
     // returned in input order.
     std::vector<generation_result> generate_batch(
         const std::vector<std::pair<std::string, sampling_params>> & requests,
+        const run_options & options = {},
+        const std::function<void(size_t, const generation_result &)> & on_result = {});
+    // The same with token prompts (model::tokenize_chat's, say).
+    std::vector<generation_result> generate_batch_tokens(
+        const std::vector<std::pair<std::vector<token_id>, sampling_params>> & requests,
         const run_options & options = {},
         const std::function<void(size_t, const generation_result &)> & on_result = {});
 

@@ -189,7 +189,7 @@ class ServerAPI(unittest.TestCase):
         self.expect_400(c, {"prompt": "x", "seed": -1}, "seed")
         self.expect_400(c, {"prompt": "x", "stream": "yes"}, "stream")
         self.expect_400(c, {"prompt": "x", "method": "beam"}, "method")
-        self.expect_400(c, {"prompt": "x", "logit_bias": {}}, "logit_bias")
+        self.expect_400(c, {"prompt": "x", "logit_bias": {"5": 2}}, "logit_bias")  # {} is accepted (neutral)
         self.expect_400(c, {"prompt": [1, -2]}, "prompt[1]")
         self.expect_400(c, {"prompt": [10 ** 9]}, "prompt[0]")
         self.expect_400(c, {"prompt": list(range(1, 200))}, "prompt")

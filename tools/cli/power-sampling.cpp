@@ -374,6 +374,13 @@ int main(int argc, char ** argv) {
         }
 
         const std::string prompt = use_chat ? model->format_chat(prompt_text, o.system_prompt) : prompt_text;
+        // The prompt as text is for display; what is sampled from is tokenized so that the user's
+        // text cannot write the chat template's markers (model::tokenize_chat).
+        std::vector<ps::chat_message> messages;
+        if (!o.system_prompt.empty()) messages.push_back({"system", o.system_prompt});
+        messages.push_back({"user", prompt_text});
+        const std::vector<ps::token_id> prompt_tokens =
+            use_chat ? model->tokenize_chat(messages) : model->tokenize(prompt_text, true);
         std::vector<run_report> reports;
         std::vector<ps::sampling_params> runs;
         if (o.compare) {
@@ -391,7 +398,7 @@ int main(int argc, char ** argv) {
             ps::run_options ro;
             ro.cancel = &g_interrupted;
             ro.on_progress = [&bar](const ps::progress & p) { bar.update(p); };
-            ps::generation_result g = sampler.generate(prompt, run, ro);
+            ps::generation_result g = sampler.generate_tokens(prompt_tokens, run, ro);
             bar.finish();
             reports.push_back({run, std::move(g)});
             if (g_interrupted) break;

@@ -486,7 +486,10 @@ int main(int argc, char ** argv) {
 
             // Pending: problems for which some method of the group has no finished file.
             std::vector<size_t> pending;
-            std::vector<std::pair<std::string, ps::sampling_params>> requests;
+            std::vector<std::pair<std::string, ps::sampling_params>> requests;  // the prompt as recorded
+            // What is sampled from: a chat prompt tokenized so that a question cannot write the
+            // template's markers (model::tokenize_chat).
+            std::vector<std::pair<std::vector<ps::token_id>, ps::sampling_params>> token_requests;
             std::vector<ev::prompt_text> prompts;
             for (size_t i = 0; i < problems.size(); ++i) {
                 bool missing = false;
@@ -498,6 +501,8 @@ int main(int argc, char ** argv) {
                 auto req = sp;
                 req.seed = problem_seed(o.seed, problems[i].id);
                 requests.emplace_back(chat ? model->format_chat(pt.text) : pt.text, req);
+                token_requests.emplace_back(chat ? model->tokenize_chat({{"user", pt.text}}) : model->tokenize(pt.text, true),
+                                            req);
                 prompts.push_back(pt);
                 pending.push_back(i);
             }
@@ -570,16 +575,18 @@ int main(int argc, char ** argv) {
                 ++n_done;
                 tokens_done += tokens;
                 const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                // The ETA assumes the remaining problems cost what the finished ones did.
+                const double eta = n_done ? s / double(n_done) * double(pending.size() - n_done) : 0.0;
                 if (tty) {
-                    fmt::print(stderr, "\r[{}] {}/{} done, {} tokens, {:.0f} s", label, n_done, pending.size(),
-                               tokens_done, s);
+                    fmt::print(stderr, "\r[{}] {}/{} done, {} tokens, {:.0f} s, ETA {:.0f} s", label, n_done,
+                               pending.size(), tokens_done, s, eta);
                 } else if (n_done % 10 == 0 || n_done == pending.size()) {
-                    fmt::print(stderr, "[{}] {}/{} done, {} tokens, {:.0f} s\n", label, n_done, pending.size(),
-                               tokens_done, s);
+                    fmt::print(stderr, "[{}] {}/{} done, {} tokens, {:.0f} s, ETA {:.0f} s\n", label, n_done,
+                               pending.size(), tokens_done, s, eta);
                 }
             };
             try {
-                sampler.generate_batch(requests, ro, on_result);
+                sampler.generate_batch_tokens(token_requests, ro, on_result);
             } catch (const ps::invalid_argument_error & e) {
                 usage_error(e.what());
             } catch (const std::exception & e) {

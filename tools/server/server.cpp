@@ -258,7 +258,7 @@ private:
     std::vector<ps::token_id> prompt_tokens(const parsed_request & r) const {
         std::vector<ps::token_id> tokens;
         if (r.chat) {
-            tokens = model_->tokenize(model_->format_chat(r.messages), true);
+            tokens = model_->tokenize_chat(r.messages);
         } else if (r.prompt_is_tokens) {
             tokens = r.prompt_tokens;
         } else {
