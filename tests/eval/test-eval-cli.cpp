@@ -60,8 +60,8 @@ TEST(CliBadInput, UnknownMethodListsValidOnes) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_EQ(r.output,
               "power-sampling-eval: --methods: unknown method 'beam'; valid methods: greedy, sample, low-temp, "
-              "power, power-entropy, smc, sps, best-of-n, maj-vote, power-maj-vote, best-of-n@METHOD (compute-matched "
-              "to METHOD)\n");
+              "power, power-entropy, smc, sps, best-of-n, maj-vote, power-maj-vote, best-of-n@METHOD, maj-vote@METHOD "
+              "(compute-matched to METHOD)\n");
     // Greedy's budget is one sample: nothing to match.
     const auto m = run("-d mawps-multiarith --methods best-of-n@greedy");
     EXPECT_EQ(m.exit_code, 1);

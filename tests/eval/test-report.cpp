@@ -294,7 +294,7 @@ TEST(EvalFiles, AtomicWriteAndFinishedCheck) {
 
 TEST(EvalMethods, NamesAndLookup) {
     EXPECT_EQ(ev::eval_method_names(), "greedy, sample, low-temp, power, power-entropy, smc, sps, best-of-n, maj-vote, "
-                                       "power-maj-vote, best-of-n@METHOD (compute-matched to METHOD)");
+                                       "power-maj-vote, best-of-n@METHOD, maj-vote@METHOD (compute-matched to METHOD)");
     ASSERT_TRUE(ev::find_eval_method("power-maj-vote").has_value());
     EXPECT_EQ(ev::find_eval_method("power-maj-vote")->engine, "power");
     EXPECT_TRUE(ev::find_eval_method("power-maj-vote")->uses_n);
@@ -311,9 +311,17 @@ TEST(EvalMethods, ComputeMatchedBestOfN) {
     EXPECT_TRUE(m->uses_n);
     EXPECT_EQ(m->selection, ev::selection::best_log_p);
     EXPECT_TRUE(ev::find_eval_method("best-of-n@power-entropy").has_value());
-    // Only single-answer methods with a varying budget can be matched, and only by best-of-n.
+    // The matched majority vote: the same N, majority selection.
+    const auto v = ev::find_eval_method("maj-vote@power");
+    ASSERT_TRUE(v.has_value());
+    EXPECT_EQ(v->matched_to, "power");
+    EXPECT_EQ(v->engine, "sample");
+    EXPECT_EQ(v->selection, ev::selection::majority);
+    // Only single-answer methods with a varying budget can be matched, and only by best-of-n and
+    // maj-vote.
     for (const char * bad : { "best-of-n@greedy", "best-of-n@maj-vote", "best-of-n@best-of-n", "best-of-n@",
-                              "best-of-n@best-of-n@smc", "maj-vote@smc", "best-of-n@beam", "@smc" }) {
+                              "best-of-n@best-of-n@smc", "maj-vote@greedy", "power-maj-vote@smc", "best-of-n@beam",
+                              "@smc" }) {
         EXPECT_FALSE(ev::find_eval_method(bad).has_value()) << bad;
     }
 }

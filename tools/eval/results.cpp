@@ -37,23 +37,26 @@ std::optional<eval_method> find_eval_method(std::string_view name) {
     for (const auto & m : eval_methods()) {
         if (m.name == name) return m;
     }
+    // The compute-matched N-sample baselines: best-of-n@M and maj-vote@M.
     const size_t at = name.find('@');
-    if (at == std::string_view::npos || name.substr(0, at) != "best-of-n") return std::nullopt;
+    if (at == std::string_view::npos) return std::nullopt;
+    const std::string_view base = name.substr(0, at);
+    if (base != "best-of-n" && base != "maj-vote") return std::nullopt;
     const auto target = find_eval_method(name.substr(at + 1));
     // Matching needs a method with one answer per problem whose cost varies: not greedy (its
     // budget is one sample), not the N-sample methods, not another matched method.
     if (!target || target->uses_n || !target->matched_to.empty() || target->name == "greedy") return std::nullopt;
-    eval_method m = *find_eval_method("best-of-n");
+    eval_method m = *find_eval_method(base);
     m.name = std::string(name);
     m.matched_to = target->name;
-    m.description = "best-of-n with N set so that its tokens per problem match " + target->name + "'s";
+    m.description = std::string(base) + " with N set so that its tokens per problem match " + target->name + "'s";
     return m;
 }
 
 std::string eval_method_names() {
     std::string out;
     for (const auto & m : eval_methods()) out += (out.empty() ? "" : ", ") + m.name;
-    return out + ", best-of-n@METHOD (compute-matched to METHOD)";
+    return out + ", best-of-n@METHOD, maj-vote@METHOD (compute-matched to METHOD)";
 }
 
 std::string sanitize_id(std::string_view id) {

@@ -30,15 +30,16 @@ struct eval_method {
     bool        uses_n;       // draws --n-samples chains instead of one
     enum selection selection;
     std::string description;
-    // Compute-matched best-of-n ("best-of-n@smc"): the method whose tokens per problem set N.
+    // Compute-matched best-of-n or majority vote ("best-of-n@smc", "maj-vote@power"): the method
+    // whose tokens per problem set N.
     std::string matched_to;
 };
 
 // greedy, sample, low-temp, power, power-entropy, smc, sps, best-of-n, maj-vote, power-maj-vote,
 // in that order.
 const std::vector<eval_method> & eval_methods();
-// A method of the table, or "best-of-n@M" for M one of the table's single-answer methods other
-// than greedy (best-of-n at the token budget M spent); nullopt for anything else.
+// A method of the table, or "best-of-n@M" / "maj-vote@M" for M one of the table's single-answer
+// methods other than greedy (N samples at the token budget M spent); nullopt for anything else.
 std::optional<eval_method> find_eval_method(std::string_view name);
 // "greedy, sample, ..., best-of-n@METHOD" for error messages.
 std::string eval_method_names();
