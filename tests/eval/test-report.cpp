@@ -238,13 +238,16 @@ TEST(EvalSummary, PassAtKUsesSmallestSampleCount) {
 TEST(EvalSummary, MarkdownJsonAndHtml) {
     auto c = numeric_record("greedy", { "\\boxed{5}" }, { 0 }, "5", "b");
     auto d = numeric_record("greedy", { "\\boxed{4}" }, { 0 }, "5", "c");
+    d["samples"][0]["finish"] = "length";  // one of the two samples stopped at the cap
     ev::grade_record(c);
     ev::grade_record(d);
     const auto rows = ev::summarize({ c, d }, { "greedy" });
     const ev::run_info info{ { "model", "m<1>" } };
     const auto md = ev::summary_markdown(rows, info);
     EXPECT_NE(md.find("- model: m<1>\n"), std::string::npos);
-    EXPECT_NE(md.find("| greedy | 2 | 50.0 | [9.5, 90.5] | - | - | 0 | 10.0 | 2.00 | - | - | - | - |"), std::string::npos) << md;
+    EXPECT_NE(md.find("| greedy | 2 | 50.0 | [9.5, 90.5] | - | - | 0 | 50.0 | 10.0 | 2.00 | - | - | - | - |"),
+              std::string::npos) << md;
+    EXPECT_EQ(ev::summary_json(rows, info)["methods"][0]["n_samples_at_cap"], 1);
     const auto j = ev::summary_json(rows, info);
     EXPECT_EQ(j["methods"][0]["n_correct"], 1);
     EXPECT_DOUBLE_EQ(j["methods"][0]["accuracy"].get<double>(), 0.5);

@@ -78,6 +78,8 @@ std::vector<method_summary> summarize(const std::vector<nlohmann::json> & record
             const auto & samples = rec.at("samples");
             n_c.emplace_back(samples.size(), g.value("n_correct", 0));
             for (const auto & s : samples) {
+                ++row.n_samples_total;
+                if (s.value("finish", "") == "length") ++row.n_samples_at_cap;
                 tokens += s.value("n_tokens_generated", 0.0);
                 proposals += s.value("n_proposals", 0);
                 accepted += s.value("n_accepted", 0);
@@ -149,14 +151,15 @@ std::string summary_markdown(const std::vector<method_summary> & rows, const run
     std::string out;
     for (const auto & [key, value] : info) out += "- " + key + ": " + value + "\n";
     if (!info.empty()) out += "\n";
-    out += "| method | problems | accuracy % | 95% CI | pass@1 % | pass@N % | no answer | tokens/problem | "
+    out += "| method | problems | accuracy % | 95% CI | pass@1 % | pass@N % | no answer | at cap % | tokens/problem | "
            "latency s/problem | s/problem (batched) | time x sample | MH accept | vs " +
            (rows.empty() ? std::string("first") : rows[0].method) + ": +won/-lost (p) |\n";
-    out += "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+    out += "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
     for (const auto & r : rows) {
         out += "| " + r.method + " | " + std::to_string(r.n_problems) + " | " + percent(r.accuracy()) + " | [" +
                percent(r.accuracy_ci.lower) + ", " + percent(r.accuracy_ci.upper) + "] | " + pass_at_text(r, 0) +
                " | " + pass_at_text(r, 1) + " | " + std::to_string(r.n_no_answer) + " | " +
+               (r.n_samples_total ? percent(double(r.n_samples_at_cap) / double(r.n_samples_total)) : "-") + " | " +
                fixed(r.mean_tokens_generated, 1) + " | " + fixed(r.mean_wall_seconds, 2) + " | " +
                (r.seconds_per_problem ? fixed(*r.seconds_per_problem, 2) : "-") + " | " +
                (r.time_vs_sample ? fixed(*r.time_vs_sample, 1) : "-") + " | " +
@@ -178,6 +181,8 @@ nlohmann::json summary_json(const std::vector<method_summary> & rows, const run_
             { "accuracy", r.accuracy() },
             { "accuracy_ci95", { r.accuracy_ci.lower, r.accuracy_ci.upper } },
             { "n_no_answer", r.n_no_answer },
+            { "n_samples_at_cap", r.n_samples_at_cap },
+            { "n_samples_total", r.n_samples_total },
             { "n_samples", r.n_samples },
             { "mean_tokens_generated", r.mean_tokens_generated },
             { "mean_wall_seconds", r.mean_wall_seconds },

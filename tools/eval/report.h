@@ -21,6 +21,9 @@ struct method_summary {
     std::uint64_t n_correct = 0;     // by the method's selected answer
     interval      accuracy_ci;       // 95% Wilson
     std::uint64_t n_no_answer = 0;   // problems whose selected answer is empty (counted wrong)
+    // Samples that stopped at the token cap, of all samples: where this is large, the cap and
+    // not the method decides the result.
+    std::uint64_t n_samples_at_cap = 0, n_samples_total = 0;
     // Samples per problem: the smallest count over the problems (pass@k needs k <= n for all).
     std::uint64_t n_samples = 0;
     // Unbiased pass@k averaged over problems, for k = 1 and k = n_samples; empty when each
