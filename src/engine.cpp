@@ -33,8 +33,11 @@ struct chain_state {
     int32_t seq_work = -1;
     bool    kept_holds_x = false;  // seq_kept's KV = x without its last token
     bool    work_holds_x = false;  // seq_work's KV = x without its last token
-    random_stream token_rng;   // token draws only
-    random_stream kernel_rng;  // positions and accept uniforms, so token draws never shift them
+    random_stream token_rng;     // block extensions' token draws
+    random_stream proposal_rng;  // the current proposal's token draws: a stream per proposal, so
+                                 // that a proposal stopped early (early rejection) shifts no later draw
+    random_stream kernel_rng;    // positions and accept uniforms, so token draws never shift them
+    uint64_t      chain_seed_index = 0;
 
     // Current state x, with the per-token values cached when each token was drawn.
     std::vector<token_id> x;
@@ -49,6 +52,12 @@ struct chain_state {
     std::vector<double>   y_weight;
     std::vector<double>   y_entropy;
     double                log_cut_forward = 0.0;  // log q_cut(m | x) of the step under way
+    // The step's accept uniform, drawn before its proposal (so early rejection can use it), and
+    // for early rejection: sum_{i>=m} w_i of x and the proposal's partial sum of w'.
+    double                log_u = 0.0;
+    bool                  early_rejection = false;
+    double                suffix_weight_current = 0.0;
+    double                proposal_weight_so_far = 0.0;
 
     phase   state      = phase::extending;
     int32_t block      = 1;
@@ -223,6 +232,7 @@ struct engine::impl {
             ch.seq_kept   = take_seq(false);
             ch.token_rng  = random_stream(sp.seed, uint64_t(c), 0);
             ch.kernel_rng = random_stream(sp.seed, uint64_t(c), 1);
+            ch.chain_seed_index = uint64_t(c);
             ch.target_len = std::min(r.block_len, sp.max_new_tokens);
             lm.seq_copy_prefix(prompt_seq, ch.seq_work, P - 1);
             // The last prompt token is decoded per chain: its logits give x_0.
@@ -277,6 +287,14 @@ struct engine::impl {
             ch.log_cut_forward = -std::log(double(ch.x.size()));
         }
         ch.suffix_start = m;
+        // The accept uniform comes right after m from the same stream, in the same order as if
+        // it were drawn at the step's end: decisions do not depend on early rejection.
+        ch.log_u = std::log(ch.kernel_rng.uniform_open01());
+        ch.early_rejection = early_rejection_applies(sp);
+        ch.suffix_weight_current = 0.0;
+        for (size_t i = size_t(m); i < ch.x.size(); ++i) ch.suffix_weight_current += ch.x_weight[i];
+        ch.proposal_weight_so_far = 0.0;
+        ch.proposal_rng = random_stream(sp.seed, ch.chain_seed_index, 2 + uint64_t(ch.result.n_proposals));
         ch.y.clear();
         ch.y_log_p.clear();
         ch.y_weight.clear();
@@ -363,8 +381,6 @@ struct engine::impl {
     void after_proposal(live_request & r, chain_state & ch) {
         const auto & sp = r.req.params;
         const size_t m = size_t(ch.suffix_start);
-        const double len_cur  = double(ch.x.size());
-        const double len_prop = double(m + ch.y.size());
 
         // Both sums run over the whole suffix of each sequence, whatever their lengths.
         double w_cur = 0.0, w_prop = 0.0, lp_cur = 0.0, lp_prop = 0.0;
@@ -383,7 +399,8 @@ struct engine::impl {
         double log_accept = 0.0;
         switch (variant) {
             case acceptance_variant::exact:
-            case acceptance_variant::without_bridging_term:  // concerns Power-SMC only
+            case acceptance_variant::without_bridging_term:            // concerns Power-SMC only
+            case acceptance_variant::early_bound_assuming_full_length:  // concerns the bound only
                 log_accept = log_acceptance_ratio(w_cur, w_prop, length_correction);
                 break;
             case acceptance_variant::without_proposal_terms:
@@ -396,7 +413,36 @@ struct engine::impl {
                 log_accept = w_prop - w_cur - ch.log_cut_forward;
                 break;
         }
-        const bool accepted = std::log(ch.kernel_rng.uniform_open01()) < log_accept;
+        const bool accepted = ch.log_u < log_accept;
+        finish_step(r, ch, accepted, log_accept, lp_cur, lp_prop, false);
+    }
+
+    // An upper bound on the final log A of the proposal under way that never rises with more
+    // tokens (sampling_params::early_rejection): the remaining w' are <= 0 and len(x') >= m + k.
+    // For entropy-guided cuts the reverse cut probability is <= 1, so its log is bounded by 0.
+    double early_rejection_bound(const live_request & r, const chain_state & ch) const {
+        const double partial = ch.proposal_weight_so_far - ch.suffix_weight_current;
+        if (r.req.params.method == method::power_entropy) return partial - ch.log_cut_forward;
+        const size_t shortest = variant == acceptance_variant::early_bound_assuming_full_length
+                                    ? size_t(ch.target_len)
+                                    : size_t(ch.suffix_start) + ch.y.size();
+        return partial + uniform_cut_correction(ch.x.size(), shortest);
+    }
+
+    void reject_early(live_request & r, chain_state & ch, double bound) {
+        double lp_cur = 0.0, lp_prop = 0.0;
+        for (size_t i = size_t(ch.suffix_start); i < ch.x.size(); ++i) lp_cur += ch.x_log_p[i];
+        for (double lp : ch.y_log_p) lp_prop += lp;
+        ch.result.n_early_rejections += 1;
+        finish_step(r, ch, false, bound, lp_cur, lp_prop, true);
+    }
+
+    void finish_step(live_request & r, chain_state & ch, bool accepted, double log_accept, double lp_cur,
+                     double lp_prop, bool stopped_early) {
+        const auto & sp = r.req.params;
+        const size_t m = size_t(ch.suffix_start);
+        const double len_cur  = double(ch.x.size());
+        const double len_prop = double(m + ch.y.size());
 
         step_record rec;
         if (sp.record_trace) {
@@ -431,6 +477,8 @@ struct engine::impl {
             rec.len_proposal     = int32_t(len_prop);
             rec.log_accept_ratio = log_accept;
             rec.accepted         = accepted;
+            rec.n_tokens_proposed = int32_t(ch.y.size());
+            rec.stopped_early    = stopped_early;
             rec.log_p_after      = log_p_of(ch);
             ch.result.trace.push_back(std::move(rec));
         }
@@ -443,9 +491,17 @@ struct engine::impl {
         }
     }
 
+    // Rounding can make a w_i a few ulps positive where it is log sum p^alpha ~ 0 (one token
+    // holds all the mass): allow 1e-9 per token still to come, so that no rounding can turn a
+    // decision the full computation would make.
+    static double early_rejection_margin(const chain_state & ch) {
+        return 1e-9 * double(ch.target_len - ch.suffix_start - int32_t(ch.y.size()) + 1);
+    }
+
     void on_logits(live_request & r, chain_state & ch, const float * row) {
         const auto & sp = r.req.params;
-        const token_draw d = draw_token(row, lm.n_vocab(), r.proposal, ch.token_rng, scratch);
+        random_stream & rng = ch.state == phase::extending ? ch.token_rng : ch.proposal_rng;
+        const token_draw d = draw_token(row, lm.n_vocab(), r.proposal, rng, scratch);
         const double weight = sp.alpha * d.log_p - d.log_q;
         const bool eog = lm.is_eog(d.token);
         ch.result.n_tokens_generated += 1;
@@ -466,8 +522,12 @@ struct engine::impl {
             ch.y_log_p.push_back(d.log_p);
             ch.y_weight.push_back(weight);
             ch.y_entropy.push_back(d.entropy);
+            ch.proposal_weight_so_far += weight;
             if (eog || ch.suffix_start + int32_t(ch.y.size()) >= ch.target_len) {
                 after_proposal(r, ch);
+            } else if (ch.early_rejection &&
+                       early_rejection_bound(r, ch) + early_rejection_margin(ch) < ch.log_u) {
+                reject_early(r, ch, early_rejection_bound(r, ch));
             } else {
                 ch.pending     = {ch.seq_work, d.token, true};
                 ch.has_pending = true;

@@ -140,6 +140,13 @@ void validate(const sampling_params & p) {
     }
 }
 
+bool early_rejection_applies(const sampling_params & p) {
+    // w_i = alpha log p - log q <= 0 needs q = p^alpha / Z exactly: temperature 1/alpha, no
+    // truncation, and alpha >= 1 (Z = sum p^alpha <= 1).
+    return p.early_rejection && (p.method == method::power || p.method == method::power_entropy) && p.alpha >= 1.0 &&
+           effective_temperature(p) == 1.0 / p.alpha && p.top_k == 0 && p.top_p == 1.0 && p.min_p == 0.0;
+}
+
 double effective_temperature(const sampling_params & p) {
     if (p.temperature > 0.0) {
         return p.temperature;

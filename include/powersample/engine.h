@@ -96,13 +96,18 @@ public:
     // as broken controls. without_length_correction drops the cut-probability ratio (for
     // power_entropy: both the forward and the reverse cut probabilities); without_reverse_cut
     // keeps the forward cut probability and forgets the reverse one; without_bridging_term
-    // makes Power-SMC forget the ramp's bridging weight. Never change it outside tests.
+    // makes Power-SMC forget the ramp's bridging weight; early_bound_assuming_full_length keeps
+    // the exact ratio but stops proposals with an early-rejection bound that takes len(x') to be
+    // the block's target instead of at least m + k (forgetting that EOG can end the proposal
+    // sooner: not an upper bound, so it rejects proposals that would be accepted). Never change
+    // it outside tests.
     enum class acceptance_variant {
         exact,
         without_proposal_terms,
         without_length_correction,
         without_reverse_cut,
         without_bridging_term,
+        early_bound_assuming_full_length,
     };
     void set_acceptance_variant_for_testing(acceptance_variant v);
 

@@ -74,6 +74,15 @@ struct sampling_params {
     bool     record_trace      = true; // keep the per-step trace in the result
     bool     record_suffixes   = false; // with record_trace: also keep each step's old and new
                                         // suffix tokens (memory grows with steps x T)
+    // MH (power, power-entropy): stop decoding a proposal as soon as it can no longer be accepted.
+    // The accept uniform u is drawn before the proposal; with the untruncated proposal at
+    // temperature 1/alpha and alpha >= 1 every w_i = log sum_v p(v)^alpha <= 0, so after k
+    // proposal tokens  sum_{i<k} w'_i - sum_{i>=m} w_i + log len(x) - log(m + k)  bounds the final
+    // log A from above and never rises; once it is below log u the proposal is rejected whatever
+    // comes next. Decisions, tokens and log p are bit-identical to the full computation; only
+    // fewer tokens are decoded. Elsewhere (alpha < 1, truncation, another temperature) w_i has
+    // no sign and the full computation runs: early_rejection_applies() says which case runs.
+    bool     early_rejection   = true;
 
     // method::power_entropy (ref: arXiv 2605.30327). The cut m is drawn from
     //     q_cut(m | x) = (1 - entropy_floor) * g(m) / sum_j g(j) + entropy_floor / len(x),
@@ -104,6 +113,8 @@ struct sampling_params {
 
 // Throws invalid_argument_error naming the first bad field and its value.
 void validate(const sampling_params & params);
+// True when params.early_rejection is on and exact for these parameters (see early_rejection).
+bool early_rejection_applies(const sampling_params & params);
 // The proposal temperature actually used (resolves temperature == 0).
 double effective_temperature(const sampling_params & params);
 
@@ -123,8 +134,11 @@ struct step_record {
     int32_t position         = 0;      // m: first completion position that was resampled
     int32_t len_current      = 0;      // len(x) before the step
     int32_t len_proposal     = 0;      // len(x')
-    double  log_accept_ratio = 0.0;    // log A
+    double  log_accept_ratio = 0.0;    // log A; for a proposal stopped early, the upper bound on
+                                       // log A that was below log u when it stopped
     bool    accepted         = false;
+    int32_t n_tokens_proposed = 0;     // proposal tokens decoded (len(x') - m unless stopped early)
+    bool    stopped_early    = false;  // rejected by the early-rejection bound before its end
     double  log_p_after      = 0.0;       // log p(x | prompt) of the state after the step
     // The two suffixes compared, from completion position m on: their summed base-model log p
     // (so alpha * (proposal - current) is the target's part of log A), and their tokens when
@@ -153,6 +167,7 @@ struct sample_result {
     int64_t               n_tokens_decoded   = 0;  // tokens through the model for this chain: every
                                                    // proposal, particle, candidate and rollout
     int32_t               n_resamples = 0;         // smc: resampling events
+    int32_t               n_early_rejections = 0;  // MH proposals stopped by the early-rejection bound
     finish_reason         finish = finish_reason::length;
     std::vector<step_record> trace;
 
