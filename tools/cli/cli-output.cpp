@@ -33,7 +33,8 @@ nlohmann::json params_to_json(const ps::sampling_params & p) {
             {"sps_lookahead", p.sps_lookahead},
             {"entropy_beta", p.entropy_beta},
             {"entropy_floor", p.entropy_floor},
-            {"best_of", p.best_of}};
+            {"best_of", p.best_of},
+            {"early_rejection", ps::early_rejection_applies(p)}};
 }
 
 nlohmann::json report_to_json(const run_report & r) {
@@ -45,7 +46,8 @@ nlohmann::json report_to_json(const run_report & r) {
                              {"len_proposal", s.len_proposal}, {"log_accept_ratio", s.log_accept_ratio},
                              {"accepted", s.accepted}, {"log_p_after", s.log_p_after},
                              {"log_p_suffix_current", s.log_p_suffix_current},
-                             {"log_p_suffix_proposal", s.log_p_suffix_proposal}});
+                             {"log_p_suffix_proposal", s.log_p_suffix_proposal},
+                             {"n_tokens_proposed", s.n_tokens_proposed}, {"stopped_early", s.stopped_early}});
         }
         chains.push_back({{"text", c.text},
                           {"tokens", c.tokens},
@@ -58,6 +60,7 @@ nlohmann::json report_to_json(const run_report & r) {
                           {"n_tokens_generated", c.n_tokens_generated},
                           {"n_tokens_decoded", c.n_tokens_decoded},
                           {"n_resamples", c.n_resamples},
+                          {"n_early_rejections", c.n_early_rejections},
                           {"trace", trace}});
     }
     return {{"params", params_to_json(r.params)},

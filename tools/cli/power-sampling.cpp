@@ -68,6 +68,7 @@ struct cli_options {
     int32_t     sps_lookahead  = 0;
     double      entropy_beta   = 1.0;
     double      entropy_floor  = 0.1;
+    bool        no_early_rejection = false;
     int32_t     best_of        = 8;
     bool        compare        = false;
     bool        trace          = false;
@@ -135,6 +136,7 @@ ps::sampling_params build_params(const cli_options & o, const CLI::App & app) {
     if (app.count("--entropy-beta")) p.entropy_beta = o.entropy_beta;
     if (app.count("--entropy-floor")) p.entropy_floor = o.entropy_floor;
     if (app.count("--best-of")) p.best_of = o.best_of;
+    p.early_rejection = !o.no_early_rejection;
     p.record_trace = true;
     try {
         ps::validate(p);
@@ -252,6 +254,10 @@ int main(int argc, char ** argv) {
     app.add_option("--entropy-floor", o.entropy_floor, "power-entropy: uniform share of cuts, in (0, 1]")
         ->capture_default_str()->group(g_methods);
     app.add_option("--best-of", o.best_of, "best-of-n: samples per answer (>= 1)")->capture_default_str()
+        ->group(g_methods);
+    app.add_flag("--no-early-rejection", o.no_early_rejection,
+                 "power, power-entropy: decode every proposal to its end instead of stopping it once it "
+                 "cannot be accepted (same chain, more tokens)")
         ->group(g_methods);
     app.add_option("-s,--seed", o.seed, "RNG seed (default: random, printed on stderr)")->group(g_sampling);
 

@@ -97,6 +97,7 @@ struct options {
     double      ess_threshold = -1;
     int32_t     sps_candidates = -1, sps_top_k = -1, sps_rollouts = -1, sps_lookahead = -1;
     double      entropy_beta = -1, entropy_floor = -1;
+    bool        no_early_rejection = false;
     size_t      limit = 0;            // 0: all
     size_t      offset = 0;
     bool        shuffle = false;
@@ -174,7 +175,10 @@ nlohmann::json method_params(const ps::sampling_params & sp) {
             return { { "candidates", sp.sps_candidates }, { "top_k", sp.sps_top_k },
                      { "rollouts", sp.sps_rollouts }, { "lookahead", sp.sps_lookahead } };
         case ps::method::power_entropy:
-            return { { "entropy_beta", sp.entropy_beta }, { "entropy_floor", sp.entropy_floor } };
+            return { { "entropy_beta", sp.entropy_beta }, { "entropy_floor", sp.entropy_floor },
+                     { "early_rejection", ps::early_rejection_applies(sp) } };
+        case ps::method::power:
+            return { { "early_rejection", ps::early_rejection_applies(sp) } };
         default:
             return nlohmann::json::object();
     }
@@ -276,6 +280,9 @@ int main(int argc, char ** argv) {
         ->default_str("")->group(g_other);
     app.add_option("--entropy-floor", o.entropy_floor, "power-entropy: uniform share of cuts, in (0, 1] [0.1]")
         ->default_str("")->group(g_other);
+    app.add_flag("--no-early-rejection", o.no_early_rejection,
+                 "power, power-entropy: decode every proposal to its end (same answers, more tokens)")
+        ->group(g_other);
     app.add_option("--limit", o.limit, "at most this many problems (0: all)")->group("Selection");
     app.add_option("--offset", o.offset, "skip this many problems (after shuffling)")->group("Selection");
     app.add_flag("--shuffle", o.shuffle, "shuffle the problems with --seed before offset and limit")
@@ -348,6 +355,7 @@ int main(int argc, char ** argv) {
     if (given("--alpha-ramp")) base.alpha_ramp_tokens = o.alpha_ramp;
     if (given("--entropy-beta")) base.entropy_beta = o.entropy_beta;
     if (given("--entropy-floor")) base.entropy_floor = o.entropy_floor;
+    base.early_rejection = !o.no_early_rejection;
     // sps: the paper's settings (B 192, 64 rollouts per block to the cap) cost hours per problem
     // on a small model on a CPU, so the eval starts from the scaled preset; the flags override it.
     ps::sampling_params sps = base;
@@ -531,7 +539,8 @@ int main(int argc, char ** argv) {
                                         { "n_tokens_generated", c.n_tokens_generated },
                                         { "n_tokens_decoded", c.n_tokens_decoded },
                                         { "n_proposals", c.n_proposals },
-                                        { "n_accepted", c.n_accepted } });
+                                        { "n_accepted", c.n_accepted },
+                                        { "n_early_rejections", c.n_early_rejections } });
                     tokens += c.n_tokens_generated;
                 }
                 for (const auto & m : group) {
