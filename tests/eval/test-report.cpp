@@ -361,3 +361,19 @@ TEST(EvalGrading, CutResponseNeedsAnExplicitAnswer) {
     ev::grade_record(rec);
     EXPECT_EQ(rec["grade"]["answer"], "8");
 }
+
+// A HumanEval record says which isolation its programs ran under; numeric records do not.
+TEST(EvalGrading, HumanEvalRecordNamesTheSandbox) {
+    nlohmann::json rec{ { "problem_id", "HumanEval/0" }, { "task", "humaneval" }, { "method", "greedy" },
+                        { "engine", "greedy" }, { "question", "def add(xs):\n" },
+                        { "test", "def check(candidate):\n    assert candidate([1, 2]) == 3\n" },
+                        { "entry_point", "add" },
+                        { "samples", { { { "text", "    return sum(xs)\n" }, { "log_p", -1.0 }, { "finish", "eog" } } } } };
+    ev::grade_record(rec);
+    EXPECT_EQ(rec["grade"]["correct"], true) << rec.dump(1);
+    const auto sandbox = rec["grade"].value("sandbox", "");
+    EXPECT_TRUE(sandbox == "bwrap" || sandbox == "namespaces" || sandbox == "fork") << rec.dump(1);
+    auto num = numeric_record("greedy", { "\\boxed{8}" }, { -1 }, "8");
+    ev::grade_record(num);
+    EXPECT_FALSE(num["grade"].contains("sandbox"));
+}
