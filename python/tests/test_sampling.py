@@ -262,3 +262,12 @@ def test_method_options_are_checked(sampler):
         sampler.generate(PROMPT, "smc", max_len=8, method_options={"n_particles": 0})
     with pytest.raises(ValueError, match="best_of.*not a setting of method 'smc'"):
         sampler.generate(PROMPT, "smc", max_len=8, method_options={"best_of": 2})
+
+
+def test_str_of_a_result_is_its_text(model, tokenizer):
+    # The original demo prints the result of power_sample() and expects the completion text.
+    r = powersample.power_sample(model, tokenizer, "Name a fruit.", max_len=4, block_size=2, steps=1, seed=3,
+                                 threads=1)
+    assert str(r) == r.text
+    assert f"{r}" == r.text
+    assert repr(r).startswith("SampleResult(text=")
