@@ -1372,7 +1372,7 @@ test_outcome run_python_source(const std::string & source, const std::string & p
 
     if (out.timed_out) {
         out.error_text = "timed out after " + std::to_string(wall_ms) + " ms";
-    } else if (WIFEXITED(status) && !(bwrap_signal(bwrap, status) > 0)) {
+    } else if (WIFEXITED(status) && bwrap_signal(bwrap, status) == 0) {
         const int code = WEXITSTATUS(status);
         out.passed = code == 0;
         if (!out.passed) {
