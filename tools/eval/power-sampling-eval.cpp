@@ -72,8 +72,6 @@ std::string join(const std::vector<std::string> & v, const char * sep) {
     return out;
 }
 
-// Each problem gets its own seed from (run seed, problem id), so a problem's samples do not
-// depend on --offset, --limit or on which other problems share the batch.
 // Why `prompt` cannot be generated from with max_new_tokens more, or nullopt. The same bounds
 // (and wording) as power_sampler's request check, which would reject the whole batch.
 std::optional<std::string> beyond_context(const ps::model & model, const std::string & prompt, int32_t max_new_tokens) {
@@ -90,6 +88,8 @@ std::optional<std::string> beyond_context(const ps::model & model, const std::st
     return std::nullopt;
 }
 
+// Each problem gets its own seed from (run seed, problem id), so a problem's samples do not
+// depend on --offset, --limit or on which other problems share the batch.
 uint64_t problem_seed(uint64_t seed, const std::string & id) {
     uint64_t h = 1469598103934665603ull ^ (seed * 0x9e3779b97f4a7c15ull);
     for (char c : id) {
