@@ -31,9 +31,10 @@ done
 log() { echo "setup: $*" >&2; }
 
 if [ "$want_apt" = 1 ]; then
+  # bubblewrap: the HumanEval sandbox's filesystem view (tools/eval/README.md)
   packages="cmake ninja-build g++ git python3 python3-pip unzip libgtest-dev libgmock-dev
             libbenchmark-dev nlohmann-json3-dev libcli11-dev libfmt-dev libcpp-httplib-dev
-            zlib1g-dev"
+            zlib1g-dev bubblewrap"
   missing=""
   for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

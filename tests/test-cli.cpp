@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -92,8 +93,29 @@ TEST(cli, bad_prompts_are_reported) {
     for (int i = 0; i < 9000; ++i) huge += "word ";
     const std::string f = temp_path("huge.txt");
     write_file(f, huge);
-    expect_error("-f " + f + fast, "context");
+    expect_error("-m smollm2-135m -f " + f + fast, "context");
     expect_error("-f /no/such/prompt.txt" + fast, "--file");
+}
+
+// Checked before the model loads: each fails fast with the flag named.
+TEST(cli, bad_files_seeds_and_gpu_layers_name_the_flag) {
+    expect_error("-f /etc" + fast, "--file '/etc': is a directory");
+    const run_result r = run_cli("-f /etc" + fast);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    expect_error("-p hi" + fast + "-s 99999999999999999999999", "-s/--seed 99999999999999999999999: beyond 64 bits");
+    expect_error("-p hi" + fast + "-s 18446744073709551616", "beyond 64 bits");
+    expect_error("-p hi" + fast + "-s 12abc", "-s/--seed '12abc': not a number");
+    expect_error("-p hi" + fast + "-s -2", "-s/--seed '-2'");
+    expect_error("-p hi" + fast + "-ngl -5", "-ngl/--n-gpu-layers -5: must be -1 (all) or >= 0");
+    expect_error("-p hi" + fast + "--n-gpu-layers -2", "-ngl/--n-gpu-layers -2");
+}
+
+// The largest 64-bit seed is a seed, and is recorded as given.
+TEST(cli, largest_seed_is_accepted) {
+    const run_result r = run_cli("-m smollm2-135m -p hi --json -n 2 --block-size 2 --steps 1 -q -s 18446744073709551615");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["runs"][0]["params"]["seed"].get<uint64_t>(), 18446744073709551615ull) << r.out;
 }
 
 TEST(cli, json_output_is_complete) {

@@ -183,6 +183,11 @@ class SampleResult:
         """n_accepted / n_proposals (0 when there were no proposals)."""
         return self.n_accepted / self.n_proposals if self.n_proposals else 0.0
 
+    def __str__(self) -> str:
+        # The completion, so that the original demo's print(power_sample(...)) prints its text;
+        # repr() still shows the whole record.
+        return self.text
+
 
 def _to_result(g, chain: int, seed: int, method: str, prompt: str) -> SampleResult:
     c = g.chains[chain]

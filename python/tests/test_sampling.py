@@ -273,3 +273,12 @@ def test_text_cut_inside_a_character_is_valid(sampler, tokenizer):
     assert two.text == "你"
     assert two.tokens[:1] == one.tokens  # tokens are kept exactly
     assert tokenizer.decode(one.tokens) == "\ufffd"
+
+
+def test_str_of_a_result_is_its_text(model, tokenizer):
+    # The original demo prints the result of power_sample() and expects the completion text.
+    r = powersample.power_sample(model, tokenizer, "Name a fruit.", max_len=4, block_size=2, steps=1, seed=3,
+                                 threads=1)
+    assert str(r) == r.text
+    assert f"{r}" == r.text
+    assert repr(r).startswith("SampleResult(text=")

@@ -286,3 +286,156 @@ TEST(RunResume, InterruptLosesOnlyProblemsInFlight) {
     }
     fs::remove_all(dir);
 }
+
+namespace {
+
+// Lines of `file` (0 when missing).
+size_t count_lines(const fs::path & file) {
+    std::ifstream in(file);
+    size_t n = 0;
+    for (std::string line; std::getline(in, line);) n += !line.empty();
+    return n;
+}
+
+// Cell `column` (0: the method) of `method`'s row of the summary table, spaces included; "" if absent.
+std::string table_cell(const std::string & output, const std::string & method, size_t column) {
+    const auto start = output.find("| " + method + " |");
+    if (start == std::string::npos) return {};
+    const auto row = output.substr(start + 1, output.find('\n', start) - start - 1);
+    size_t at = 0;
+    for (size_t i = 0; i < column; ++i) {
+        at = row.find('|', at);
+        if (at == std::string::npos) return {};
+        ++at;
+    }
+    return row.substr(at, row.find('|', at) - at);
+}
+
+size_t count_results(const fs::path & dir) {
+    size_t n = 0;
+    std::error_code ec;
+    for (const auto & e : fs::directory_iterator(dir, ec)) {
+        const auto name = e.path().filename().string();
+        n += e.path().extension() == ".json" && name[0] != '_';
+    }
+    return n;
+}
+
+}  // namespace
+
+// --out is checked before the model loads: the model path here does not exist, so reaching the
+// model would end in a --model error instead.
+TEST(CliBadInput, OutMustBeAWritableDirectory) {
+    const auto dir = fresh_dir("out");
+    const auto file = dir / "a-file";
+    std::ofstream(file) << "x";
+    const std::string common = "-d mawps-multiarith --data-dir " POWERSAMPLE_TEST_DATA_DIR
+                               " --limit 1 --methods greedy -m /nonexistent/model.gguf ";
+    auto r = run(common + "--out " + file.string());
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_EQ(r.output, "power-sampling-eval: --out '" + file.string() + "': '" + file.string() +
+                            "' is not a directory\n");
+    // A method directory that is a file is caught as well.
+    fs::create_directories(dir / "out2");
+    std::ofstream(dir / "out2" / "greedy") << "x";
+    r = run(common + "--out " + (dir / "out2").string());
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("out2/greedy' is not a directory"), std::string::npos) << r.output;
+
+    // Read-only: as root only a read-only mount refuses writes, so the binary runs in a mount
+    // namespace where the directory is bound read-only.
+    const auto ro = dir / "ro";
+    fs::create_directories(ro);
+    std::string cmd_prefix;
+    if (::geteuid() == 0) {
+        if (std::system("unshare -m true >/dev/null 2>&1") != 0) GTEST_SKIP() << "unshare -m unavailable";
+        cmd_prefix = "unshare -m sh -c 'mount --bind " + ro.string() + " " + ro.string() + " && mount -o remount,ro,bind " +
+                     ro.string() + " " + ro.string() + " && exec \"$0\" \"$@\"' ";
+    } else {
+        fs::permissions(ro, fs::perms::owner_read | fs::perms::owner_exec);
+    }
+    const std::string cmd = cmd_prefix + POWERSAMPLE_EVAL_BINARY + " " + common + "--out " + ro.string() + " 2>&1";
+    FILE * p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    std::array<char, 4096> buf;
+    for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), p)) > 0;) out.append(buf.data(), n);
+    const int status = ::pclose(p);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << ": " << out;
+    EXPECT_NE(out.find("power-sampling-eval: --out '" + ro.string() + "': "), std::string::npos) << out;
+    EXPECT_TRUE(out.find("Read-only file system") != std::string::npos ||
+                out.find("Permission denied") != std::string::npos)
+        << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+    fs::permissions(ro, fs::perms::owner_all);
+    fs::remove_all(dir);
+}
+
+// One problem whose prompt is beyond the model's context is recorded as skipped, with the
+// reason, and counted; the others run, on the first run and on every rerun.
+TEST(RunSkip, OversizedProblemIsSkippedAndTheRestRun) {
+    const auto dir = fresh_dir("oversized");
+    std::string huge;
+    for (int i = 0; i < 20000; ++i) huge += "word ";
+    std::ofstream(dir / "u.jsonl") << "{\"id\": \"a\", \"question\": \"What is 1+1?\", \"answer\": 2}\n"
+                                   << "{\"id\": \"huge\", \"question\": \"" << huge << "\", \"answer\": 3}\n"
+                                   << "{\"id\": \"c\", \"question\": \"What is 2+2?\", \"answer\": 4}\n";
+    const std::string args = "-m smollm2-135m -d " + (dir / "u.jsonl").string() +
+                             " --id-field id --raw --methods greedy --max-new-tokens 4 -t 1 --out " +
+                             (dir / "out").string();
+    for (const char * expected : { "[greedy] 2 to run, 0 already done, 1 skipped", "[greedy] 0 to run, 2 already done, 1 skipped" }) {
+        const auto r = run(args);
+        ASSERT_EQ(r.exit_code, 0) << r.output;
+        EXPECT_NE(r.output.find(expected), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find("[greedy] skipped huge: prompt: "), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find("tokens, beyond the model's context of"), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find("| greedy | 2 |"), std::string::npos) << r.output;
+        EXPECT_EQ(table_cell(r.output, "greedy", 7), " 1 ") << r.output;  // the skipped column
+    }
+    const auto rec = slurp(dir / "out" / "greedy" / "huge.json");
+    EXPECT_NE(rec.find("\"skipped\": \"prompt: "), std::string::npos) << rec.substr(0, 400);
+    EXPECT_NE(slurp(dir / "out" / "summary.json").find("\"n_skipped\": 1"), std::string::npos);
+    fs::remove_all(dir);
+}
+
+// Time is recorded per finished problem as it finishes, so a killed run keeps the timing of
+// the problems it finished.
+TEST(RunTiming, TimePerFinishedProblemSurvivesAKill) {
+    const auto dir = fresh_dir("timing");
+    const std::string args = "-m smollm2-135m -d mawps-multiarith --data-dir " POWERSAMPLE_TEST_DATA_DIR
+                             " --limit 3 --methods greedy --max-new-tokens 4 -t 1 --out " + dir.string();
+    auto r = run(args);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(count_lines(dir / "greedy" / "_timing.jsonl"), 3u);
+    EXPECT_NE(slurp(dir / "greedy" / "_timing.jsonl").find("\"problems\":1"), std::string::npos);
+
+    const auto killed = fresh_dir("timing-kill");
+    const std::string kill_args = "-m smollm2-135m -d mawps-multiarith --data-dir " POWERSAMPLE_TEST_DATA_DIR
+                                  " --limit 3 --methods greedy --max-new-tokens 48 -t 1 --out " + killed.string();
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        const std::string cmd = std::string("exec ") + POWERSAMPLE_EVAL_BINARY + " " + kill_args + " >/dev/null 2>&1";
+        ::execl("/bin/sh", "sh", "-c", cmd.c_str(), (char *) nullptr);
+        ::_exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (std::chrono::steady_clock::now() < deadline && count_lines(killed / "greedy" / "_timing.jsonl") == 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    const size_t lines = count_lines(killed / "greedy" / "_timing.jsonl");
+    const size_t files = count_results(killed / "greedy");
+    EXPECT_GE(lines, 1u);
+    // The result file is written just before its timing line: a kill may fall between them.
+    EXPECT_TRUE(lines == files || lines + 1 == files) << lines << " lines, " << files << " files";
+    r = run("--summary-only --methods greedy --out " + killed.string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    // The batched time per problem is known.
+    EXPECT_NE(table_cell(r.output, "greedy", 10), " - ") << r.output;
+    EXPECT_NE(table_cell(r.output, "greedy", 10), "") << r.output;
+    fs::remove_all(dir);
+    fs::remove_all(killed);
+}

@@ -245,7 +245,7 @@ TEST(EvalSummary, MarkdownJsonAndHtml) {
     const ev::run_info info{ { "model", "m<1>" } };
     const auto md = ev::summary_markdown(rows, info);
     EXPECT_NE(md.find("- model: m<1>\n"), std::string::npos);
-    EXPECT_NE(md.find("| greedy | 2 | 50.0 | [9.5, 90.5] | - | - | 0 | 50.0 | 10.0 | 2.00 | - | - | - | - |"),
+    EXPECT_NE(md.find("| greedy | 2 | 50.0 | [9.5, 90.5] | - | - | 0 | 0 | 50.0 | 10.0 | 2.00 | - | - | - | - |"),
               std::string::npos) << md;
     EXPECT_EQ(ev::summary_json(rows, info)["methods"][0]["n_samples_at_cap"], 1);
     const auto j = ev::summary_json(rows, info);
@@ -371,4 +371,40 @@ TEST(EvalGrading, CutResponseNeedsAnExplicitAnswer) {
     rec["samples"][0]["text"] = "She has 8 left.\nQuestion: 1. The";
     ev::grade_record(rec);
     EXPECT_EQ(rec["grade"]["answer"], "8");
+}
+
+// A HumanEval record says which isolation its programs ran under; numeric records do not.
+TEST(EvalGrading, HumanEvalRecordNamesTheSandbox) {
+    nlohmann::json rec{ { "problem_id", "HumanEval/0" }, { "task", "humaneval" }, { "method", "greedy" },
+                        { "engine", "greedy" }, { "question", "def add(xs):\n" },
+                        { "test", "def check(candidate):\n    assert candidate([1, 2]) == 3\n" },
+                        { "entry_point", "add" },
+                        { "samples", { { { "text", "    return sum(xs)\n" }, { "log_p", -1.0 }, { "finish", "eog" } } } } };
+    ev::grade_record(rec);
+    EXPECT_EQ(rec["grade"]["correct"], true) << rec.dump(1);
+    const auto sandbox = rec["grade"].value("sandbox", "");
+    EXPECT_TRUE(sandbox == "bwrap" || sandbox == "namespaces" || sandbox == "fork") << rec.dump(1);
+    auto num = numeric_record("greedy", { "\\boxed{8}" }, { -1 }, "8");
+    ev::grade_record(num);
+    EXPECT_FALSE(num["grade"].contains("sandbox"));
+}
+
+// A problem recorded as skipped (its prompt beyond the context) is counted apart: not a problem
+// of the accuracy, and not graded.
+TEST(EvalSummary, SkippedProblemsAreCountedApart) {
+    std::vector<nlohmann::json> recs{ numeric_record("greedy", { "\\boxed{8}" }, { -1 }, "8", "p/0"),
+                                      numeric_record("greedy", { "\\boxed{3}" }, { -1 }, "8", "p/1") };
+    for (auto & r : recs) ev::grade_record(r);
+    recs.push_back({ { "problem_id", "p/2" }, { "task", "numeric" }, { "method", "greedy" },
+                     { "samples", nlohmann::json::array() },
+                     { "skipped", "prompt: 20043 tokens, beyond the model's context of 8192 tokens" } });
+    const auto rows = ev::summarize(recs, { "greedy" });
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].n_problems, 2u);
+    EXPECT_EQ(rows[0].n_correct, 1u);
+    EXPECT_EQ(rows[0].n_skipped, 1u);
+    EXPECT_NE(ev::summary_markdown(rows, {}).find("| greedy | 2 | 50.0 | [9.5, 90.5] | - | - | 0 | 1 |"),
+              std::string::npos)
+        << ev::summary_markdown(rows, {});
+    EXPECT_EQ(ev::summary_json(rows, {})["methods"][0]["n_skipped"], 1);
 }

@@ -13,14 +13,18 @@
 #include <fmt/core.h>
 
 #include <atomic>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <random>
 #include <sstream>
+#include <system_error>
 #include <unistd.h>
 
 namespace ps = powersample;
@@ -47,7 +51,7 @@ struct cli_options {
     std::string output_file;
     std::string trace_svg;
     int32_t     max_new_tokens = 0;
-    int64_t     seed           = -1;
+    std::string seed;  // text: CLI11 would let a number beyond 64 bits through; checked by parse_seed
     int32_t     threads        = 0;
     int32_t     n_gpu_layers   = 0;
     double      temperature    = 0.0;
@@ -94,13 +98,34 @@ std::vector<std::string> translate_llama_flags(int argc, char ** argv) {
     return args;
 }
 
+// -s/--seed: empty or -1 for a random seed (nullopt), else a decimal in [0, 2^64 - 1].
+std::optional<uint64_t> parse_seed(const std::string & text) {
+    if (text.empty() || text == "-1") return std::nullopt;
+    uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec == std::errc::result_out_of_range) {
+        throw ps::invalid_argument_error("-s/--seed " + text + ": beyond 64 bits (0 .. 18446744073709551615)");
+    }
+    if (ec != std::errc() || end != text.data() + text.size()) {
+        throw ps::invalid_argument_error("-s/--seed '" + text + "': not a number (0 .. 18446744073709551615, "
+                                         "or -1 for a random seed)");
+    }
+    return v;
+}
+
 std::string read_prompt(const cli_options & o, const CLI::App & app) {
     if (!o.prompt_file.empty()) {
+        std::error_code ec;
+        if (std::filesystem::is_directory(o.prompt_file, ec)) {
+            throw ps::invalid_argument_error("--file '" + o.prompt_file + "': is a directory");
+        }
         std::ifstream in(o.prompt_file, std::ios::binary);
         if (!in) {
             throw ps::invalid_argument_error("--file '" + o.prompt_file + "': cannot read");
         }
-        return std::string(std::istreambuf_iterator<char>(in), {});
+        std::string text(std::istreambuf_iterator<char>(in), {});
+        if (in.bad()) throw ps::invalid_argument_error("--file '" + o.prompt_file + "': read error");
+        return text;
     }
     if (app.count("--prompt")) {
         return o.prompt;
@@ -259,7 +284,8 @@ int main(int argc, char ** argv) {
                  "power, power-entropy: decode every proposal to its end instead of stopping it once it "
                  "cannot be accepted (same chain, more tokens)")
         ->group(g_methods);
-    app.add_option("-s,--seed", o.seed, "RNG seed (default: random, printed on stderr)")->group(g_sampling);
+    app.add_option("-s,--seed", o.seed, "RNG seed, 0 .. 2^64-1 (default or -1: random, printed on stderr)")
+        ->group(g_sampling);
 
     app.add_flag("--compare", o.compare, "Run standard sampling (T = 1) and power sampling on the same prompt")
         ->group(g_output);
@@ -340,12 +366,16 @@ int main(int argc, char ** argv) {
             }
         }
         if (o.threads < 0) throw ps::invalid_argument_error("--threads = " + std::to_string(o.threads) + ": must be >= 0");
+        if (o.n_gpu_layers < -1) {
+            throw ps::invalid_argument_error("-ngl/--n-gpu-layers " + std::to_string(o.n_gpu_layers) +
+                                             ": must be -1 (all) or >= 0");
+        }
         ps::sampling_params params = build_params(o, app);
-        if (o.seed < 0) {
+        if (const auto seed = parse_seed(o.seed)) {
+            params.seed = *seed;
+        } else {
             params.seed = (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
             if (!o.quiet) std::fprintf(stderr, "seed: %llu\n", (unsigned long long) params.seed);
-        } else {
-            params.seed = uint64_t(o.seed);
         }
         const std::string prompt_text = o.batch_file.empty() ? read_prompt(o, app) : std::string();
         if (o.batch_file.empty() && prompt_text.empty()) throw ps::invalid_argument_error("prompt: empty");

@@ -21,6 +21,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <system_error>
 #include <vector>
@@ -1119,24 +1121,59 @@ void drain(int fd, std::string & out) {
     }
 }
 
-}  // namespace
+// bwrap reports a child killed by a signal as exit status 128 + signal; 0 when not that case.
+int bwrap_signal(const std::string & bwrap, int status) {
+    if (bwrap.empty() || !WIFEXITED(status)) {
+        return 0;
+    }
+    const int code = WEXITSTATUS(status);
+    return code > 128 && code < 128 + NSIG ? code - 128 : 0;
+}
 
-test_outcome run_humaneval_test(std::string_view program, std::string_view test_code, std::string_view entry_point,
-                                const sandbox_limits & limits) {
+// Arguments that run `python_argv` under bubblewrap with a view of the system in which the
+// scratch directory is the only writable place: /usr (and the merged-/usr links), /etc and the
+// interpreter's prefix read-only, empty read-only / /tmp /dev/shm, a minimal /dev, the /proc of
+// its own PID namespace, and new user, IPC, UTS, cgroup and network namespaces (only a
+// loopback device of its own).
+std::vector<std::string> bwrap_argv(const std::string & bwrap, const std::string & scratch,
+                                    const std::vector<std::string> & python_argv) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> a = { bwrap, "--unshare-all", "--die-with-parent", "--new-session",
+                                   "--ro-bind", "/usr", "/usr" };
+    for (const char * dir : { "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32" }) {
+        std::error_code ec;
+        const auto st = fs::symlink_status(dir, ec);
+        if (ec) {
+            continue;
+        }
+        if (fs::is_symlink(st)) {
+            const auto target = fs::read_symlink(dir, ec);
+            if (!ec) {
+                a.insert(a.end(), { "--symlink", target.string(), dir });
+            }
+        } else if (fs::is_directory(st)) {
+            a.insert(a.end(), { "--ro-bind", dir, dir });
+        }
+    }
+    // An interpreter outside /usr (a virtual environment, /opt/python) needs its prefix.
+    std::error_code ec;
+    const auto real = fs::canonical(python_argv[0], ec);
+    if (!ec && !starts_with(real.string(), "/usr/")) {
+        const auto prefix = real.parent_path().parent_path().string();
+        a.insert(a.end(), { "--ro-bind", prefix, prefix });
+    }
+    a.insert(a.end(), { "--ro-bind", "/etc", "/etc", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+                        "--bind", scratch, scratch, "--remount-ro", "/tmp", "--remount-ro", "/dev",
+                        "--remount-ro", "/", "--chdir", scratch });
+    a.insert(a.end(), python_argv.begin(), python_argv.end());
+    return a;
+}
+
+// Runs `source` as program.py in a fresh scratch directory, under bwrap when `bwrap` is not
+// empty, else in PID + network namespaces when allowed, else after a plain fork.
+test_outcome run_python_source(const std::string & source, const std::string & python, const std::string & bwrap,
+                               const sandbox_limits & limits) {
     test_outcome out;
-    if (!is_python_identifier(entry_point)) {
-        out.error_text = "invalid entry_point '" + std::string(entry_point) + "': not a Python identifier";
-        return out;
-    }
-    const std::string python = resolve_executable(limits.python);
-    if (python.empty()) {
-        out.error_text = "interpreter '" + limits.python + "' not found in " + k_sandbox_path;
-        return out;
-    }
-    std::string source;
-    source.reserve(program.size() + test_code.size() + entry_point.size() + 16);
-    source.append(program).append("\n\n").append(test_code).append("\n\ncheck(").append(entry_point).append(")\n");
-
     scratch_dir scratch;
     {
         std::error_code ec;
@@ -1197,7 +1234,13 @@ test_outcome run_humaneval_test(std::string_view program, std::string_view test_
                                   "ALL_PROXY=http://127.0.0.1:9",
                                   "no_proxy=",
                                   nullptr };
-    const char * const argv[] = { python.c_str(), "-I", "-B", "program.py", nullptr };
+    const std::vector<std::string> python_argv = { python, "-I", "-B", "program.py" };
+    const std::vector<std::string> args = bwrap.empty() ? python_argv : bwrap_argv(bwrap, scratch.path, python_argv);
+    std::vector<const char *> argv;
+    for (const auto & arg : args) {
+        argv.push_back(arg.c_str());
+    }
+    argv.push_back(nullptr);
 
     const auto wall_ms = std::max<std::int64_t>(1, limits.wall_time.count());
     const rlim_t cpu = limits.cpu_seconds ? limits.cpu_seconds : static_cast<rlim_t>((wall_ms + 999) / 1000 + 1);
@@ -1220,7 +1263,7 @@ test_outcome run_humaneval_test(std::string_view program, std::string_view test_
 
     child_plan plan{};
     plan.scratch = scratch.path.c_str();
-    plan.argv = argv;
+    plan.argv = argv.data();
     plan.envp = envp;
     plan.devnull = devnull.fd;
     plan.out_write = out_write.fd;
@@ -1235,22 +1278,34 @@ test_outcome run_humaneval_test(std::string_view program, std::string_view test_
     plan.uid = uid;
     plan.gid = gid;
 
-    // A new PID namespace makes the child its init: when it exits or is killed, the kernel
-    // kills every process it left behind, which a process-group kill cannot guarantee
-    // (a child may setsid()). The new network namespace has only a down loopback device.
     pid_t pid = -1;
-    if (limits.isolate_namespaces) {
-        pid = static_cast<pid_t>(::syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNET | SIGCHLD, nullptr, nullptr,
-                                           nullptr, nullptr));
+    if (!bwrap.empty()) {
+        // bwrap makes the namespaces itself, as whichever user runs it (nobody after the drop).
+        pid = ::fork();
         if (pid == 0) {
             child_main(plan);
         }
         out.network_isolated = pid > 0;
-    }
-    if (pid < 0) {
-        pid = ::fork();
-        if (pid == 0) {
-            child_main(plan);
+        out.sandbox = "bwrap";
+    } else {
+        // A new PID namespace makes the child its init: when it exits or is killed, the kernel
+        // kills every process it left behind, which a process-group kill cannot guarantee
+        // (a child may setsid()). The new network namespace has only a down loopback device.
+        if (limits.isolate_namespaces) {
+            pid = static_cast<pid_t>(::syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNET | SIGCHLD, nullptr, nullptr,
+                                               nullptr, nullptr));
+            if (pid == 0) {
+                child_main(plan);
+            }
+            out.network_isolated = pid > 0;
+            out.sandbox = "namespaces";
+        }
+        if (pid < 0) {
+            pid = ::fork();
+            if (pid == 0) {
+                child_main(plan);
+            }
+            out.sandbox = "fork";
         }
     }
     if (pid < 0) {
@@ -1317,14 +1372,14 @@ test_outcome run_humaneval_test(std::string_view program, std::string_view test_
 
     if (out.timed_out) {
         out.error_text = "timed out after " + std::to_string(wall_ms) + " ms";
-    } else if (WIFEXITED(status)) {
+    } else if (WIFEXITED(status) && bwrap_signal(bwrap, status) == 0) {
         const int code = WEXITSTATUS(status);
         out.passed = code == 0;
         if (!out.passed) {
             out.error_text = "exit status " + std::to_string(code);
         }
-    } else if (WIFSIGNALED(status)) {
-        const int sig = WTERMSIG(status);
+    } else if (WIFSIGNALED(status) || bwrap_signal(bwrap, status) > 0) {
+        const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : bwrap_signal(bwrap, status);
         // SIGXCPU, or SIGKILL at the hard CPU limit, means the CPU budget ran out.
         if (sig == SIGXCPU) {
             out.timed_out = true;
@@ -1343,6 +1398,46 @@ test_outcome run_humaneval_test(std::string_view program, std::string_view test_
         out.error_text += "\n" + output;
     }
     return out;
+}
+
+// Whether bwrap can build its sandbox here (user namespaces may be off, or a container may
+// forbid them), tried once per process and set-up with a trivial program: a failure of the
+// program under test must never be what moves grading to a weaker sandbox.
+bool bwrap_works(const std::string & bwrap, const std::string & python, const sandbox_limits & limits) {
+    static std::mutex mutex;
+    static std::map<std::string, bool> works;
+    const std::string key = bwrap + '\n' + python + '\n' + (limits.drop_privileges ? "drop" : "keep");
+    std::lock_guard<std::mutex> lock(mutex);
+    if (const auto it = works.find(key); it != works.end()) {
+        return it->second;
+    }
+    sandbox_limits probe = limits;
+    probe.wall_time = std::max(probe.wall_time, std::chrono::milliseconds(10000));
+    return works[key] = run_python_source("import sys\n", python, bwrap, probe).passed;
+}
+
+}  // namespace
+
+test_outcome run_humaneval_test(std::string_view program, std::string_view test_code, std::string_view entry_point,
+                                const sandbox_limits & limits) {
+    test_outcome out;
+    if (!is_python_identifier(entry_point)) {
+        out.error_text = "invalid entry_point '" + std::string(entry_point) + "': not a Python identifier";
+        return out;
+    }
+    const std::string python = resolve_executable(limits.python);
+    if (python.empty()) {
+        out.error_text = "interpreter '" + limits.python + "' not found in " + k_sandbox_path;
+        return out;
+    }
+    std::string source;
+    source.reserve(program.size() + test_code.size() + entry_point.size() + 16);
+    source.append(program).append("\n\n").append(test_code).append("\n\ncheck(").append(entry_point).append(")\n");
+    std::string bwrap = limits.use_bwrap ? resolve_executable("bwrap") : std::string();
+    if (!bwrap.empty() && !bwrap_works(bwrap, python, limits)) {
+        bwrap.clear();
+    }
+    return run_python_source(source, python, bwrap, limits);
 }
 
 // ---- statistics ----

@@ -70,7 +70,13 @@ struct sandbox_limits {
     std::uint64_t cpu_seconds = 0;
     // Interpreter, looked up in the minimal PATH when it has no slash.
     std::string python = "python3";
-    // Run in fresh network and PID namespaces when the kernel permits it.
+    // Run under bubblewrap (`bwrap`, found in the minimal PATH) when it is installed and works
+    // here: the code then sees its own filesystem (the scratch directory is the only writable
+    // place; /usr and /etc read-only; empty read-only /tmp and /dev/shm; a /proc of its own PID
+    // namespace) and has no network. Checked once per process with a trivial program.
+    bool use_bwrap = true;
+    // Otherwise (or with use_bwrap off) run in fresh network and PID namespaces when the kernel
+    // permits it, else plain fork.
     bool isolate_namespaces = true;
     // When running as root, run the child as nobody/nogroup.
     bool drop_privileges = true;
@@ -84,6 +90,9 @@ struct test_outcome {
     // What the sandbox actually achieved, so reports can state it honestly.
     bool network_isolated = false;
     bool privileges_dropped = false;
+    // The isolation that ran: "bwrap", "namespaces" (PID + network) or "fork" (neither);
+    // empty when nothing ran (a set-up error before the child started).
+    std::string sandbox;
 };
 
 // Runs `program + "\n\n" + test_code + "\n\ncheck(" + entry_point + ")\n"` with

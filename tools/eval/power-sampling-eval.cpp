@@ -20,9 +20,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -69,6 +72,23 @@ std::string join(const std::vector<std::string> & v, const char * sep) {
     return out;
 }
 
+// Why `prompt` cannot be generated from with max_new_tokens more, or nullopt. The same bounds
+// (and wording) as power_sampler's request check, which would reject the whole batch.
+std::optional<std::string> beyond_context(const ps::model & model, const std::vector<ps::token_id> & prompt,
+                                          int32_t max_new_tokens) {
+    const int64_t n = int64_t(prompt.size());
+    const int64_t ctx = model.n_ctx_train();
+    if (n >= ctx) {
+        return "prompt: " + std::to_string(n) + " tokens, beyond the model's context of " + std::to_string(ctx) +
+               " tokens";
+    }
+    if (n + max_new_tokens > ctx) {
+        return "max_new_tokens = " + std::to_string(max_new_tokens) + ": with the prompt's " + std::to_string(n) +
+               " tokens this exceeds the model's context of " + std::to_string(ctx) + " tokens";
+    }
+    return std::nullopt;
+}
+
 // Each problem gets its own seed from (run seed, problem id), so a problem's samples do not
 // depend on --offset, --limit or on which other problems share the batch.
 uint64_t problem_seed(uint64_t seed, const std::string & id) {
@@ -112,8 +132,20 @@ struct options {
     bool        summary_only = false, regrade = false;
 };
 
+// A record written for a problem that was not run (see "skipped" below): not finished, so a
+// rerun checks it again, but counted by the summary.
+bool is_skipped_record(const fs::path & file) {
+    std::ifstream in(file);
+    try {
+        return nlohmann::json::parse(in).contains("skipped");
+    } catch (const std::exception &) {
+        return false;
+    }
+}
+
+// Finished records of `methods` (and skipped ones with include_skipped), each with "_file".
 std::vector<nlohmann::json> read_records(const fs::path & out, const std::vector<std::string> & methods,
-                                         const std::set<std::string> * only_ids) {
+                                         const std::set<std::string> * only_ids, bool include_skipped = false) {
     std::vector<nlohmann::json> records;
     for (const auto & m : methods) {
         const fs::path dir = out / m;
@@ -125,7 +157,7 @@ std::vector<nlohmann::json> read_records(const fs::path & out, const std::vector
         }
         std::sort(files.begin(), files.end());
         for (const auto & f : files) {
-            if (!ev::is_finished_record(f)) continue;
+            if (!ev::is_finished_record(f) && !(include_skipped && is_skipped_record(f))) continue;
             std::ifstream in(f);
             auto j = nlohmann::json::parse(in);
             if (only_ids && !only_ids->count(j.value("problem_id", ""))) continue;
@@ -219,6 +251,26 @@ std::optional<matched_budget> matched_n_samples(const fs::path & out, const std:
     b.sample_tokens = n_samples > 0 ? sample_tokens / double(n_samples) : double(max_new_tokens);
     b.n_samples = int32_t(std::clamp<long>(std::lround(b.method_tokens / std::max(1.0, b.sample_tokens)), 1, 127));
     return b;
+}
+
+// Why results cannot be written into `dir` (created when `create` and missing), or nullopt.
+// Tried with a real file: access(2) says yes to root even on a read-only file system.
+std::optional<std::string> unwritable_dir(const fs::path & dir, bool create) {
+    std::error_code ec;
+    const auto st = fs::status(dir, ec);
+    if (fs::exists(st)) {
+        if (!fs::is_directory(st)) return "'" + dir.string() + "' is not a directory";
+    } else if (!create) {
+        return std::nullopt;  // --regrade: a method without results has nothing to write
+    } else if (fs::create_directories(dir, ec); ec) {
+        return "cannot create '" + dir.string() + "': " + ec.message();
+    }
+    std::string probe = (dir / ".write-check-XXXXXX").string();
+    const int fd = ::mkstemp(probe.data());
+    if (fd < 0) return "cannot write in '" + dir.string() + "': " + std::strerror(errno);
+    ::close(fd);
+    ::unlink(probe.c_str());
+    return std::nullopt;
 }
 
 void write_text_atomically(const fs::path & file, const std::string & text) {
@@ -382,6 +434,14 @@ int main(int argc, char ** argv) {
 
     const fs::path out_dir = o.out;
     const bool tty = isatty(STDERR_FILENO);
+    // Checked before the model loads (which takes minutes), not when the first result is due.
+    if (!o.summary_only) {
+        std::vector<fs::path> dirs{ out_dir };
+        for (const auto & m : method_names) dirs.push_back(out_dir / m);
+        for (const auto & dir : dirs) {
+            if (const auto why = unwritable_dir(dir, !o.regrade)) usage_error("--out '" + o.out + "': " + *why);
+        }
+    }
 
     // ---- load problems ----
     std::vector<ev::problem> problems;
@@ -499,6 +559,7 @@ int main(int argc, char ** argv) {
             // template's markers (model::tokenize_chat).
             std::vector<std::pair<std::vector<ps::token_id>, ps::sampling_params>> token_requests;
             std::vector<ev::prompt_text> prompts;
+            size_t n_skipped = 0;
             for (size_t i = 0; i < problems.size(); ++i) {
                 bool missing = false;
                 for (const auto & m : group) {
@@ -508,17 +569,47 @@ int main(int argc, char ** argv) {
                 auto pt = ev::build_prompt(problems[i], chat);
                 auto req = sp;
                 req.seed = problem_seed(o.seed, problems[i].id);
-                requests.emplace_back(chat ? model->format_chat(pt.text) : pt.text, req);
-                token_requests.emplace_back(chat ? model->tokenize_chat({{"user", pt.text}}) : model->tokenize(pt.text, true),
-                                            req);
+                std::string text = chat ? model->format_chat(pt.text) : pt.text;
+                // What is sampled from: a chat prompt tokenized so that a question cannot write
+                // the template's markers (model::tokenize_chat).
+                std::vector<ps::token_id> tokens =
+                    chat ? model->tokenize_chat({{"user", pt.text}}) : model->tokenize(pt.text, true);
+                // One problem whose prompt cannot fit must not stop the run: generate_batch checks
+                // every request before it starts and would refuse the whole batch.
+                if (auto why = beyond_context(*model, tokens, sp.max_new_tokens)) {
+                    ++n_skipped;
+                    fmt::print(stderr, "[{}] skipped {}: {}\n", label, problems[i].id, *why);
+                    for (const auto & m : group) {
+                        const fs::path file = out_dir / m.name / (ev::sanitize_id(problems[i].id) + ".json");
+                        if (ev::is_finished_record(file)) continue;
+                        ev::write_json_atomically(file, { { "version", 1 },
+                                                          { "problem_id", problems[i].id },
+                                                          { "dataset", o.dataset },
+                                                          { "task", problems[i].task },
+                                                          { "method", m.name },
+                                                          { "engine", m.engine },
+                                                          { "model", model->path() },
+                                                          { "chat", chat },
+                                                          { "question", problems[i].question },
+                                                          { "reference", problems[i].reference },
+                                                          { "params", { { "max_new_tokens", sp.max_new_tokens } } },
+                                                          { "samples", nlohmann::json::array() },
+                                                          { "skipped", *why } });
+                    }
+                    continue;
+                }
+                requests.emplace_back(std::move(text), req);
+                token_requests.emplace_back(std::move(tokens), req);
                 prompts.push_back(pt);
                 pending.push_back(i);
             }
-            fmt::print(stderr, "[{}] {} to run, {} already done\n", label, pending.size(),
-                       problems.size() - pending.size());
+            fmt::print(stderr, "[{}] {} to run, {} already done{}\n", label, pending.size(),
+                       problems.size() - pending.size() - n_skipped,
+                       n_skipped ? fmt::format(", {} skipped", n_skipped) : std::string());
             if (pending.empty()) continue;
 
             const auto t0 = std::chrono::steady_clock::now();
+            auto t_last = t0;
             size_t n_done = 0;
             int64_t tokens_done = 0;
             ps::run_options ro;
@@ -583,7 +674,23 @@ int main(int argc, char ** argv) {
                 }
                 ++n_done;
                 tokens_done += tokens;
-                const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                // Time per finished problem, written as it finishes so that a kill loses only the
+                // work in flight: the batch's elapsed time since the previous finish goes with this
+                // problem, so the lines of a batch add up to its throughput.
+                const auto now = std::chrono::steady_clock::now();
+                const double gap = std::chrono::duration<double>(now - t_last).count();
+                t_last = now;
+                const std::string line = nlohmann::json{ { "seconds", gap },
+                                                         { "problems", 1 },
+                                                         { "group", label },
+                                                         { "problem_id", p.id },
+                                                         { "interrupted", false } }
+                                             .dump() +
+                                         "\n";
+                for (const auto & name : names) {
+                    std::ofstream(out_dir / name / "_timing.jsonl", std::ios::app) << line << std::flush;
+                }
+                const double s = std::chrono::duration<double>(now - t0).count();
                 // The ETA assumes the remaining problems cost what the finished ones did.
                 const double eta = n_done ? s / double(n_done) * double(pending.size() - n_done) : 0.0;
                 if (tty) {
@@ -603,17 +710,6 @@ int main(int argc, char ** argv) {
                 return 2;
             }
             if (tty) fmt::print(stderr, "\n");
-            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            // The batch's elapsed time goes with the problems it finished: throughput per problem.
-            for (const auto & name : names) {
-                std::ofstream(out_dir / name / "_timing.jsonl", std::ios::app)
-                    << nlohmann::json{ { "seconds", seconds },
-                                       { "problems", n_done },
-                                       { "group", label },
-                                       { "interrupted", g_cancel.load() } }
-                           .dump()
-                    << "\n";
-            }
         }
         if (g_cancel.load()) {
             fmt::print(stderr, "interrupted: finished results are kept; rerun the same command to resume\n");
@@ -622,9 +718,9 @@ int main(int argc, char ** argv) {
     }
 
     // ---- summarise ----
-    auto records = read_records(out_dir, method_names, o.dataset.empty() ? nullptr : &selected_ids);
+    auto records = read_records(out_dir, method_names, o.dataset.empty() ? nullptr : &selected_ids, true);
     for (auto & rec : records) {
-        if (!rec.contains("grade")) ev::grade_record(rec);
+        if (!rec.contains("grade") && !rec.contains("skipped")) ev::grade_record(rec);
     }
     const auto rows = ev::summarize(records, method_names, read_timings(out_dir, method_names));
     ev::run_info info;

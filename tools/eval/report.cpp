@@ -70,7 +70,12 @@ std::vector<method_summary> summarize(const std::vector<nlohmann::json> & record
         std::uint64_t proposals = 0, accepted = 0;
         bool has_power = false;
         for (const auto & rec : records) {
-            if (rec.value("method", "") != name || !rec.contains("grade")) continue;
+            if (rec.value("method", "") != name) continue;
+            if (rec.contains("skipped")) {
+                ++row.n_skipped;
+                continue;
+            }
+            if (!rec.contains("grade")) continue;
             ++row.n_problems;
             const auto & g = rec.at("grade");
             if (g.value("correct", false)) ++row.n_correct;
@@ -151,14 +156,15 @@ std::string summary_markdown(const std::vector<method_summary> & rows, const run
     std::string out;
     for (const auto & [key, value] : info) out += "- " + key + ": " + value + "\n";
     if (!info.empty()) out += "\n";
-    out += "| method | problems | accuracy % | 95% CI | pass@1 % | pass@N % | no answer | at cap % | tokens/problem | "
+    out += "| method | problems | accuracy % | 95% CI | pass@1 % | pass@N % | no answer | skipped | at cap % | tokens/problem | "
            "latency s/problem | s/problem (batched) | time x sample | MH accept | vs " +
            (rows.empty() ? std::string("first") : rows[0].method) + ": +won/-lost (p) |\n";
-    out += "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+    out += "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
     for (const auto & r : rows) {
         out += "| " + r.method + " | " + std::to_string(r.n_problems) + " | " + percent(r.accuracy()) + " | [" +
                percent(r.accuracy_ci.lower) + ", " + percent(r.accuracy_ci.upper) + "] | " + pass_at_text(r, 0) +
                " | " + pass_at_text(r, 1) + " | " + std::to_string(r.n_no_answer) + " | " +
+               std::to_string(r.n_skipped) + " | " +
                (r.n_samples_total ? percent(double(r.n_samples_at_cap) / double(r.n_samples_total)) : "-") + " | " +
                fixed(r.mean_tokens_generated, 1) + " | " + fixed(r.mean_wall_seconds, 2) + " | " +
                (r.seconds_per_problem ? fixed(*r.seconds_per_problem, 2) : "-") + " | " +
@@ -183,6 +189,7 @@ nlohmann::json summary_json(const std::vector<method_summary> & rows, const run_
             { "n_no_answer", r.n_no_answer },
             { "n_samples_at_cap", r.n_samples_at_cap },
             { "n_samples_total", r.n_samples_total },
+            { "n_skipped", r.n_skipped },
             { "n_samples", r.n_samples },
             { "mean_tokens_generated", r.mean_tokens_generated },
             { "mean_wall_seconds", r.mean_wall_seconds },
@@ -274,7 +281,7 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
     }
     html += "</ul>\n" + svg +
             "<table>\n<tr><th>method</th><th>problems</th><th>accuracy %</th><th>95% CI</th><th>pass@1 %</th>"
-            "<th>pass@N %</th><th>no answer</th><th>tokens/problem</th><th>latency s/problem</th>"
+            "<th>pass@N %</th><th>no answer</th><th>skipped</th><th>tokens/problem</th><th>latency s/problem</th>"
             "<th>s/problem (batched)</th><th>time x sample</th><th>MH accept</th><th>vs " +
             html_escape(rows.empty() ? std::string("first") : rows[0].method) + ": +won/-lost (p)</th></tr>\n";
     for (const auto & r : rows) {
@@ -282,6 +289,7 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
                 percent(r.accuracy()) + "</td><td>[" + percent(r.accuracy_ci.lower) + ", " +
                 percent(r.accuracy_ci.upper) + "]</td><td>" + pass_at_text(r, 0) + "</td><td>" +
                 pass_at_text(r, 1) + "</td><td>" + std::to_string(r.n_no_answer) + "</td><td>" +
+                std::to_string(r.n_skipped) + "</td><td>" +
                 fixed(r.mean_tokens_generated, 1) + "</td><td>" + fixed(r.mean_wall_seconds, 2) + "</td><td>" +
                 (r.seconds_per_problem ? fixed(*r.seconds_per_problem, 2) : "-") + "</td><td>" +
                 (r.time_vs_sample ? fixed(*r.time_vs_sample, 1) : "-") + "</td><td>" +

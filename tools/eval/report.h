@@ -24,6 +24,9 @@ struct method_summary {
     // Samples that stopped at the token cap, of all samples: where this is large, the cap and
     // not the method decides the result.
     std::uint64_t n_samples_at_cap = 0, n_samples_total = 0;
+    // Problems recorded as skipped (record["skipped"]: why, e.g. a prompt beyond the model's
+    // context): not run, not in n_problems nor in the accuracy.
+    std::uint64_t n_skipped = 0;
     // Samples per problem: the smallest count over the problems (pass@k needs k <= n for all).
     std::uint64_t n_samples = 0;
     // Unbiased pass@k averaged over problems, for k = 1 and k = n_samples; empty when each
@@ -61,7 +64,8 @@ struct batch_timing {
 double sign_test_p_value(std::uint64_t wins, std::uint64_t losses);
 
 // Summarises graded records (each with "method", "samples" and "grade"), one row per method in
-// the order of `method_order` (methods without records are left out).
+// the order of `method_order` (methods without graded records are left out). Skipped records
+// (with "skipped") are only counted.
 std::vector<method_summary> summarize(const std::vector<nlohmann::json> & records,
                                       const std::vector<std::string> & method_order,
                                       const std::map<std::string, batch_timing> & timings = {});

@@ -193,6 +193,7 @@ sample_grade grade_response(std::string_view task, std::string_view response, st
         g.answer = extract_python_function(response, question, entry_point);
         const auto outcome = run_humaneval_test(*g.answer, test, entry_point, limits);
         g.correct = outcome.passed;
+        g.sandbox = outcome.sandbox;
         if (!outcome.passed) g.detail = outcome.timed_out ? "timed out" : outcome.error_text;
     } else {
         g.detail = "unknown task '" + std::string(task) + "'";
@@ -242,7 +243,17 @@ void grade_record(nlohmann::json & record, const sandbox_limits & limits) {
         { "answers", answers }, { "sample_correct", correct }, { "n_correct", n_correct },
         { "selected", chosen.index }, { "answer", chosen.answer }, { "correct", chosen.correct },
     };
-    if (task == "humaneval") record["grade"]["details"] = details;
+    if (task == "humaneval") {
+        record["grade"]["details"] = details;
+        // The weakest isolation any sample ran under, so the record never overstates it.
+        std::string sandbox;
+        for (const char * kind : { "fork", "namespaces", "bwrap" }) {
+            for (const auto & g : grades) {
+                if (sandbox.empty() && g.sandbox == kind) sandbox = kind;
+            }
+        }
+        record["grade"]["sandbox"] = sandbox.empty() ? nlohmann::json(nullptr) : nlohmann::json(sandbox);
+    }
 }
 
 bool is_finished_record(const std::filesystem::path & file) {

@@ -64,6 +64,7 @@ struct sample_grade {
     std::optional<std::string> answer;  // extracted answer (humaneval: the assembled program)
     bool correct = false;
     std::string detail;                 // humaneval: why a program failed
+    std::string sandbox;                // humaneval: test_outcome::sandbox, the isolation that ran
 };
 
 struct selected_answer {
