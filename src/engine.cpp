@@ -81,7 +81,9 @@ struct live_request {
     std::vector<chain_state> chains;
     clock_type::time_point   start;
     int64_t                  prompt_decoded = 0;
+    int64_t                  n_decoded = 0;  // prompt and every entry so far: the budget's count
     bool                     cancelled = false;
+    bool                     budget_exhausted = false;
     // method::smc and method::sps run as a state machine of their own over these sequences.
     std::unique_ptr<request_runner> runner;
     std::vector<int32_t>            runner_seqs;
@@ -151,6 +153,39 @@ int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params,
     return P + chains * per_chain;
 }
 
+decode_cost estimate_decode_cost(const sampling_params & params, int64_t n_prompt_tokens) {
+    // Doubles, so that the largest knobs saturate instead of overflowing; exact below 2^53.
+    const double T = params.max_new_tokens;
+    const double B = std::max<int32_t>(1, params.block_size);
+    const double K = std::ceil(T / B);
+    const double sum_lengths = B * (K - 1) * K / 2 + T;  // sum_k min(k B, T)
+    double expected = T, worst = T;
+    switch (params.method) {
+        case method::power:
+        case method::power_entropy:
+            worst    = T + double(params.n_steps_per_block) * sum_lengths;
+            expected = T + double(params.n_steps_per_block) * (sum_lengths + K) / 2;
+            break;
+        case method::best_of_n: worst = expected = T * params.best_of; break;
+        case method::smc: worst = expected = T * params.n_particles; break;
+        case method::sps: {
+            // Rollouts after block k run to min(horizon, T - L_k); sum_k (T - L_k) = K T - sum_lengths.
+            const double room = K * T - sum_lengths;
+            const double rollout = params.sps_lookahead > 0 ? std::min(room, K * params.sps_lookahead) : room;
+            worst = expected = T + double(params.sps_candidates) * T +
+                               double(params.sps_top_k) * params.sps_rollouts * rollout;
+            break;
+        }
+        default: break;
+    }
+    const double chains = params.n_chains;
+    const double prompt = double(std::max<int64_t>(0, n_prompt_tokens - 1));
+    auto saturate = [](double v) {
+        return v >= 9.2e18 ? INT64_MAX : int64_t(std::llround(v));
+    };
+    return {saturate(prompt + chains * expected), saturate(prompt + chains * worst)};
+}
+
 struct engine::impl {
     language_model &          lm;
     uint64_t                  next_id = 0;
@@ -213,6 +248,7 @@ struct engine::impl {
             lm.decode(entries);
             r.prompt_decoded = P - 1;
         }
+        r.n_decoded = r.prompt_decoded;
         const auto & sp = r.req.params;
         if (sp.method == method::smc || sp.method == method::sps) {
             r.runner_seqs.push_back(prompt_seq);
@@ -544,6 +580,12 @@ struct engine::impl {
             results = r.runner->take_results();
             for (int32_t s : r.runner_seqs) release_seq(s);
             r.runner_seqs.clear();
+            // The runner was stopped by cancel(); to the caller it ran out of length, not intent.
+            if (r.budget_exhausted && !r.cancelled) {
+                for (auto & res : results) {
+                    if (res.finish == finish_reason::cancelled) res.finish = finish_reason::length;
+                }
+            }
         } else {
             for (auto & ch : r.chains) results.push_back(std::move(ch.result));
         }
@@ -569,7 +611,8 @@ struct engine::impl {
             g.n_tokens_decoded += res.n_tokens_decoded;
             g.chains.push_back(std::move(res));
         }
-        g.wall_seconds = std::chrono::duration<double>(clock_type::now() - r.start).count();
+        g.wall_seconds     = std::chrono::duration<double>(clock_type::now() - r.start).count();
+        g.budget_exhausted = r.budget_exhausted;
         return g;
     }
 
@@ -600,6 +643,23 @@ struct engine::impl {
             if (r.runner && !r.runner->done()) r.runner->cancel();
             for (auto & ch : r.chains) {
                 if (ch.state != phase::done) finish_chain(r, ch, finish_reason::cancelled);
+            }
+        }
+    }
+
+    // A request that has used its budget stops where it is, in the round that reached it, so it
+    // decodes at most one round's entries (one per chain, particle or branch) beyond it.
+    void stop_over_budget() {
+        for (auto & r : live) {
+            const int64_t budget = r.req.params.max_tokens_decoded;
+            if (budget <= 0 || r.cancelled || r.budget_exhausted || r.n_decoded < budget) continue;
+            r.budget_exhausted = true;
+            if (r.runner) {
+                if (!r.runner->done()) r.runner->cancel();
+                continue;
+            }
+            for (auto & ch : r.chains) {
+                if (ch.state != phase::done) finish_chain(r, ch, finish_reason::length);
             }
         }
     }
@@ -665,6 +725,7 @@ struct engine::impl {
             lm.decode(entries);
             for (size_t e = 0; e < entries.size(); ++e) {
                 auto & r  = live[owners[e].first];
+                r.n_decoded += 1;
                 if (owners[e].second == runner_owner) {
                     r.runner->deliver(int32_t(runner_entry_index[e]),
                                       entries[e].want_logits ? lm.logits(int32_t(e)) : nullptr);
@@ -678,6 +739,7 @@ struct engine::impl {
         for (auto & r : live) {
             if (r.runner && !r.runner->done()) r.runner->end_round();
         }
+        stop_over_budget();
         retire_finished();
         return !live.empty() || !queued.empty();
     }

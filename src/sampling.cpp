@@ -77,6 +77,9 @@ void validate(const sampling_params & p) {
     if (p.max_new_tokens < 1) {
         reject("max_new_tokens", std::to_string(p.max_new_tokens), "must be >= 1");
     }
+    if (p.max_tokens_decoded < 0) {
+        reject("max_tokens_decoded", std::to_string(p.max_tokens_decoded), "must be >= 0 (0 = no limit)");
+    }
     if (!std::isfinite(p.temperature) || p.temperature < 0.0) {
         reject("temperature", format_number(p.temperature), "must be >= 0 (0 = the method's default)");
     }

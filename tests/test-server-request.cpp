@@ -157,3 +157,21 @@ TEST(server_request, openai_fields_off_their_neutral_value_name_the_field) {
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "stop": ["a", 1]})"), "stop[1]");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "frobnicate": 1})"), "frobnicate");
 }
+
+TEST(server_request, json_a_client_can_break_is_a_400_on_the_body) {
+    // Numbers beyond double (nlohmann's out_of_range.406, which used to escape as a 500), raw
+    // bytes that are not UTF-8, and nesting beyond max_json_depth, refused while parsing.
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "alpha": 1e309})"), "body");
+    EXPECT_EQ(rejected_field("{\"prompt\": \"\xff\"}"), "body");
+    request_limits limits;
+    limits.max_json_depth = 4;
+    EXPECT_EQ(rejected_field(R"({"prompt": [[[[[1]]]]]})", false, limits), "body");
+    // Four levels parse (and the unknown field is what is refused).
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "x_nested": [[[1]]]})", false, limits), "x_nested");
+    EXPECT_EQ(rejected_field(std::string(100000, '['), false, {}), "body");
+    try {
+        parse_request(std::string(100000, '['), false, {}, 1000);
+    } catch (const request_error & e) {
+        EXPECT_NE(std::string(e.what()).find("nested deeper than 16 levels"), std::string::npos) << e.what();
+    }
+}

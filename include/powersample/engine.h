@@ -60,6 +60,27 @@ int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params,
 // chain (sps). llama.cpp allows at most 256.
 int32_t sequences_needed(const sampling_params & params);
 
+// Tokens a request puts through the model (generation_result::n_tokens_decoded), before it runs:
+// what a server compares with its budget (sampling_params::max_tokens_decoded). With
+// T = max_new_tokens, B = block_size, N = steps, K = ceil(T / B) blocks of lengths
+// L_k = min(k B, T), per chain:
+//   power, power_entropy: T for the blocks, plus per MH step at block k the suffix from the cut
+//     m, L_k - m tokens (the boundary token again and the new suffix but its last token):
+//       worst    = T + N * sum_k L_k              (every cut at m = 0)
+//       expected = T + N * sum_k (L_k + 1) / 2    (uniform cuts; entropy-guided ones are taken
+//                                                  as uniform)
+//     e.g. T 256, B 1, N 32: worst 1,052,928, expected 530,688 per chain;
+//   sample, greedy, low_temp: T; best_of_n: best_of * T; smc: n_particles * T;
+//   sps: per block, B for the chosen block, sps_candidates * B and sps_top_k * sps_rollouts
+//     rollouts of up to min(sps_lookahead or T, T - L_k) tokens.
+// Plus the prompt, P - 1 tokens. Both assume no early end of generation (which only lowers the
+// cost); saturates at INT64_MAX.
+struct decode_cost {
+    int64_t expected = 0;
+    int64_t worst    = 0;
+};
+decode_cost estimate_decode_cost(const sampling_params & params, int64_t n_prompt_tokens);
+
 class engine {
 public:
     explicit engine(language_model & lm);

@@ -83,6 +83,11 @@ struct sampling_params {
     // fewer tokens are decoded. Elsewhere (alpha < 1, truncation, another temperature) w_i has
     // no sign and the full computation runs: early_rejection_applies() says which case runs.
     bool     early_rejection   = true;
+    int64_t  max_tokens_decoded = 0;    // compute budget: tokens the request may put through the
+                                        // model (prompt, every chain, proposal, particle,
+                                        // candidate and rollout); the engine stops it at the
+                                        // first round that reaches it, finish_reason::length and
+                                        // generation_result::budget_exhausted; >= 0, 0 = no limit
 
     // method::power_entropy (ref: arXiv 2605.30327). The cut m is drawn from
     //     q_cut(m | x) = (1 - entropy_floor) * g(m) / sum_j g(j) + entropy_floor / len(x),
@@ -179,6 +184,8 @@ struct generation_result {
     int32_t n_prompt_tokens  = 0;
     int64_t n_tokens_decoded = 0;          // all chains plus the prompt
     double  wall_seconds     = 0.0;        // from admission to the last chain's end
+    bool    budget_exhausted = false;      // stopped by sampling_params::max_tokens_decoded: each
+                                           // chain holds the state it had reached
 };
 
 // Progress of one chain, reported after every block extension and MH step.

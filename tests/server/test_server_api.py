@@ -9,7 +9,7 @@ import unittest
 from server_fixture import Server
 
 LIMITS = ["--parallel", "2", "--max-tokens", "64", "--max-chains", "2", "--max-prompt-tokens", "128",
-          "--max-body", "4096", "--max-queue", "8"]
+          "--max-body", "4096", "--max-queue", "8", "--max-request-tokens", "20000"]
 # About a minute of work on one thread (it runs to the 64-token cap with seed 0).
 LONG = {"prompt": "Here is a long list of numbers: 1, 2, 3, 4,", "max_tokens": 64, "block_size": 8, "steps": 32,
         "seed": 0}
@@ -85,7 +85,8 @@ class ServerAPI(unittest.TestCase):
             self.assertEqual(body["power_sampling"]["method"], method)
 
     def test_faster_methods_with_their_knobs(self):
-        # The test server holds 2 x (1 + 2 x 2) = 10 KV sequences: smc with 4 particles needs 9.
+        # The test server holds 2 x (1 + 2 x 2) + 3 = 13 KV sequences (3 kept for light requests):
+        # smc with 4 particles needs 9.
         cases = [
             ({"method": "smc", "particles": 4, "ess_threshold": 0.5, "alpha_ramp": 2}, {"particles": 4}),
             ({"method": "sps", "block_size": 3, "sps_candidates": 2, "sps_top_k": 1, "sps_rollouts": 2,
@@ -103,9 +104,9 @@ class ServerAPI(unittest.TestCase):
                 self.assertEqual(ps[k], v, (fields, ps))
             # Every particle, rollout and discarded sample counts: more than the answer's tokens.
             self.assertGreater(ps["tokens_generated"], body["usage"]["completion_tokens"], ps)
-        # 5 particles need 11 sequences: refused up front, naming the knob.
-        err = self.expect_400("/v1/completions", {"prompt": "x", "method": "smc", "particles": 5}, "particles")
-        self.assertIn("needs 11 KV sequences, the server holds 10", err["message"])
+        # 7 particles need 15 sequences: refused up front, naming the knob.
+        err = self.expect_400("/v1/completions", {"prompt": "x", "method": "smc", "particles": 7}, "particles")
+        self.assertIn("needs 15 KV sequences, the server holds 13", err["message"])
         self.expect_400("/v1/completions", {"prompt": "x", "method": "sps", "sps_rollouts": 1}, "sps_rollouts")
         self.expect_400("/v1/completions", {"prompt": "x", "method": "smc", "ess_threshold": 0}, "ess_threshold")
 
@@ -253,7 +254,7 @@ class ServerAPI(unittest.TestCase):
 class ServerLimits(unittest.TestCase):
     def test_full_queue_is_503_with_retry_after(self):
         server = Server("--parallel", "1", "--max-tokens", "64", "--max-chains", "1", "--max-prompt-tokens", "64",
-                        "--max-queue", "1")
+                        "--max-queue", "1", "--max-request-tokens", "20000")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
             conn.request("POST", "/v1/completions", json.dumps(LONG), {"Content-Type": "application/json"})

@@ -141,9 +141,18 @@ void parse_output_options(const json & doc, bool chat, parsed_request & r) {
 
 parsed_request parse_request(const std::string & body, bool chat, const request_limits & limits, int32_t n_vocab) {
     json doc;
+    // Depth is bounded while parsing: a body of nested arrays would otherwise cost ~60 bytes of
+    // heap per byte, and with many threads glibc keeps much of it after the request.
+    const auto depth_guard = [&limits](int depth, json::parse_event_t, json &) {
+        if (depth > limits.max_json_depth) {
+            reject("body", "JSON nested deeper than " + std::to_string(limits.max_json_depth) + " levels");
+        }
+        return true;
+    };
     try {
-        doc = json::parse(body);
-    } catch (const json::parse_error & e) {
+        doc = json::parse(body, depth_guard);
+    } catch (const json::exception & e) {
+        // parse_error, and out_of_range for a number beyond double (1e309): the client's fault.
         throw request_error(400, "body", std::string("body: malformed JSON: ") + e.what());
     }
     if (!doc.is_object()) reject("body", std::string("must be a JSON object, got ") + type_name(doc));

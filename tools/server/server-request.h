@@ -24,6 +24,7 @@ struct request_limits {
     // Sequence ids the server's context holds: a request that needs more (sequences_needed():
     // smc particles, sps candidates and rollouts, best-of samples, chains) could never run.
     int32_t max_sequences     = 256;
+    int32_t max_json_depth    = 16;   // nesting of arrays and objects in a body (a chat body has 3)
 };
 
 // A request the server refuses, with its HTTP status (400, 401, ...) and the field it is about.

@@ -23,8 +23,8 @@ void finish(job & j, const std::string & error, ps::generation_result result, in
 
 }  // namespace
 
-engine_runner::engine_runner(std::unique_ptr<ps::language_model> lm, size_t max_in_flight)
-    : lm_(std::move(lm)), engine_(*lm_), max_in_flight_(max_in_flight) {
+engine_runner::engine_runner(std::unique_ptr<ps::language_model> lm, size_t max_in_flight, admission_policy policy)
+    : lm_(std::move(lm)), engine_(*lm_), max_in_flight_(max_in_flight), policy_(policy) {
     engine_.set_progress_callback([this](const ps::progress & p) {
         auto it = by_id_.find(p.request_id);
         if (it == by_id_.end() || !it->second->want_progress) return;
@@ -69,37 +69,76 @@ runner_stats engine_runner::stats() const {
     return {in_flight_, live_, completed_, cancelled_};
 }
 
-void engine_runner::loop() {
-    while (true) {
-        std::vector<std::shared_ptr<job>> incoming;
-        {
-            std::unique_lock<std::mutex> lock(mu_);
-            cv_.wait(lock, [&] { return stop_ || !inbox_.empty() || !by_id_.empty(); });
-            if (stop_) break;
-            incoming.swap(inbox_);
+void engine_runner::finish_cancelled(const std::shared_ptr<job> & j) {
+    ps::generation_result none;
+    none.chains.resize(size_t(j->params.n_chains));
+    for (auto & c : none.chains) c.finish = ps::finish_reason::cancelled;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        in_flight_ -= 1;
+        cancelled_ += 1;
+    }
+    finish(*j, "", std::move(none));
+}
+
+void engine_runner::admit_waiting() {
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+        const std::shared_ptr<job> j = *it;
+        const bool oldest = it == waiting_.begin();
+        if (j->cancel_requested) {
+            finish_cancelled(j);
+            it = waiting_.erase(it);
+            if (oldest) overtakes_ = 0;
+            continue;
         }
-        for (auto & j : incoming) {
-            if (j->cancel_requested) {
-                ps::generation_result none;
-                none.chains.resize(size_t(j->params.n_chains));
-                for (auto & c : none.chains) c.finish = ps::finish_reason::cancelled;
+        const int32_t need   = ps::sequences_needed(j->params);
+        const bool    heavy  = j->cost.expected > policy_.heavy_cost;
+        const int32_t free   = policy_.n_sequences - seqs_in_use_;
+        // Alone, a heavy job may take everything: nothing else would use it.
+        const int32_t usable = heavy && seqs_in_use_ > 0 ? free - policy_.reserve : free;
+        if (need > usable) {
+            if (oldest && overtakes_ >= policy_.max_overtakes) return;  // the others wait for it now
+            ++it;
+            continue;
+        }
+        it = waiting_.erase(it);
+        if (oldest) {
+            overtakes_ = 0;
+        } else {
+            overtakes_ += 1;
+        }
+        try {
+            const uint64_t id = engine_.submit({j->prompt, j->params});
+            by_id_[id] = j;
+            seqs_in_use_ += need;
+        } catch (const std::exception & e) {
+            {
                 std::lock_guard<std::mutex> lock(mu_);
                 in_flight_ -= 1;
-                cancelled_ += 1;
-                finish(*j, "", std::move(none));
-                continue;
             }
-            try {
-                const uint64_t id = engine_.submit({j->prompt, j->params});
-                by_id_[id] = j;
-            } catch (const std::exception & e) {
-                {
-                    std::lock_guard<std::mutex> lock(mu_);
-                    in_flight_ -= 1;
-                }
-                const bool client_fault = dynamic_cast<const ps::invalid_argument_error *>(&e) != nullptr;
-                finish(*j, e.what(), {}, client_fault ? 400 : 500);
+            const bool client_fault = dynamic_cast<const ps::invalid_argument_error *>(&e) != nullptr;
+            finish(*j, e.what(), {}, client_fault ? 400 : 500);
+        }
+    }
+}
+
+void engine_runner::loop() {
+    while (true) {
+        {
+            std::unique_lock<std::mutex> lock(mu_);
+            cv_.wait(lock, [&] { return stop_ || !inbox_.empty() || !by_id_.empty() || !waiting_.empty(); });
+            if (stop_) break;
+            for (auto & j : inbox_) waiting_.push_back(std::move(j));
+            inbox_.clear();
+        }
+        admit_waiting();
+        if (by_id_.empty()) {
+            // Only jobs that cannot be admitted (cancelled ones were just retired): wait for news.
+            if (!waiting_.empty()) {
+                std::unique_lock<std::mutex> lock(mu_);
+                cv_.wait_for(lock, std::chrono::milliseconds(50));
             }
+            continue;
         }
         for (auto & [id, j] : by_id_) {
             if (j->cancel_requested && !cancel_sent_[id]) {
@@ -129,6 +168,7 @@ void engine_runner::loop() {
             }
             by_id_.clear();
             cancel_sent_.clear();
+            seqs_in_use_ = 0;
             live_ = 0;
             continue;
         }
@@ -138,6 +178,7 @@ void engine_runner::loop() {
             std::shared_ptr<job> j = it->second;
             by_id_.erase(it);
             cancel_sent_.erase(f.id);
+            seqs_in_use_ -= ps::sequences_needed(j->params);
             {
                 std::lock_guard<std::mutex> lock(mu_);
                 in_flight_ -= 1;

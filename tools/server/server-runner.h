@@ -1,6 +1,13 @@
 // One batched engine shared by every HTTP request: a single thread drives engine.step(); HTTP
 // threads hand in jobs and wait on them. The engine itself is not thread-safe, so only the runner
 // thread ever touches it (submit, cancel, step).
+//
+// Scheduling: every admitted request decodes a token per chain in every round, so what a heavy
+// request can take from the others is KV sequences, for as long as it runs. The runner keeps
+// the waiting jobs and hands one to the engine only when its sequences are free (a job that
+// does not fit does not hold up a smaller one behind it, for at most max_overtakes overtakings,
+// so that wide jobs are not starved in turn), and a heavy job (expected cost above heavy_cost)
+// never takes the last `reserve` free sequences while others run: those stay for light jobs.
 #pragma once
 
 #include "powersample/powersample.h"
@@ -22,6 +29,7 @@ namespace psserver {
 struct job {
     std::vector<powersample::token_id> prompt;
     powersample::sampling_params       params;
+    powersample::decode_cost           cost;                   // estimate_decode_cost() of it
     bool                               want_progress = false;  // keep progress events (streaming)
 
     std::mutex                           mu;
@@ -35,6 +43,13 @@ struct job {
     std::atomic<bool> cancel_requested{false};
 };
 
+struct admission_policy {
+    int32_t n_sequences   = 256;        // sequence ids of the context
+    int32_t reserve       = 0;          // of them, those a heavy job may not take while others run
+    int64_t heavy_cost    = INT64_MAX;  // expected decoded tokens above which a job is heavy
+    int32_t max_overtakes = 8;          // jobs admitted past the oldest waiting one before it is next
+};
+
 struct runner_stats {
     size_t   in_flight = 0;  // accepted, not yet finished (waiting + live)
     size_t   live      = 0;  // admitted by the engine
@@ -45,7 +60,7 @@ struct runner_stats {
 class engine_runner {
 public:
     // max_in_flight: jobs accepted at once (queued + running); more are refused by try_submit.
-    engine_runner(std::unique_ptr<powersample::language_model> lm, size_t max_in_flight);
+    engine_runner(std::unique_ptr<powersample::language_model> lm, size_t max_in_flight, admission_policy policy);
     ~engine_runner();
 
     // False when max_in_flight jobs are already in flight (the caller answers 503).
@@ -56,10 +71,13 @@ public:
 
 private:
     void loop();
+    void admit_waiting();
+    void finish_cancelled(const std::shared_ptr<job> & j);
 
     std::unique_ptr<powersample::language_model> lm_;
     powersample::engine                          engine_;
     const size_t                                 max_in_flight_;
+    const admission_policy                       policy_;
 
     mutable std::mutex                 mu_;
     std::condition_variable            cv_;
@@ -73,6 +91,9 @@ private:
     // Runner thread only.
     std::map<uint64_t, std::shared_ptr<job>> by_id_;
     std::map<uint64_t, bool>                 cancel_sent_;
+    std::deque<std::shared_ptr<job>>         waiting_;         // accepted, not given to the engine
+    int32_t                                  seqs_in_use_ = 0;  // by jobs given to the engine
+    int32_t                                  overtakes_   = 0;  // of the oldest waiting job
 
     std::thread thread_;
 };

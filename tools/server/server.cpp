@@ -8,6 +8,7 @@
 // Exit codes: 0 clean stop, 1 usage error, 2 runtime failure.
 #include "powersample/powersample.h"
 
+#include "http-front.h"
 #include "server-request.h"
 #include "server-runner.h"
 
@@ -15,17 +16,11 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include <arpa/inet.h>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
-#include <dirent.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 namespace ps = powersample;
 using json   = nlohmann::json;
@@ -43,60 +38,28 @@ struct server_options {
     int32_t     sequences    = 0;        // KV sequences of the context; 0 = parallel * (1 + 2 * max_chains)
     size_t      max_queue    = 64;       // requests in flight (running + waiting) before 503
     size_t      max_body     = 1 << 20;  // bytes
+    double      request_timeout = 10.0;  // seconds to receive a whole request head and body
+    int64_t     max_request_tokens = 0;  // decoded tokens per request; 0 = derived from the limits
     int32_t     http_threads = 0;        // 0 = max_queue + 8
     request_limits limits;
 };
 
 std::atomic<uint64_t> g_request_counter{0};
-httplib::Server * g_server = nullptr;
+guarded_server * g_server = nullptr;
 
 extern "C" void on_signal(int) {
     if (g_server) g_server->stop();
 }
 
-// cpp-httplib 0.11 does not tell a handler that its client went away; the server finds the
-// connection's socket by its address pair and peeks at it: end-of-stream means the client closed.
-int find_client_socket(const httplib::Request & req) {
-    DIR * d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    int found = -1;
-    while (dirent * e = readdir(d)) {
-        const int fd = std::atoi(e->d_name);
-        if (fd <= 2) continue;
-        sockaddr_storage peer{}, local{};
-        socklen_t pl = sizeof(peer), ll = sizeof(local);
-        if (getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &pl) != 0) continue;
-        if (getsockname(fd, reinterpret_cast<sockaddr *>(&local), &ll) != 0) continue;
-        auto port_of = [](const sockaddr_storage & s) {
-            if (s.ss_family == AF_INET) return int(ntohs(reinterpret_cast<const sockaddr_in &>(s).sin_port));
-            if (s.ss_family == AF_INET6) return int(ntohs(reinterpret_cast<const sockaddr_in6 &>(s).sin6_port));
-            return -1;
-        };
-        if (port_of(peer) == req.remote_port && port_of(local) == req.local_port) {
-            found = fd;
-            break;
-        }
-    }
-    closedir(d);
-    return found;
-}
-
-bool client_gone(int fd) {
-    if (fd < 0) return false;
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 0) <= 0) return false;
-    if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return true;
-    char c;
-    const ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0;
-}
-
 void send_error(httplib::Response & res, int status, const std::string & message, const std::string & field = "") {
-    json e = {{"message", message}, {"type", status >= 500 ? "server_error" : "invalid_request_error"},
-              {"code", status}};
-    e["param"] = field.empty() ? json(nullptr) : json(field);
     res.status = status;
-    res.set_content(json{{"error", e}}.dump(), "application/json");
+    res.set_content(error_json(status, message, field), "application/json");
+}
+
+// Every body we send: text from the model or the client that is not UTF-8 is replaced (U+FFFD),
+// never a throw that would turn into a 500.
+std::string to_wire(const json & v) {
+    return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string finish_name(ps::finish_reason r) {
@@ -124,7 +87,8 @@ json power_stats(const ps::sampling_params & p, const ps::generation_result & g)
             {"steps", p.n_steps_per_block}, {"chains", p.n_chains}, {"temperature", ps::effective_temperature(p)},
             {"seed", p.seed}, {"acceptance_rate", proposals ? double(accepted) / double(proposals) : 0.0},
             {"n_proposals", proposals}, {"n_accepted", accepted}, {"tokens_generated", generated},
-            {"tokens_decoded", g.n_tokens_decoded}, {"wall_seconds", g.wall_seconds}};
+            {"tokens_decoded", g.n_tokens_decoded}, {"wall_seconds", g.wall_seconds},
+            {"max_tokens_decoded", p.max_tokens_decoded}, {"budget_exhausted", g.budget_exhausted}};
     // The knobs of the other methods, under the request field names.
     switch (p.method) {
         case ps::method::smc:
@@ -218,11 +182,15 @@ public:
         : model_(std::move(m)), model_name_(std::move(model_name)), runner_(runner), options_(o) {}
 
     void handle(const httplib::Request & req, httplib::Response & res, bool chat) {
+        // The cheap refusal first: a full queue costs no parse and no tokenization.
+        if (runner_.stats().in_flight >= options_.max_queue) return send_busy(res);
         parsed_request r;
         auto j = std::make_shared<job>();
         try {
             r = parse_request(req.body, chat, options_.limits, model_->n_vocab());
             j->prompt = prompt_tokens(r);
+            j->cost   = ps::estimate_decode_cost(r.params, int64_t(j->prompt.size()));
+            check_budget(r.params, j->cost);
         } catch (const request_error & e) {
             return send_error(res, e.status(), e.what(), e.field());
         } catch (const ps::invalid_argument_error & e) {
@@ -230,31 +198,59 @@ public:
         } catch (const ps::error & e) {
             return send_error(res, 400, e.what(), chat ? "messages" : "prompt");
         }
+        r.params.max_tokens_decoded = options_.max_request_tokens;
         j->params        = r.params;
         j->want_progress = r.stream;
         const std::string id = std::string(chat ? "chatcmpl-" : "cmpl-") + std::to_string(g_request_counter++);
-        if (!runner_.try_submit(j)) {
-            res.set_header("Retry-After", "1");
-            return send_error(res, 503, "server busy: " + std::to_string(options_.max_queue) +
-                                            " requests in flight; retry later");
-        }
+        if (!runner_.try_submit(j)) return send_busy(res);
         if (r.stream) {
-            return stream(req, res, r, j, id);
+            return stream(res, r, j, id);
         }
-        const int fd = find_client_socket(req);
+        connection * c = current_connection();
+        // A half-closed client is still waiting for its answer: the probe is an interim 100
+        // Continue, which HTTP/1.1 clients must skip (RFC 9110, 15.2); HTTP/1.0 has none.
+        const bool http11 = req.version == "HTTP/1.1";
+        auto probe = [c, http11] { return http11 && c->write_raw("HTTP/1.1 100 Continue\r\n\r\n"); };
         std::unique_lock<std::mutex> lock(j->mu);
         while (!j->done) {
             j->cv.wait_for(lock, std::chrono::milliseconds(50));
-            if (!j->done && !j->cancel_requested && client_gone(fd)) {
+            if (!j->done && !j->cancel_requested && c && c->client_gone(probe)) {
                 runner_.cancel(j);
             }
         }
         if (!j->error.empty()) return send_error(res, j->error_status, j->error);
         if (j->cancel_requested) return send_error(res, 499, "client closed the request");
-        res.set_content(final_body(*model_, model_name_, id, r, j->result, false).dump(), "application/json");
+        res.set_content(to_wire(final_body(*model_, model_name_, id, r, j->result, false)), "application/json");
     }
 
 private:
+    void send_busy(httplib::Response & res) const {
+        res.set_header("Retry-After", "1");
+        send_error(res, 503, "server busy: " + std::to_string(options_.max_queue) + " requests in flight; retry later");
+    }
+
+    // Admission against the per-request budget, on the expected cost: a request expected to fit
+    // runs, and the engine stops it if it turns out longer (finish_reason length,
+    // power_sampling.budget_exhausted).
+    void check_budget(const ps::sampling_params & p, const ps::decode_cost & cost) const {
+        if (cost.expected <= options_.max_request_tokens) return;
+        // Blame the knob that multiplies the cost most for the method.
+        const char * field = p.method == ps::method::power || p.method == ps::method::power_entropy ? "steps"
+                           : p.method == ps::method::smc                                          ? "particles"
+                           : p.method == ps::method::sps                                          ? "sps_rollouts"
+                           : p.method == ps::method::best_of_n                                    ? "best_of"
+                                                                                                  : "max_tokens";
+        throw request_error(400, field,
+                            std::string(field) + ": max_tokens = " + std::to_string(p.max_new_tokens) +
+                                ", block_size = " + std::to_string(p.block_size) + ", steps = " +
+                                std::to_string(p.n_steps_per_block) + ", chains = " + std::to_string(p.n_chains) +
+                                " (method " + ps::method_name(p.method) + ") would decode about " +
+                                std::to_string(cost.expected) + " tokens (at most " + std::to_string(cost.worst) +
+                                "), above this server's budget of " + std::to_string(options_.max_request_tokens) +
+                                " per request (--max-request-tokens); lower steps, max_tokens or chains, or raise "
+                                "block_size");
+    }
+
     std::vector<ps::token_id> prompt_tokens(const parsed_request & r) const {
         std::vector<ps::token_id> tokens;
         if (r.chat) {
@@ -274,18 +270,18 @@ private:
         return tokens;
     }
 
-    void stream(const httplib::Request & req, httplib::Response & res, const parsed_request & r,
+    void stream(httplib::Response & res, const parsed_request & r,
                 const std::shared_ptr<job> & j, const std::string & id) {
-        const int fd = find_client_socket(req);
+        connection * c = current_connection();
         res.set_header("Cache-Control", "no-cache");
         auto model = model_;
         auto name  = model_name_;
         engine_runner * runner = &runner_;
         res.set_chunked_content_provider(
             "text/event-stream",
-            [j, r, id, fd, model, name, runner](size_t, httplib::DataSink & sink) {
+            [j, r, id, c, model, name, runner](size_t, httplib::DataSink & sink) {
                 auto send = [&](const json & v) {
-                    const std::string s = "data: " + v.dump() + "\n\n";
+                    const std::string s = "data: " + to_wire(v) + "\n\n";
                     return sink.write(s.data(), s.size());
                 };
                 std::unique_lock<std::mutex> lock(j->mu);
@@ -303,7 +299,9 @@ private:
                     }
                     if (j->done) break;
                     j->cv.wait_for(lock, std::chrono::milliseconds(50));
-                    if (!j->done && client_gone(fd)) {
+                    // The probe of a half-closed client: an SSE comment, which clients skip.
+                    auto probe = [&sink] { return sink.write(": probe\n\n", 9); };
+                    if (!j->done && c && c->client_gone(probe)) {
                         runner->cancel(j);
                         return false;
                     }
@@ -360,7 +358,16 @@ int main(int argc, char ** argv) {
         ->capture_default_str();
     app.add_option("--max-queue", o.max_queue, "Requests in flight before 503 (running + waiting)")->capture_default_str();
     app.add_option("--max-body", o.max_body, "Largest request body in bytes (413 above)")->capture_default_str();
+    app.add_option("--request-timeout", o.request_timeout,
+                   "Seconds a client has to send a whole request, head and body (408 after)")
+        ->capture_default_str();
     app.add_option("--http-threads", o.http_threads, "HTTP worker threads (0 = max-queue + 8)")->capture_default_str();
+    app.add_option("--max-request-tokens", o.max_request_tokens,
+                   "Tokens one request may decode (prompt, chains, proposals); a request expected to need "
+                   "more is refused (400), one that runs over stops with finish_reason length. 0 = the most "
+                   "the library's default request (block_size 64, steps 5) costs at --max-tokens, --max-chains "
+                   "and --max-prompt-tokens")
+        ->capture_default_str();
     app.add_option("--max-tokens", o.limits.max_tokens, "Largest max_tokens a request may ask for")->capture_default_str();
     app.add_option("--default-max-tokens", o.limits.default_max_tokens, "max_tokens when a request gives none")
         ->capture_default_str();
@@ -392,6 +399,16 @@ int main(int argc, char ** argv) {
     }
     if (o.limits.max_steps < 0) return usage("--max-steps: must be >= 0");
     if (o.limits.max_prompt_tokens < 1) return usage("--max-prompt-tokens: must be >= 1");
+    if (!(o.request_timeout > 0.0 && o.request_timeout <= 3600.0)) {
+        return usage("--request-timeout = " + std::to_string(o.request_timeout) + ": must be in (0, 3600] seconds");
+    }
+    if (o.max_request_tokens < 0) return usage("--max-request-tokens: must be >= 0 (0 = derived from the limits)");
+    if (o.max_request_tokens == 0) {
+        ps::sampling_params reference;  // the library's defaults, at the largest size allowed
+        reference.max_new_tokens = o.limits.max_tokens;
+        reference.n_chains       = o.limits.max_chains;
+        o.max_request_tokens = ps::estimate_decode_cost(reference, o.limits.max_prompt_tokens).worst;
+    }
 
     std::signal(SIGPIPE, SIG_IGN);
     try {
@@ -407,7 +424,11 @@ int main(int argc, char ** argv) {
         largest.max_new_tokens = o.limits.max_tokens;
         largest.n_chains       = o.limits.max_chains;
         largest.method         = ps::method::power;
-        const int32_t seqs    = o.sequences > 0 ? o.sequences : std::min(256, o.parallel * ps::sequences_needed(largest));
+        // Plus the sequences of a one-chain request, kept for light requests (admission_policy).
+        ps::sampling_params light;
+        const int32_t reserve = ps::sequences_needed(light);
+        const int32_t seqs    = o.sequences > 0 ? o.sequences
+                                                : std::min(256, o.parallel * ps::sequences_needed(largest) + reserve);
         const int64_t per_seq = int64_t(o.limits.max_prompt_tokens) + o.limits.max_tokens + 1;
         ps::context_params cp;
         cp.n_threads = o.threads;
@@ -417,13 +438,24 @@ int main(int argc, char ** argv) {
         std::fprintf(stderr, "power-sampling-server: %s, %d sequences of %d KV cells\n",
                      model->description().c_str(), lm->n_seq_max(), lm->n_cells_per_sequence());
         o.limits.max_sequences = lm->n_seq_max();
-        engine_runner runner(std::move(lm), o.max_queue);
+        admission_policy policy;
+        policy.n_sequences = o.limits.max_sequences;
+        policy.reserve     = policy.n_sequences >= ps::sequences_needed(largest) + reserve ? reserve : 0;
+        policy.heavy_cost  = o.max_request_tokens / 8;
+        std::fprintf(stderr, "power-sampling-server: %lld decoded tokens per request; requests expected to need "
+                     "more than %lld leave %d sequences to the others\n",
+                     static_cast<long long>(o.max_request_tokens), static_cast<long long>(policy.heavy_cost),
+                     policy.reserve);
+        engine_runner runner(std::move(lm), o.max_queue, policy);
 
         std::string model_name = model->path();
         if (const auto slash = model_name.find_last_of('/'); slash != std::string::npos) model_name = model_name.substr(slash + 1);
         completion_service service(model, model_name, runner, o);
 
-        httplib::Server svr;
+        http_limits http;
+        http.max_body        = o.max_body;
+        http.request_timeout = std::chrono::milliseconds(int64_t(o.request_timeout * 1000));
+        guarded_server svr(http);
         g_server = &svr;
         const size_t n_http = o.http_threads > 0 ? size_t(o.http_threads) : o.max_queue + 8;
         svr.new_task_queue = [n_http] { return new httplib::ThreadPool(n_http); };
@@ -476,7 +508,7 @@ int main(int argc, char ** argv) {
         } else if (!svr.bind_to_port(o.host, port)) {
             port = -1;
         }
-        if (port < 0) {
+        if (port < 0 || !svr.set_listen_backlog(int(n_http) + 64)) {
             std::fprintf(stderr, "power-sampling-server: error: cannot listen on %s:%d\n", o.host.c_str(), o.port);
             return 2;
         }
