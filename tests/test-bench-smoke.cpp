@@ -32,13 +32,8 @@ std::string run_bench(const std::string & args, int & exit_code) {
 }  // namespace
 
 TEST(bench_smoke, json_schema_and_positive_values) {
-    try {
-        powersample::resolve_model_path(powersample::default_model_name);
-    } catch (const powersample::error &) {
-        GTEST_SKIP() << "default model not cached; run scripts/setup.sh";
-    }
     int rc = 0;
-    const std::string out = run_bench("--tests decode-limit,mcmc-single -r 1 --no-warmup -t 1 -p 8 -n 8 "
+    const std::string out = run_bench("-m smollm2-135m --tests decode-limit,mcmc-single -r 1 --no-warmup -t 1 -p 8 -n 8 "
                                       "--max-new-tokens 8 -o json", rc);
     ASSERT_EQ(rc, 0) << out;
     const auto rows = nlohmann::json::parse(out);  // stdout must be the JSON document alone
@@ -66,6 +61,24 @@ TEST(bench_smoke, json_schema_and_positive_values) {
         EXPECT_GT(r["n_tokens"].get<double>(), 0.0);
         EXPECT_GT(r["ratio"].get<double>(), 0.0);
         EXPECT_EQ(r["ratio_to"], "decode-limit");
+    }
+}
+
+// The early-rejection rows: the bench itself fails unless the chains are identical on and off;
+// on decodes no more tokens than off, and the saved fraction is theirs.
+TEST(bench_smoke, early_rejection_rows) {
+    int rc = 0;
+    const std::string out = run_bench("-m smollm2-135m --tests early-rejection -r 1 --no-warmup -t 1 -p 8 "
+                                      "--max-new-tokens 48 -o json", rc);
+    ASSERT_EQ(rc, 0) << out;
+    const auto rows = nlohmann::json::parse(out);
+    ASSERT_EQ(rows.size(), 8u);  // quality and paper: off, on, saved, wall
+    for (size_t i = 0; i < rows.size(); i += 4) {
+        EXPECT_EQ(rows[i]["test"], "early-rejection");
+        const double off = rows[i]["value"], on = rows[i + 1]["value"], saved = rows[i + 2]["value"];
+        EXPECT_LE(on, off) << rows.dump();
+        EXPECT_NEAR(saved, 1.0 - on / off, 1e-9);
+        EXPECT_GT(rows[i + 3]["ratio"].get<double>(), 0.0);
     }
 }
 

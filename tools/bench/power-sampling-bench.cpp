@@ -41,7 +41,7 @@ const std::vector<std::string> default_tests = {"decode-limit", "mcmc-single", "
                                                 "chains-scaling", "memory"};
 // "methods" runs every sampler once per repetition: minutes per row on a CPU, so only on request.
 const std::vector<std::string> all_tests = {"decode-limit", "mcmc-single", "recompute-speedup", "batch-limit",
-                                            "chains-scaling", "memory", "methods"};
+                                            "chains-scaling", "memory", "methods", "early-rejection"};
 
 struct options {
     std::string              model       = ps::default_model_name;
@@ -205,6 +205,7 @@ public:
         if (has("chains-scaling")) chains_scaling();
         if (has("memory")) memory();
         if (has("methods")) methods();
+        if (has("early-rejection")) early_rejection();
     }
 
 private:
@@ -317,6 +318,47 @@ private:
                 rw.ratio_to = "decode-limit";
             }
             rows.push_back(rw);
+        }
+    }
+
+    // The same chains with early rejection on and off, in one run: tokens decoded by each, the
+    // fraction saved, and the wall-time ratio (off over on: > 1 means early rejection is faster).
+    // The chains must be identical, token for token, or the bench fails.
+    void early_rejection() {
+        const auto prompt = make_prompt(*model_, opt_.n_prompt);
+        for (const char * name : {"quality", "paper"}) {
+            ps::sampling_params on = ps::preset(name);
+            on.seed         = opt_.seed;
+            on.record_trace = false;
+            if (opt_.max_new_tokens > 0) on.max_new_tokens = opt_.max_new_tokens;
+            ps::sampling_params off = on;
+            off.early_rejection = false;
+            ps::power_sampler sampler(model_, sized_context(opt_.n_prompt, on, false));
+            std::vector<double> secs_on, secs_off, tokens_on, tokens_off;
+            std::vector<ps::token_id> chain_on, chain_off;
+            auto run = [&](const ps::sampling_params & sp, std::vector<double> & secs, std::vector<double> & tokens,
+                           std::vector<ps::token_id> & chain) {
+                double t = 0;
+                const auto g = timed_generate(sampler, prompt, sp, t);
+                secs.push_back(t);
+                tokens.push_back(chain_tokens(g));
+                chain = g.chains.at(0).tokens;
+            };
+            interleave({[&](int) { run(on, secs_on, tokens_on, chain_on); },
+                        [&](int) { run(off, secs_off, tokens_off, chain_off); }});
+            if (chain_on != chain_off) throw ps::error("early-rejection: the chains differ with it on and off");
+            const std::string desc = fmt::format("p={} {} a={} B={} N={} T={}", opt_.n_prompt, name, on.alpha,
+                                                 on.block_size, on.n_steps_per_block, on.max_new_tokens);
+            const stats t_off = summarize(tokens_off), t_on = summarize(tokens_on);
+            rows.push_back({"early-rejection", desc + " off", t_off, "tokens", t_off.mean, 1.0, "off"});
+            rows.push_back({"early-rejection", desc + " on", t_on, "tokens", t_on.mean, t_off.mean / t_on.mean, "off"});
+            rows.push_back({"early-rejection", desc + " saved", summarize({1.0 - t_on.mean / t_off.mean}), "fraction",
+                            t_off.mean - t_on.mean, std::nullopt, ""});
+            rows.push_back({"early-rejection", desc + " wall", summarize(secs_on), "s", t_on.mean,
+                            summarize(secs_off).mean / summarize(secs_on).mean, "off"});
+            log_line(fmt::format("early-rejection {}: {:.0f} -> {:.0f} tokens ({:.1f}% saved), wall {:.2f}x", name,
+                                 t_off.mean, t_on.mean, 100.0 * (1.0 - t_on.mean / t_off.mean),
+                                 summarize(secs_off).mean / summarize(secs_on).mean));
         }
     }
 
@@ -723,7 +765,8 @@ int main(int argc, char ** argv) {
                  "recomputing baseline and one chain, in the manner of llama-bench.\n"
                  "Timed: generation only. Not timed: model loading, context creation, tokenization, and "
                  "decode-limit's prompt. Results on stdout, progress on stderr.\n"
-                 "Tests: decode-limit (llama_decode one token at a time, argmax), mcmc-single (one power-"
+                 "Tests: early-rejection (the same chains with early rejection on and off: tokens and wall "
+                 "time, quality and paper presets; on request), decode-limit (llama_decode one token at a time, argmax), mcmc-single (one power-"
                  "sampling chain, tokens decoded/s, ratio to decode-limit), recompute-speedup (wall time with "
                  "recompute_prefix vs KV reuse per prompt length), chains-scaling (aggregate tokens decoded/s "
                  "per chain count, ratio to 1 chain), memory (peak RSS, KV cache per chain); on request: methods (every "
