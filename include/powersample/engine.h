@@ -68,8 +68,9 @@ public:
     engine & operator=(const engine &) = delete;
 
     // Queues a request and returns its id (ids count up from 0). Throws invalid_argument_error
-    // for bad parameters, an empty prompt, or a request that could never fit the model's
-    // sequences or cells (see sequences_needed() and kv_cells_needed()).
+    // for bad parameters, an empty prompt, stop strings on a model without token bytes, or a
+    // request that could never fit the model's sequences or cells (see sequences_needed() and
+    // kv_cells_needed()).
     uint64_t submit(request req);
 
     // One round: admits waiting requests that fit, then decodes the next token of every live
@@ -96,13 +97,16 @@ public:
     // as broken controls. without_length_correction drops the cut-probability ratio (for
     // power_entropy: both the forward and the reverse cut probabilities); without_reverse_cut
     // keeps the forward cut probability and forgets the reverse one; without_bridging_term
-    // makes Power-SMC forget the ramp's bridging weight. Never change it outside tests.
+    // makes Power-SMC forget the ramp's bridging weight; stop_in_last_token_only keeps the ratio
+    // exact but matches stop strings only inside the newest token's bytes (missing those that
+    // span tokens) in the MH chain and the plain decoders. Never change it outside tests.
     enum class acceptance_variant {
         exact,
         without_proposal_terms,
         without_length_correction,
         without_reverse_cut,
         without_bridging_term,
+        stop_in_last_token_only,
     };
     void set_acceptance_variant_for_testing(acceptance_variant v);
 

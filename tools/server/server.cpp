@@ -101,7 +101,8 @@ void send_error(httplib::Response & res, int status, const std::string & message
 
 std::string finish_name(ps::finish_reason r) {
     switch (r) {
-        case ps::finish_reason::eog:       return "stop";
+        case ps::finish_reason::eog:       return "stop";  // OpenAI: "stop" for EOG and stop strings
+        case ps::finish_reason::stop:      return "stop";
         case ps::finish_reason::length:    return "length";
         case ps::finish_reason::cancelled: return "cancelled";
     }
