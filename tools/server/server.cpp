@@ -158,7 +158,7 @@ json final_body(const ps::model & m, const std::string & model_name, const std::
         const auto & c = g.chains[i];
         completion_tokens += int64_t(c.tokens.size());
         json choice = {{"index", i}, {"finish_reason", finish_name(c.finish)}, {"power_sampling", chain_stats(c)}};
-        const std::string text = m.completion_text(c.tokens);
+        const std::string text = m.completion_text(c.tokens, c.stop);
         if (!r.chat) {
             choice["text"] = text;
             choice["logprobs"] = nullptr;
