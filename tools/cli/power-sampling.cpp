@@ -69,6 +69,7 @@ struct cli_options {
     double      entropy_beta   = 1.0;
     double      entropy_floor  = 0.1;
     int32_t     best_of        = 8;
+    std::vector<std::string> stop;
     bool        compare        = false;
     bool        trace          = false;
     bool        json           = false;
@@ -135,6 +136,7 @@ ps::sampling_params build_params(const cli_options & o, const CLI::App & app) {
     if (app.count("--entropy-beta")) p.entropy_beta = o.entropy_beta;
     if (app.count("--entropy-floor")) p.entropy_floor = o.entropy_floor;
     if (app.count("--best-of")) p.best_of = o.best_of;
+    if (app.count("--stop")) p.stop = o.stop;
     p.record_trace = true;
     try {
         ps::validate(p);
@@ -146,7 +148,7 @@ ps::sampling_params build_params(const cli_options & o, const CLI::App & app) {
             {"sps_candidates =", "--sps-candidates ="}, {"sps_top_k =", "--sps-top-k ="},
             {"sps_rollouts =", "--sps-rollouts ="},     {"sps_lookahead =", "--sps-lookahead ="},
             {"entropy_beta =", "--entropy-beta ="},     {"entropy_floor =", "--entropy-floor ="},
-            {"best_of =", "--best-of ="}};
+            {"best_of =", "--best-of ="},               {"stop =", "--stop ="}};
         const std::string what = e.what();
         for (const auto & f : flags) {
             if (what.rfind(f.first, 0) == 0) throw ps::invalid_argument_error(f.second + what.substr(std::strlen(f.first)));
@@ -253,6 +255,9 @@ int main(int argc, char ** argv) {
         ->capture_default_str()->group(g_methods);
     app.add_option("--best-of", o.best_of, "best-of-n: samples per answer (>= 1)")->capture_default_str()
         ->group(g_methods);
+    app.add_option("--stop", o.stop, "Stop string: the completion ends after the token that completes it, and "
+                                     "the text stops before it (repeat for up to 4)")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)->group(g_sampling);
     app.add_option("-s,--seed", o.seed, "RNG seed (default: random, printed on stderr)")->group(g_sampling);
 
     app.add_flag("--compare", o.compare, "Run standard sampling (T = 1) and power sampling on the same prompt")
