@@ -11,26 +11,21 @@ completion_end::completion_end(const language_model & lm, const std::vector<std:
         throw invalid_argument_error("stop: the model backend has no token text");
     }
     for (const auto & s : stops_) longest_ = std::max(longest_, s.size());
-    if (!stops_.empty()) {
-        bytes_cache_.resize(size_t(lm.n_vocab()));
-        cached_.assign(size_t(lm.n_vocab()), false);
-    }
 }
 
 const std::string & completion_end::bytes_of(token_id t) const {
-    if (!cached_[size_t(t)]) {
-        bytes_cache_[size_t(t)] = lm_.token_bytes(t);
-        cached_[size_t(t)]      = true;
-    }
-    return bytes_cache_[size_t(t)];
+    auto it = bytes_cache_.find(t);
+    if (it == bytes_cache_.end()) it = bytes_cache_.emplace(t, lm_.token_bytes(t)).first;
+    return it->second;
 }
 
 completion_end_hit completion_end::at(std::initializer_list<token_span> parts) const {
-    // Tokens from the newest back: walk the spans in reverse.
-    std::vector<token_span> spans(parts);
-    while (!spans.empty() && spans.back().size == 0) spans.pop_back();
-    if (spans.empty()) return {};
-    const token_id newest = spans.back().data[spans.back().size - 1];
+    // Tokens from the newest back: walk the spans in reverse, skipping empty ones at the end.
+    const token_span * begin = parts.begin();
+    const token_span * end   = parts.end();
+    while (end != begin && (end - 1)->size == 0) --end;
+    if (end == begin) return {};
+    const token_id newest = (end - 1)->data[(end - 1)->size - 1];
     if (lm_.is_eog(newest)) return {completion_end_kind::eog, -1};
     if (stops_.empty()) return {};
     const std::string & last = bytes_of(newest);
@@ -40,13 +35,14 @@ completion_end_hit completion_end::at(std::initializer_list<token_span> parts) c
     std::string before;
     const size_t want = last_token_only_ ? 0 : longest_ - 1;
     size_t skip = 1;  // the newest token itself
-    for (size_t s = spans.size(); s-- > 0 && before.size() < want;) {
-        for (size_t i = spans[s].size; i-- > 0 && before.size() < want;) {
+    for (const token_span * sp = end; sp != begin && before.size() < want;) {
+        --sp;
+        for (size_t i = sp->size; i-- > 0 && before.size() < want;) {
             if (skip > 0) {
                 skip -= 1;
                 continue;
             }
-            before.insert(0, bytes_of(spans[s].data[i]));
+            before.insert(0, bytes_of(sp->data[i]));
         }
     }
     if (before.size() > want) before.erase(0, before.size() - want);

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <initializer_list>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace powersample {
@@ -53,8 +54,9 @@ private:
     std::vector<std::string>         stops_;
     size_t                           longest_ = 0;
     bool                             last_token_only_;
-    mutable std::vector<std::string> bytes_cache_;
-    mutable std::vector<bool>        cached_;
+    // Bytes of the tokens seen so far: a completion touches few distinct tokens, so a map, not a
+    // vocabulary-sized table per request.
+    mutable std::unordered_map<token_id, std::string> bytes_cache_;
 };
 
 // The finish reason of a completion that ended with `hit` (kind not none).
