@@ -33,7 +33,8 @@ nlohmann::json params_to_json(const ps::sampling_params & p) {
             {"sps_lookahead", p.sps_lookahead},
             {"entropy_beta", p.entropy_beta},
             {"entropy_floor", p.entropy_floor},
-            {"best_of", p.best_of}};
+            {"best_of", p.best_of},
+            {"stop", p.stop}};
 }
 
 nlohmann::json report_to_json(const run_report & r) {
@@ -52,6 +53,7 @@ nlohmann::json report_to_json(const run_report & r) {
                           {"token_log_p", c.token_log_p},
                           {"log_p", c.log_p},
                           {"finish", ps::finish_reason_name(c.finish)},
+                          {"stop", c.stop},
                           {"n_proposals", c.n_proposals},
                           {"n_accepted", c.n_accepted},
                           {"acceptance_rate", c.acceptance_rate()},
