@@ -6,12 +6,12 @@
 // incremental log-weight of token t is then
 //     (alpha_t - alpha_{t-1}) * log p(x_<t)                       (bridging the ramp)
 //   + logsumexp(alpha_t * l_t) - alpha_t * logsumexp(l_t)          (= alpha_t log p - log q)
-// A particle that drew EOG or completed a stop string is complete: it takes no more tokens, only the bridging term, so the
-// final weights target p(x)^alpha over completions of any length. Every resample_interval tokens
-// the effective sample size is checked; below ess_threshold * N the particles are resampled
-// systematically and their KV sequences reordered by ancestor (seq_copy_prefix into a second set
-// of ids: metadata-only with a unified KV cache). The answer is one particle drawn in proportion
-// to the final weights.
+// A particle that drew EOG or completed a stop string is complete: it takes no more tokens, only
+// the bridging term, so the final weights target p(x)^alpha over completions of any length. Every
+// resample_interval tokens the effective sample size is checked; below ess_threshold * N the
+// particles are resampled systematically and their KV sequences reordered by ancestor
+// (seq_copy_prefix into a second set of ids: metadata-only with a unified KV cache). The answer is
+// one particle drawn in proportion to the final weights.
 #include "request-runner.h"
 #include "token-sampler.h"
 

@@ -126,7 +126,8 @@ public:
         // the completion it would be part of ends (EOG or a stop string).
         static const std::vector<token_id> none;
         const auto & between = b.parent >= 0 ? ch.candidates[size_t(b.parent)].tokens : none;
-        const bool ends = ends_.at({span_of(ch.x), span_of(between), span_of(b.tokens)}).kind != completion_end_kind::none;
+        const completion_end_hit hit = ends_.at({span_of(ch.x), span_of(between), span_of(b.tokens)});
+        const bool ends = hit.kind != completion_end_kind::none;
         if (ends || int32_t(b.tokens.size()) >= b.limit) b.active = false;
     }
 

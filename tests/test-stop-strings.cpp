@@ -53,7 +53,8 @@ constexpr double tv_bound = 0.04;
 std::vector<token_id> first(const std::vector<token_id> & v, size_t n) { return {v.begin(), v.begin() + long(n)}; }
 
 // The reference ending: the first k such that the text of tokens[0..k] contains a stop.
-size_t reference_end(const toy_model & lm, const std::vector<token_id> & tokens, const std::vector<std::string> & stops) {
+size_t reference_end(const toy_model & lm, const std::vector<token_id> & tokens,
+                     const std::vector<std::string> & stops) {
     for (size_t k = 1; k <= tokens.size(); ++k) {
         if (lm.contains_stop(first(tokens, k), stops)) return k;
     }
@@ -260,9 +261,11 @@ TEST(stop_strings, bad_values_name_the_field) {
         }
         return std::string("(accepted)");
     };
-    EXPECT_EQ(message({"a", "b", "c", "d", "e"}).rfind("stop = 5 strings", 0), 0u) << message({"a", "b", "c", "d", "e"});
+    const std::vector<std::string> five = {"a", "b", "c", "d", "e"};
+    EXPECT_EQ(message(five).rfind("stop = 5 strings", 0), 0u) << message(five);
     EXPECT_EQ(message({"a", ""}).rfind("stop = [1]", 0), 0u) << message({"a", ""});
-    EXPECT_EQ(message({std::string(65, 'x')}).rfind("stop = [0] of 65 bytes", 0), 0u) << message({std::string(65, 'x')});
+    const std::vector<std::string> long_one = {std::string(65, 'x')};
+    EXPECT_EQ(message(long_one).rfind("stop = [0] of 65 bytes", 0), 0u) << message(long_one);
     EXPECT_EQ(message({"a", "b", "c", std::string(64, 'x')}), "(accepted)");
     EXPECT_EQ(message({}), "(accepted)");
 }
