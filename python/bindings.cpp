@@ -200,6 +200,7 @@ NB_MODULE(_powersample, m) {
         .def_rw("sps_rollouts", &ps::sampling_params::sps_rollouts)
         .def_rw("sps_lookahead", &ps::sampling_params::sps_lookahead)
         .def_rw("best_of", &ps::sampling_params::best_of)
+        .def_rw("stop", &ps::sampling_params::stop)
         .def_rw("record_suffixes", &ps::sampling_params::record_suffixes);
     m.def("validate", &ps::validate, "params"_a);
     m.def("effective_temperature", &ps::effective_temperature, "params"_a);
@@ -229,6 +230,7 @@ NB_MODULE(_powersample, m) {
         .def_ro("n_tokens_generated", &ps::sample_result::n_tokens_generated)
         .def_ro("n_tokens_decoded", &ps::sample_result::n_tokens_decoded)
         .def_prop_ro("finish", [](const ps::sample_result & r) { return ps::finish_reason_name(r.finish); })
+        .def_ro("stop", &ps::sample_result::stop)
         .def_ro("trace", &ps::sample_result::trace)
         .def("acceptance_rate", &ps::sample_result::acceptance_rate);
 

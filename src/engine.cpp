@@ -2,6 +2,7 @@
 // ref: arXiv 2510.14901, Alg. 1, with the exact acceptance ratio of docs/algorithm.md.
 #include "powersample/engine.h"
 
+#include "completion-end.h"
 #include "mh-kernel.h"
 #include "request-runner.h"
 #include "token-sampler.h"
@@ -74,6 +75,7 @@ struct live_request {
     uint64_t                 id = 0;
     request                  req;
     proposal_config          proposal;
+    std::unique_ptr<completion_end> ends;  // EOG and stop strings: where a completion ends
     int32_t                  n_steps   = 0;  // MH steps per block actually run
     int32_t                  n_blocks  = 1;
     int32_t                  block_len = 0;
@@ -254,9 +256,9 @@ struct engine::impl {
             r.runner_seqs.push_back(prompt_seq);
             while (int32_t(r.runner_seqs.size()) < sequences_needed(sp)) r.runner_seqs.push_back(take_seq(true));
             r.runner = sp.method == method::smc
-                           ? make_power_smc_runner(lm, prompt, sp, r.runner_seqs,
+                           ? make_power_smc_runner(lm, prompt, sp, *r.ends, r.runner_seqs,
                                                    variant != acceptance_variant::without_bridging_term)
-                           : make_scalable_power_sampling_runner(lm, prompt, sp, r.runner_seqs);
+                           : make_scalable_power_sampling_runner(lm, prompt, sp, *r.ends, r.runner_seqs);
             return;
         }
         const int32_t n_chains = sp.n_chains * (sp.method == method::best_of_n ? sp.best_of : 1);
@@ -354,11 +356,12 @@ struct engine::impl {
         ch.state       = phase::proposing;
     }
 
-    void finish_chain(live_request & r, chain_state & ch, finish_reason why) {
+    void finish_chain(live_request & r, chain_state & ch, finish_reason why, int32_t stop_index = -1) {
         ch.state       = phase::done;
         ch.has_pending = false;
         sample_result & res = ch.result;
         res.finish      = why;
+        if (stop_index >= 0) res.stop = r.ends->stops()[size_t(stop_index)];
         res.tokens      = ch.x;
         res.token_log_p = ch.x_log_p;
         res.log_p       = 0.0;
@@ -371,8 +374,8 @@ struct engine::impl {
 
     void end_block(live_request & r, chain_state & ch) {
         const auto & sp = r.req.params;
-        if (lm.is_eog(ch.x.back())) {
-            finish_chain(r, ch, finish_reason::eog);
+        if (const completion_end_hit hit = r.ends->at({span_of(ch.x)}); hit.kind != completion_end_kind::none) {
+            finish_chain(r, ch, finish_of(hit), hit.stop_index);
             return;
         }
         if (int32_t(ch.x.size()) >= sp.max_new_tokens) {
@@ -437,6 +440,7 @@ struct engine::impl {
             case acceptance_variant::exact:
             case acceptance_variant::without_bridging_term:            // concerns Power-SMC only
             case acceptance_variant::early_bound_assuming_full_length:  // concerns the bound only
+            case acceptance_variant::stop_in_last_token_only:           // concerns where chains end
                 log_accept = log_acceptance_ratio(w_cur, w_prop, length_correction);
                 break;
             case acceptance_variant::without_proposal_terms:
@@ -539,7 +543,6 @@ struct engine::impl {
         random_stream & rng = ch.state == phase::extending ? ch.token_rng : ch.proposal_rng;
         const token_draw d = draw_token(row, lm.n_vocab(), r.proposal, rng, scratch);
         const double weight = sp.alpha * d.log_p - d.log_q;
-        const bool eog = lm.is_eog(d.token);
         ch.result.n_tokens_generated += 1;
 
         if (ch.state == phase::extending) {
@@ -547,7 +550,8 @@ struct engine::impl {
             ch.x_log_p.push_back(d.log_p);
             ch.x_weight.push_back(weight);
             ch.x_entropy.push_back(d.entropy);
-            if (eog || int32_t(ch.x.size()) >= ch.target_len) {
+            const bool ends = r.ends->at({span_of(ch.x)}).kind != completion_end_kind::none;
+            if (ends || int32_t(ch.x.size()) >= ch.target_len) {
                 after_extension(r, ch);
             } else {
                 ch.pending     = {ch.seq_work, d.token, true};
@@ -559,7 +563,11 @@ struct engine::impl {
             ch.y_weight.push_back(weight);
             ch.y_entropy.push_back(d.entropy);
             ch.proposal_weight_so_far += weight;
-            if (eog || ch.suffix_start + int32_t(ch.y.size()) >= ch.target_len) {
+            // The proposal x' = x[0:m] + y ends where the same rule ends it (EOG or a stop,
+            // also one that starts inside the kept prefix).
+            const bool ends =
+                r.ends->at({span_of(ch.x, size_t(ch.suffix_start)), span_of(ch.y)}).kind != completion_end_kind::none;
+            if (ends || ch.suffix_start + int32_t(ch.y.size()) >= ch.target_len) {
                 after_proposal(r, ch);
             } else if (ch.early_rejection &&
                        early_rejection_bound(r, ch) + early_rejection_margin(ch) < ch.log_u) {
@@ -759,8 +767,10 @@ uint64_t engine::submit(request req) {
         }
     }
     live_request r;
-    r.id  = impl_->next_id++;
     const auto & sp = req.params;
+    r.ends = std::make_unique<completion_end>(impl_->lm, sp.stop,
+                                              impl_->variant == acceptance_variant::stop_in_last_token_only);
+    r.id  = impl_->next_id++;
     const int32_t n_seq_needed = sequences_needed(sp);
     if (n_seq_needed > impl_->lm.n_seq_max()) {
         throw invalid_argument_error(std::string("method ") + method_name(sp.method) + " with chains = " +

@@ -98,13 +98,17 @@ std::string model::detokenize(const std::vector<token_id> & tokens) const {
     return valid_utf8(out);
 }
 
-std::string model::completion_text(const std::vector<token_id> & tokens) const {
+std::string model::completion_text(const std::vector<token_id> & tokens, const std::string & stop) const {
     std::vector<token_id> visible;
     visible.reserve(tokens.size());
     for (token_id t : tokens) {
         if (!is_eog(t)) visible.push_back(t);
     }
-    return detokenize(visible);
+    std::string text = detokenize(visible);
+    if (!stop.empty()) {
+        if (const size_t at = text.find(stop); at != std::string::npos) text.resize(at);
+    }
+    return text;
 }
 
 std::string model::token_to_piece(token_id token) const {
@@ -236,6 +240,18 @@ llama_language_model::~llama_language_model() {
 }
 
 bool llama_language_model::is_eog(token_id token) const { return model_.is_eog(token); }
+
+std::string llama_language_model::token_bytes(token_id token) const {
+    // Raw bytes, special tokens not rendered, as llama_detokenize concatenates pieces; no UTF-8
+    // repair here, since a stop string may span the tokens of one character.
+    char buf[256];
+    int32_t n = llama_token_to_piece(model_.internals().vocab, token, buf, sizeof(buf), 0, false);
+    if (n >= 0) return std::string(buf, size_t(n));
+    std::string big(size_t(-n), '\0');
+    n = llama_token_to_piece(model_.internals().vocab, token, big.data(), int32_t(big.size()), 0, false);
+    big.resize(size_t(std::max(n, 0)));
+    return big;
+}
 
 void llama_language_model::seq_clear(int32_t seq) {
     llama_memory_seq_rm(llama_get_memory(ctx_), seq, -1, -1);

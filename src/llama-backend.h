@@ -37,6 +37,8 @@ public:
 
     int32_t n_vocab() const override { return n_vocab_; }
     bool    is_eog(token_id token) const override;
+    bool    has_token_bytes() const override { return true; }
+    std::string token_bytes(token_id token) const override;
     int32_t n_seq_max() const override { return n_seq_max_; }
     int32_t n_cells() const override { return n_cells_; }
     int32_t n_cells_per_sequence() const override { return n_cells_per_seq_; }

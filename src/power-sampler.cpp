@@ -75,7 +75,7 @@ struct power_sampler::impl {
     }
 
     void fill_text(generation_result & g) const {
-        for (auto & c : g.chains) c.text = model_ref->completion_text(c.tokens);
+        for (auto & c : g.chains) c.text = model_ref->completion_text(c.tokens, c.stop);
     }
 
     void drive(engine & eng, const run_options & options,

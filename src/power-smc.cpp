@@ -6,12 +6,12 @@
 // incremental log-weight of token t is then
 //     (alpha_t - alpha_{t-1}) * log p(x_<t)                       (bridging the ramp)
 //   + logsumexp(alpha_t * l_t) - alpha_t * logsumexp(l_t)          (= alpha_t log p - log q)
-// A particle that drew EOG is complete: it takes no more tokens, only the bridging term, so the
-// final weights target p(x)^alpha over completions of any length. Every resample_interval tokens
-// the effective sample size is checked; below ess_threshold * N the particles are resampled
-// systematically and their KV sequences reordered by ancestor (seq_copy_prefix into a second set
-// of ids: metadata-only with a unified KV cache). The answer is one particle drawn in proportion
-// to the final weights.
+// A particle that drew EOG or completed a stop string is complete: it takes no more tokens, only
+// the bridging term, so the final weights target p(x)^alpha over completions of any length. Every
+// resample_interval tokens the effective sample size is checked; below ess_threshold * N the
+// particles are resampled systematically and their KV sequences reordered by ancestor
+// (seq_copy_prefix into a second set of ids: metadata-only with a unified KV cache). The answer is
+// one particle drawn in proportion to the final weights.
 #include "request-runner.h"
 #include "token-sampler.h"
 
@@ -28,7 +28,8 @@ struct particle {
     std::vector<double>   token_log_p;
     double                log_p      = 0.0;  // log p(tokens | prompt)
     double                log_weight = 0.0;
-    bool                  complete   = false;  // ended with EOG
+    bool                  complete   = false;  // ended with EOG or a stop string
+    completion_end_hit    end;                 // how it ended, when complete
     token_id              pending    = 0;      // decoded next: the last token of prompt + tokens
 };
 
@@ -54,8 +55,8 @@ double log_sum_exp(const std::vector<double> & v) {
 class power_smc_runner : public request_runner {
 public:
     power_smc_runner(language_model & lm, const std::vector<token_id> & prompt, const sampling_params & params,
-                     std::vector<int32_t> seqs, bool with_bridging)
-        : lm_(lm), params_(params), with_bridging_(with_bridging) {
+                     const completion_end & ends, std::vector<int32_t> seqs, bool with_bridging)
+        : lm_(lm), params_(params), ends_(ends), with_bridging_(with_bridging) {
         const int32_t P = int32_t(prompt.size());
         const int32_t N = params.n_particles;
         chains_.resize(size_t(params.n_chains));
@@ -103,7 +104,8 @@ public:
         pt.token_log_p.push_back(d.log_p);
         pt.log_p += d.log_p;
         pt.pending = d.token;
-        if (lm_.is_eog(d.token)) pt.complete = true;
+        pt.end = ends_.at({span_of(pt.tokens)});
+        if (pt.end.kind != completion_end_kind::none) pt.complete = true;
     }
 
     void end_round() override {
@@ -222,14 +224,18 @@ private:
         res.token_log_p = best.token_log_p;
         res.log_p       = best.log_p;
         res.finish      = why == finish_reason::cancelled ? why
-                          : best.complete                  ? finish_reason::eog
+                          : best.complete                  ? finish_of(best.end)
                                                            : finish_reason::length;
+        if (best.complete && best.end.kind == completion_end_kind::stop) {
+            res.stop = ends_.stops()[size_t(best.end.stop_index)];
+        }
         for (auto & pt : ch.particles) lm_.seq_clear(pt.seq);
         ch.done = true;
     }
 
     language_model &                       lm_;
     sampling_params                        params_;
+    const completion_end &                 ends_;
     bool                                   with_bridging_;
     std::vector<smc_chain>                 chains_;
     std::vector<std::pair<size_t, size_t>> round_;  // (chain, particle) of each collected entry
@@ -239,9 +245,9 @@ private:
 }  // namespace
 
 std::unique_ptr<request_runner> make_power_smc_runner(language_model & lm, const std::vector<token_id> & prompt,
-                                                      const sampling_params & params, std::vector<int32_t> seqs,
-                                                      bool with_bridging) {
-    return std::make_unique<power_smc_runner>(lm, prompt, params, std::move(seqs), with_bridging);
+                                                      const sampling_params & params, const completion_end & ends,
+                                                      std::vector<int32_t> seqs, bool with_bridging) {
+    return std::make_unique<power_smc_runner>(lm, prompt, params, ends, std::move(seqs), with_bridging);
 }
 
 }  // namespace powersample

@@ -32,6 +32,10 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
         throw invalid_argument_error(std::string("method = ") + method_name(params.method) +
                                      ": the remote backend runs power, sample and low-temp only");
     }
+    if (!params.stop.empty()) {
+        // A server generates whole suffixes and would not end them at our stop rule.
+        throw invalid_argument_error("stop: the remote backend does not support stop strings");
+    }
     if (params.top_k > 0 || params.top_p < 1.0 || params.min_p > 0.0) {
         throw invalid_argument_error("top_k/top_p/min_p: the remote backend samples untruncated proposals only");
     }

@@ -4,6 +4,7 @@
 // (continuous batching), hands back the logits, and lets it advance.
 #pragma once
 
+#include "completion-end.h"
 #include "powersample/language-model.h"
 #include "powersample/sampling.h"
 
@@ -32,14 +33,16 @@ public:
 };
 
 // The sequence ids `seqs` are the runner's alone; seqs[0] holds the prompt minus its last token.
-// Both constructors expect validated params of their method.
+// Both constructors expect validated params of their method; `ends` (EOG and stop strings,
+// built for these params) must outlive the runner.
 // with_bridging = false drops the ramp's bridging term: a broken control for the tests only.
 std::unique_ptr<request_runner> make_power_smc_runner(language_model & lm, const std::vector<token_id> & prompt,
-                                                      const sampling_params & params, std::vector<int32_t> seqs,
-                                                      bool with_bridging = true);
+                                                      const sampling_params & params, const completion_end & ends,
+                                                      std::vector<int32_t> seqs, bool with_bridging = true);
 std::unique_ptr<request_runner> make_scalable_power_sampling_runner(language_model & lm,
                                                                     const std::vector<token_id> & prompt,
                                                                     const sampling_params & params,
+                                                                    const completion_end & ends,
                                                                     std::vector<int32_t> seqs);
 
 }  // namespace powersample

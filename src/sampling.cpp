@@ -59,6 +59,7 @@ const char * finish_reason_name(finish_reason r) {
     switch (r) {
         case finish_reason::eog:       return "eog";
         case finish_reason::length:    return "length";
+        case finish_reason::stop:      return "stop";
         case finish_reason::cancelled: return "cancelled";
     }
     return "?";
@@ -128,6 +129,18 @@ void validate(const sampling_params & p) {
     }
     if (p.best_of < 1) {
         reject("best_of", std::to_string(p.best_of), "must be >= 1");
+    }
+    if (p.stop.size() > max_stop_strings) {
+        reject("stop", std::to_string(p.stop.size()) + " strings", "at most " + std::to_string(max_stop_strings));
+    }
+    for (size_t i = 0; i < p.stop.size(); ++i) {
+        if (p.stop[i].empty()) {
+            reject("stop", "[" + std::to_string(i) + "] \"\"", "a stop string must not be empty");
+        }
+        if (p.stop[i].size() > max_stop_bytes) {
+            reject("stop", "[" + std::to_string(i) + "] of " + std::to_string(p.stop[i].size()) + " bytes",
+                   "at most " + std::to_string(max_stop_bytes) + " bytes");
+        }
     }
     if (p.method == method::smc || p.method == method::sps) {
         // Their weights assume the untruncated proposal at temperature 1/alpha(_t).

@@ -36,6 +36,7 @@ struct branch {
     int32_t               limit       = 0;    // tokens to draw at most
     bool                  active      = false;
     token_id              pending     = 0;
+    int32_t               parent      = -1;   // a rollout's kept candidate (index into candidates)
 };
 
 enum class stage { candidates, rollouts, done };
@@ -75,8 +76,8 @@ std::vector<double> softmax(const std::vector<double> & scores) {
 class sps_runner : public request_runner {
 public:
     sps_runner(language_model & lm, const std::vector<token_id> & prompt, const sampling_params & params,
-               std::vector<int32_t> seqs)
-        : lm_(lm), params_(params) {
+               const completion_end & ends, std::vector<int32_t> seqs)
+        : lm_(lm), params_(params), ends_(ends) {
         const int32_t P = int32_t(prompt.size());
         const size_t per_chain = size_t(sequences_needed(params) - 1) / size_t(params.n_chains);
         chains_.resize(size_t(params.n_chains));
@@ -121,7 +122,13 @@ public:
         b.log_p += d.log_p;
         b.sum_weight += params_.alpha * d.log_p - d.log_q;
         b.pending = d.token;
-        if (lm_.is_eog(d.token) || int32_t(b.tokens.size()) >= b.limit) b.active = false;
+        // A candidate continues x; a rollout continues x and its candidate. Either stops where
+        // the completion it would be part of ends (EOG or a stop string).
+        static const std::vector<token_id> none;
+        const auto & between = b.parent >= 0 ? ch.candidates[size_t(b.parent)].tokens : none;
+        const completion_end_hit hit = ends_.at({span_of(ch.x), span_of(between), span_of(b.tokens)});
+        const bool ends = hit.kind != completion_end_kind::none;
+        if (ends || int32_t(b.tokens.size()) >= b.limit) b.active = false;
     }
 
     void end_round() override {
@@ -175,7 +182,8 @@ private:
     }
 
     bool ends_completion(const sps_chain & ch, const branch & c) const {
-        return lm_.is_eog(c.tokens.back()) || int32_t(ch.x.size() + c.tokens.size()) >= params_.max_new_tokens;
+        return ends_.at({span_of(ch.x), span_of(c.tokens)}).kind != completion_end_kind::none ||
+               int32_t(ch.x.size() + c.tokens.size()) >= params_.max_new_tokens;
     }
 
     void start_rollouts(sps_chain & ch) {
@@ -202,6 +210,7 @@ private:
                 // A block that ends the completion has no future: zeta = 1, no rollout needed.
                 const int32_t limit = ends_completion(ch, c) ? 0 : horizon;
                 ch.rollouts.push_back(open_branch(c.seq, ch.rollout_seqs[next_seq++], c.tokens.back(), limit));
+                ch.rollouts.back().parent = int32_t(k);
             }
         }
         ch.at = stage::rollouts;
@@ -263,7 +272,9 @@ private:
         ch.pending = chosen.tokens.back();
         clear_branches(ch);
         if (ended) {
-            finish(ch, lm_.is_eog(ch.x.back()) ? finish_reason::eog : finish_reason::length);
+            const completion_end_hit hit = ends_.at({span_of(ch.x)});
+            if (hit.kind == completion_end_kind::stop) ch.result.stop = ends_.stops()[size_t(hit.stop_index)];
+            finish(ch, hit.kind != completion_end_kind::none ? finish_of(hit) : finish_reason::length);
         } else {
             start_candidates(ch);
         }
@@ -291,6 +302,7 @@ private:
 
     language_model &          lm_;
     sampling_params           params_;
+    const completion_end &    ends_;
     proposal_config           proposal_;
     std::vector<sps_chain>    chains_;
     std::vector<branch *>     round_;        // the branch of each collected entry
@@ -303,8 +315,9 @@ private:
 std::unique_ptr<request_runner> make_scalable_power_sampling_runner(language_model & lm,
                                                                     const std::vector<token_id> & prompt,
                                                                     const sampling_params & params,
+                                                                    const completion_end & ends,
                                                                     std::vector<int32_t> seqs) {
-    return std::make_unique<sps_runner>(lm, prompt, params, std::move(seqs));
+    return std::make_unique<sps_runner>(lm, prompt, params, ends, std::move(seqs));
 }
 
 }  // namespace powersample

@@ -56,6 +56,21 @@ TEST(cli, bad_numbers_name_the_flag) {
     expect_error("-p hi" + fast + "--preset turbo", "preset");
 }
 
+TEST(cli, stop_strings) {
+    expect_error("-p hi" + fast + "--stop a --stop b --stop c --stop d --stop e", "--stop");
+    expect_error("-p hi" + fast + "--stop ''", "--stop");
+    // Greedy counts on " 4, 5, 6, ...": it ends with the token that completes ", 6", and the text
+    // stops before it.
+    const run_result r = run_cli("--raw -p 'Count: 1, 2, 3,' --method greedy -n 24 --stop ', 6' --stop zzz --json -q");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    const auto & c = j["runs"][0]["chains"][0];
+    EXPECT_EQ(c["finish"], "stop");
+    EXPECT_EQ(c["stop"], ", 6");
+    EXPECT_EQ(c["text"], " 4, 5");
+    EXPECT_EQ(j["runs"][0]["params"]["stop"].size(), 2u);
+}
+
 TEST(cli, bad_usage_names_the_problem) {
     expect_error("-p hi --no-such-flag", "--no-such-flag");
     expect_error("-p hi" + fast + "--chat --raw", "--chat");

@@ -341,3 +341,29 @@ TEST(model_sampling, chat_content_cannot_forge_turns) {
     EXPECT_EQ(count(safe), count(m->tokenize_chat({{"user", "hi"}})));
     EXPECT_NE(m->detokenize(safe).find("<|im_start|>system"), std::string::npos);  // arrived as text
 }
+
+TEST(model_sampling, greedy_ends_at_a_stop_string_and_its_text_stops_before_it) {
+    auto m = test_model();
+    power_sampler s(m);
+    sampling_params sp;
+    sp.method         = method::greedy;
+    sp.max_new_tokens = 24;
+    const std::string prompt = "Count: 1, 2, 3,";
+    const auto plain = s.generate(prompt, sp).chains.at(0);
+    const size_t at = plain.text.find(", 6");
+    ASSERT_NE(at, std::string::npos) << plain.text;  // the model counts on: " 4, 5, 6, ..."
+
+    sp.stop = {", 6"};
+    const auto c = s.generate(prompt, sp).chains.at(0);
+    EXPECT_EQ(c.finish, finish_reason::stop);
+    EXPECT_EQ(c.stop, ", 6");
+    EXPECT_EQ(c.text, plain.text.substr(0, at)) << c.text;
+    EXPECT_EQ(c.text.find(", 6"), std::string::npos);
+    // Tokens stay exact and whole: greedy's own prefix, up to the token that completed the stop.
+    ASSERT_LE(c.tokens.size(), plain.tokens.size());
+    EXPECT_TRUE(std::equal(c.tokens.begin(), c.tokens.end(), plain.tokens.begin()));
+    EXPECT_NE(m->detokenize(c.tokens).find(", 6"), std::string::npos);
+    const std::vector<token_id> before_last(c.tokens.begin(), c.tokens.end() - 1);
+    EXPECT_EQ(m->detokenize(before_last).find(", 6"), std::string::npos);
+    EXPECT_EQ(c.token_log_p.size(), c.tokens.size());
+}

@@ -75,6 +75,15 @@ TEST(remote_sampler, rejects_what_it_cannot_do_remotely) {
         EXPECT_THROW(sample_remote(gen, prompt, sp), invalid_argument_error) << method_name(m);
     }
     EXPECT_THROW(sample_remote(gen, {}, sampling_params{}), invalid_argument_error);
+    // A server generates whole suffixes and would not end them at a stop string.
+    sp = {};
+    sp.stop = {"ab"};
+    try {
+        sample_remote(gen, prompt, sp);
+        ADD_FAILURE() << "stop accepted";
+    } catch (const invalid_argument_error & e) {
+        EXPECT_EQ(std::string(e.what()).rfind("stop: ", 0), 0u) << e.what();
+    }
 }
 
 namespace {

@@ -125,12 +125,12 @@ TEST(server_request, openai_client_fields) {
     EXPECT_EQ(r.params.max_new_tokens, 12);
     EXPECT_TRUE(r.include_usage);
     EXPECT_TRUE(r.logprobs);
-    EXPECT_EQ(r.stop, (std::vector<std::string>{"\n\n", "END"}));
+    EXPECT_EQ(r.params.stop, (std::vector<std::string>{"\n\n", "END"}));
     const auto c = parse_request(R"({"prompt": "hi", "max_tokens": 7, "max_completion_tokens": 7, "logprobs": 0,
                                      "echo": false, "stop": "x"})", false, request_limits{}, 1000);
     EXPECT_EQ(c.params.max_new_tokens, 7);
     EXPECT_TRUE(c.logprobs);
-    EXPECT_EQ(c.stop, std::vector<std::string>{"x"});
+    EXPECT_EQ(c.params.stop, std::vector<std::string>{"x"});
     EXPECT_FALSE(c.include_usage);
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace powersample::testing {
@@ -23,6 +24,28 @@ public:
 
     int32_t n_vocab() const override { return n_vocab_; }
     bool is_eog(token_id t) const override { return t == n_vocab_ - 1; }
+    // Token text for stop strings: token v is the letter 'a' + v unless set_token_bytes() says
+    // otherwise; EOG has none. has_text = false plays a backend without token text.
+    bool has_token_bytes() const override { return has_text; }
+    std::string token_bytes(token_id t) const override {
+        if (is_eog(t)) return {};
+        if (size_t(t) < bytes_.size()) return bytes_[size_t(t)];
+        return std::string(1, char('a' + t % 26));
+    }
+    void set_token_bytes(std::vector<std::string> bytes) { bytes_ = std::move(bytes); }
+    // The concatenated bytes of `tokens`: the reference the engine's windowed matching must agree with.
+    std::string text_of(const std::vector<token_id> & tokens) const {
+        std::string s;
+        for (token_id t : tokens) s += token_bytes(t);
+        return s;
+    }
+    bool contains_stop(const std::vector<token_id> & tokens, const std::vector<std::string> & stops) const {
+        const std::string s = text_of(tokens);
+        for (const auto & stop : stops) {
+            if (s.find(stop) != std::string::npos) return true;
+        }
+        return false;
+    }
     int32_t n_seq_max() const override { return int32_t(seqs_.size()); }
     int32_t n_cells() const override { return n_cells_; }
     int32_t seq_length(int32_t seq) const override { return int32_t(seqs_.at(size_t(seq)).size()); }
@@ -73,14 +96,18 @@ public:
         return out;
     }
 
-    // Every completion of `prompt` with at most max_len tokens (ending at the first EOG or at the
-    // cap), with its log p under the model.
-    std::map<std::vector<token_id>, double> enumerate(const std::vector<token_id> & prompt, int32_t max_len) const {
+    // Every completion of `prompt` with at most max_len tokens (ending at the first EOG, at the
+    // first token after which its text contains one of `stops`, or at the cap), with its log p
+    // under the model.
+    std::map<std::vector<token_id>, double> enumerate(const std::vector<token_id> & prompt, int32_t max_len,
+                                                      const std::vector<std::string> & stops = {}) const {
         std::map<std::vector<token_id>, double> out;
         std::vector<token_id> completion;
-        walk(prompt, completion, 0.0, max_len, out);
+        walk(prompt, completion, 0.0, max_len, stops, out);
         return out;
     }
+
+    bool has_text = true;
 
     int64_t n_decoded = 0;
     int64_t n_decode_calls = 0;
@@ -95,17 +122,18 @@ private:
     }
 
     void walk(const std::vector<token_id> & prompt, std::vector<token_id> & completion, double log_p,
-              int32_t max_len, std::map<std::vector<token_id>, double> & out) const {
+              int32_t max_len, const std::vector<std::string> & stops,
+              std::map<std::vector<token_id>, double> & out) const {
         std::vector<token_id> history = prompt;
         history.insert(history.end(), completion.begin(), completion.end());
         const auto lp = log_probs_after(history);
         for (int32_t v = 0; v < n_vocab_; ++v) {
             completion.push_back(v);
             const double next = log_p + lp[size_t(v)];
-            if (is_eog(v) || int32_t(completion.size()) == max_len) {
+            if (is_eog(v) || int32_t(completion.size()) == max_len || contains_stop(completion, stops)) {
                 out[completion] = next;
             } else {
-                walk(prompt, completion, next, max_len, out);
+                walk(prompt, completion, next, max_len, stops, out);
             }
             completion.pop_back();
         }
@@ -117,6 +145,7 @@ private:
     std::vector<std::vector<token_id>> seqs_;
     int32_t n_cells_;
     std::vector<std::vector<float>> rows_;
+    std::vector<std::string> bytes_;
 };
 
 // pi(x) ∝ exp(alpha * log p(x)), normalised.

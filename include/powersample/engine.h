@@ -89,8 +89,9 @@ public:
     engine & operator=(const engine &) = delete;
 
     // Queues a request and returns its id (ids count up from 0). Throws invalid_argument_error
-    // for bad parameters, an empty prompt, or a request that could never fit the model's
-    // sequences or cells (see sequences_needed() and kv_cells_needed()).
+    // for bad parameters, an empty prompt, stop strings on a model without token bytes, or a
+    // request that could never fit the model's sequences or cells (see sequences_needed() and
+    // kv_cells_needed()).
     uint64_t submit(request req);
 
     // One round: admits waiting requests that fit, then decodes the next token of every live
@@ -120,8 +121,10 @@ public:
     // makes Power-SMC forget the ramp's bridging weight; early_bound_assuming_full_length keeps
     // the exact ratio but stops proposals with an early-rejection bound that takes len(x') to be
     // the block's target instead of at least m + k (forgetting that EOG can end the proposal
-    // sooner: not an upper bound, so it rejects proposals that would be accepted). Never change
-    // it outside tests.
+    // sooner: not an upper bound, so it rejects proposals that would be accepted);
+    // stop_in_last_token_only keeps the ratio exact but matches stop strings only inside the
+    // newest token's bytes (missing those that span tokens) in the MH chain and the plain
+    // decoders. Never change it outside tests.
     enum class acceptance_variant {
         exact,
         without_proposal_terms,
@@ -129,6 +132,7 @@ public:
         without_reverse_cut,
         without_bridging_term,
         early_bound_assuming_full_length,
+        stop_in_last_token_only,
     };
     void set_acceptance_variant_for_testing(acceptance_variant v);
 

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace powersample {
@@ -41,6 +42,12 @@ public:
     virtual int32_t n_vocab() const = 0;
     // True for end-of-generation tokens (llama_vocab_is_eog): they end a completion.
     virtual bool is_eog(token_id token) const = 0;
+    // The token's raw bytes as the detokenizer concatenates them (special tokens not rendered,
+    // no UTF-8 repair: a multi-byte character may be split across tokens). Stop strings are
+    // matched on these bytes. A backend without token text keeps the defaults, and then
+    // sampling_params::stop must stay empty.
+    virtual bool        has_token_bytes() const { return false; }
+    virtual std::string token_bytes(token_id /*token*/) const { return {}; }
     // Number of sequence ids available: 0 .. n_seq_max() - 1.
     virtual int32_t n_seq_max() const = 0;
     // Token cells in total. With a shared pool (n_cells_per_sequence() == 0, a unified KV cache)

@@ -89,8 +89,9 @@ public:
     // (powersample/text.h).
     std::string detokenize(const std::vector<token_id> & tokens) const;
     // A completion's text, as sample_result::text has it: end-of-generation tokens dropped, the
-    // rest detokenized (valid UTF-8).
-    std::string completion_text(const std::vector<token_id> & tokens) const;
+    // rest detokenized (valid UTF-8), and cut before the first occurrence of `stop` (the stop
+    // string that ended it, sample_result::stop; empty = none), as OpenAI returns it.
+    std::string completion_text(const std::vector<token_id> & tokens, const std::string & stop = "") const;
     // One token's text, special tokens rendered; U+FFFD for a token that is part of a character.
     std::string token_to_piece(token_id token) const;
 

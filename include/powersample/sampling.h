@@ -114,7 +114,18 @@ struct sampling_params {
 
     // method::best_of_n: plain samples per chain; the one with the highest log p is returned.
     int32_t  best_of           = 8;    // >= 1
+
+    // Stop strings (every method): a completion ends after the first token with which its text
+    // (the raw bytes of its tokens, from its first token: the prompt never counts) contains one
+    // of them, as it ends at an EOG token; the target is then pi over the completions that end
+    // at the first stop, EOG or the cap (docs/algorithm.md, "Stop strings"). At most
+    // max_stop_strings, each 1 to max_stop_bytes bytes; empty = none. Needs a language_model
+    // with token text (language_model::has_token_bytes()).
+    std::vector<std::string> stop;
 };
+
+constexpr size_t max_stop_strings = 4;   // OpenAI's limit
+constexpr size_t max_stop_bytes   = 64;
 
 // Throws invalid_argument_error naming the first bad field and its value.
 void validate(const sampling_params & params);
@@ -157,13 +168,17 @@ struct step_record {
 enum class finish_reason {
     eog,        // ended with an end-of-generation token (part of the tokens)
     length,     // reached max_new_tokens
+    stop,       // ended with the token that completed a stop string (sample_result::stop)
     cancelled,  // stopped by a cancel request: the tokens are the chain's state at that moment
 };
 const char * finish_reason_name(finish_reason r);
 
 struct sample_result {
-    std::string           text;          // completion text (end-of-generation token not rendered)
-    std::vector<token_id> tokens;        // completion tokens, EOG included if drawn
+    std::string           text;          // completion text (end-of-generation token not rendered;
+                                         // with finish_reason::stop it ends before the stop string)
+    std::vector<token_id> tokens;        // completion tokens, EOG included if drawn; with a stop
+                                         // string, up to and including the token that completed it
+    std::string           stop;          // the stop string that ended the completion, else empty
     std::vector<double>   token_log_p;   // log p(x_i | prompt, x_<i) under the base model
     double                log_p = 0.0;   // sum of token_log_p
     int32_t               n_proposals = 0;

@@ -170,7 +170,7 @@ class SampleResult:
     n_accepted: int
     n_tokens_generated: int      # every token drawn, rejected proposals included
     n_tokens_decoded: int        # tokens through the model for this chain
-    finish_reason: str           # "eog", "length" or "cancelled"
+    finish_reason: str           # "eog", "stop" (a stop string), "length" or "cancelled"
     trace: List[Step] = field(repr=False)
     seed: int                    # pass it back to reproduce this result
     method: str

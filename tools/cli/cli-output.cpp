@@ -34,7 +34,8 @@ nlohmann::json params_to_json(const ps::sampling_params & p) {
             {"entropy_beta", p.entropy_beta},
             {"entropy_floor", p.entropy_floor},
             {"best_of", p.best_of},
-            {"early_rejection", ps::early_rejection_applies(p)}};
+            {"early_rejection", ps::early_rejection_applies(p)},
+            {"stop", p.stop}};
 }
 
 nlohmann::json report_to_json(const run_report & r) {
@@ -54,6 +55,7 @@ nlohmann::json report_to_json(const run_report & r) {
                           {"token_log_p", c.token_log_p},
                           {"log_p", c.log_p},
                           {"finish", ps::finish_reason_name(c.finish)},
+                          {"stop", c.stop},
                           {"n_proposals", c.n_proposals},
                           {"n_accepted", c.n_accepted},
                           {"acceptance_rate", c.acceptance_rate()},

@@ -74,6 +74,7 @@ struct cli_options {
     double      entropy_floor  = 0.1;
     bool        no_early_rejection = false;
     int32_t     best_of        = 8;
+    std::vector<std::string> stop;
     bool        compare        = false;
     bool        trace          = false;
     bool        json           = false;
@@ -162,6 +163,7 @@ ps::sampling_params build_params(const cli_options & o, const CLI::App & app) {
     if (app.count("--entropy-floor")) p.entropy_floor = o.entropy_floor;
     if (app.count("--best-of")) p.best_of = o.best_of;
     p.early_rejection = !o.no_early_rejection;
+    if (app.count("--stop")) p.stop = o.stop;
     p.record_trace = true;
     try {
         ps::validate(p);
@@ -173,7 +175,7 @@ ps::sampling_params build_params(const cli_options & o, const CLI::App & app) {
             {"sps_candidates =", "--sps-candidates ="}, {"sps_top_k =", "--sps-top-k ="},
             {"sps_rollouts =", "--sps-rollouts ="},     {"sps_lookahead =", "--sps-lookahead ="},
             {"entropy_beta =", "--entropy-beta ="},     {"entropy_floor =", "--entropy-floor ="},
-            {"best_of =", "--best-of ="}};
+            {"best_of =", "--best-of ="},               {"stop =", "--stop ="}};
         const std::string what = e.what();
         for (const auto & f : flags) {
             if (what.rfind(f.first, 0) == 0) throw ps::invalid_argument_error(f.second + what.substr(std::strlen(f.first)));
@@ -284,6 +286,9 @@ int main(int argc, char ** argv) {
                  "power, power-entropy: decode every proposal to its end instead of stopping it once it "
                  "cannot be accepted (same chain, more tokens)")
         ->group(g_methods);
+    app.add_option("--stop", o.stop, "Stop string: the completion ends after the token that completes it, and "
+                                     "the text stops before it (repeat for up to 4)")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)->group(g_sampling);
     app.add_option("-s,--seed", o.seed, "RNG seed, 0 .. 2^64-1 (default or -1: random, printed on stderr)")
         ->group(g_sampling);
 

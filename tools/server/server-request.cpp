@@ -128,9 +128,9 @@ void parse_output_options(const json & doc, bool chat, parsed_request & r) {
     if (has("stop")) {
         const json & st = doc["stop"];
         if (st.is_string()) {
-            r.stop.push_back(st.get<std::string>());
+            r.params.stop.push_back(st.get<std::string>());
         } else if (st.is_array()) {
-            for (size_t i = 0; i < st.size(); ++i) r.stop.push_back(get_string(st[i], "stop[" + std::to_string(i) + "]"));
+            for (size_t i = 0; i < st.size(); ++i) r.params.stop.push_back(get_string(st[i], "stop[" + std::to_string(i) + "]"));
         } else {
             reject("stop", std::string("must be a string or an array of strings, got ") + type_name(st));
         }

@@ -51,7 +51,6 @@ struct parsed_request {
     bool                                 stream = false;
     bool                                 include_usage = false;  // stream_options.include_usage
     bool                                 logprobs = false;       // per-token log p in the answer
-    std::vector<std::string>             stop;                   // stop strings, as sent
 };
 
 // Parses a /v1/completions (chat = false) or /v1/chat/completions body. Throws request_error.

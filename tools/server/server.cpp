@@ -64,7 +64,8 @@ std::string to_wire(const json & v) {
 
 std::string finish_name(ps::finish_reason r) {
     switch (r) {
-        case ps::finish_reason::eog:       return "stop";
+        case ps::finish_reason::eog:       return "stop";  // OpenAI: "stop" for EOG and stop strings
+        case ps::finish_reason::stop:      return "stop";
         case ps::finish_reason::length:    return "length";
         case ps::finish_reason::cancelled: return "cancelled";
     }
@@ -151,7 +152,7 @@ json final_body(const ps::model & m, const std::string & model_name, const std::
     for (size_t i = 0; i < g.chains.size(); ++i) {
         const auto & c = g.chains[i];
         json choice = {{"index", i}, {"finish_reason", finish_name(c.finish)}, {"power_sampling", chain_stats(c)}};
-        const std::string text = m.completion_text(c.tokens);
+        const std::string text = m.completion_text(c.tokens, c.stop);
         choice["logprobs"] = r.logprobs ? logprobs_body(m, c, r.chat) : json(nullptr);
         if (!r.chat) {
             choice["text"] = text;
