@@ -238,7 +238,7 @@ class Interactive(unittest.TestCase):
             seen = s.expect("Your choice [1]: ")
             self.assertIn("not downloaded", seen)
             s.type("1")
-            s.expect("smollm2-135m is not downloaded (this demo stays offline); fetch it with:")
+            s.expect("qwen2.5-coder-0.5b is not downloaded (this demo stays offline); fetch it with:")
             s.expect("Your choice [1]: ")
             s.end_input()
             self.assertEqual(s.wait(), 0)
