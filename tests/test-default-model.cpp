@@ -22,3 +22,44 @@ TEST(default_model, answers_the_readme_prompt) {
     p.method = method::greedy;
     EXPECT_NE(sampler.generate(prompt, p).chains[0].text.find("56"), std::string::npos);
 }
+
+// Early rejection on the real default model: the same seed gives identical tokens, accept
+// decisions and log p with it on and off, for several alphas, block sizes and prompts
+// (proposals that end in EOG included: the prompts are answered in a few tokens), and it
+// decodes fewer tokens overall.
+TEST(default_model, early_rejection_changes_no_decision) {
+    auto m = model::load({default_model_name});
+    power_sampler sampler(m, context_params{2});
+    int64_t on_tokens = 0, off_tokens = 0, stops = 0;
+    for (const char * question : {"What is 7 * 8? Answer briefly.", "Name a colour."}) {
+        const auto prompt = m->tokenize_chat({{"user", question}});
+        for (const double alpha : {2.0, 4.0}) {
+            for (const int32_t block : {8, 24}) {
+                sampling_params p;
+                p.alpha             = alpha;
+                p.block_size        = block;
+                p.n_steps_per_block = 3;
+                p.max_new_tokens    = 24;
+                p.seed              = 5;
+                const auto on = sampler.generate_tokens(prompt, p).chains.at(0);
+                p.early_rejection = false;
+                const auto off = sampler.generate_tokens(prompt, p).chains.at(0);
+                EXPECT_EQ(on.tokens, off.tokens) << question << " alpha " << alpha << " B " << block;
+                EXPECT_EQ(on.token_log_p, off.token_log_p);
+                EXPECT_EQ(on.n_accepted, off.n_accepted);
+                ASSERT_EQ(on.trace.size(), off.trace.size());
+                for (size_t i = 0; i < on.trace.size(); ++i) {
+                    EXPECT_EQ(on.trace[i].position, off.trace[i].position);
+                    EXPECT_EQ(on.trace[i].accepted, off.trace[i].accepted);
+                }
+                EXPECT_EQ(off.n_early_rejections, 0);
+                on_tokens += on.n_tokens_generated;
+                off_tokens += off.n_tokens_generated;
+                stops += on.n_early_rejections;
+            }
+        }
+    }
+    EXPECT_LE(on_tokens, off_tokens);
+    std::printf("default model: %lld proposals stopped early, %lld -> %lld tokens\n", (long long) stops,
+                (long long) off_tokens, (long long) on_tokens);
+}
