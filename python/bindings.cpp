@@ -261,7 +261,7 @@ NB_MODULE(_powersample, m) {
                 return ps::model::load({path, n_gpu_layers});
             },
             "path"_a, "n_gpu_layers"_a = 0, "Loads a .gguf file or a catalogue model by name.")
-        .def("tokenize", &ps::model::tokenize, "text"_a, "add_special"_a = true)
+        .def("tokenize", &ps::model::tokenize, "text"_a, "add_special"_a = true, "parse_special"_a = true)
         .def("detokenize", &ps::model::detokenize, "tokens"_a)
         .def("token_to_piece", &ps::model::token_to_piece, "token"_a)
         .def("has_chat_template", &ps::model::has_chat_template)
