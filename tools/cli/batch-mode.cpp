@@ -17,7 +17,10 @@ namespace {
 struct batch_item {
     size_t             line;
     std::string        id;
-    std::string        prompt;  // as sent to the model (chat template applied)
+    std::string        prompt;  // as sent to the model (chat template applied), for display
+    // What is sampled from: a chat prompt tokenized so that the line's text cannot write the
+    // template's markers (model::tokenize_chat).
+    std::vector<ps::token_id> tokens;
     ps::sampling_params params;
 };
 
@@ -83,6 +86,10 @@ batch_item parse_line(const std::string & text, size_t line, const ps::sampling_
     field("system", system);
     ps::validate(item.params);
     item.prompt = chat ? m.format_chat(prompt, system) : prompt;
+    std::vector<ps::chat_message> messages;
+    if (!system.empty()) messages.push_back({"system", system});
+    messages.push_back({"user", prompt});
+    item.tokens = chat ? m.tokenize_chat(messages) : m.tokenize(prompt, true);
     return item;
 }
 
@@ -158,8 +165,8 @@ int run_batch(ps::power_sampler & sampler, const ps::sampling_params & defaults,
     }
     std::ostream & out = options.output.empty() ? std::cout : file;
 
-    std::vector<std::pair<std::string, ps::sampling_params>> requests;
-    for (const auto & item : items) requests.emplace_back(item.prompt, item.params);
+    std::vector<std::pair<std::vector<ps::token_id>, ps::sampling_params>> requests;
+    for (const auto & item : items) requests.emplace_back(item.tokens, item.params);
 
     // Results wait here until every line before them is written: output stays in input order.
     std::map<size_t, nlohmann::json> ready;
@@ -185,7 +192,7 @@ int run_batch(ps::power_sampler & sampler, const ps::sampling_params & defaults,
     };
     ps::run_options ro;
     ro.cancel = &interrupted;
-    sampler.generate_batch(requests, ro, on_result);
+    sampler.generate_batch_tokens(requests, ro, on_result);
     if (options.show_progress) std::fprintf(stderr, "\n");
     if (!options.quiet) {
         std::fprintf(stderr, "power-sampling: %zu written, %zu already done, %zu skipped as malformed%s\n", n_written,
