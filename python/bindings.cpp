@@ -229,6 +229,8 @@ NB_MODULE(_powersample, m) {
         .def_ro("n_accepted", &ps::sample_result::n_accepted)
         .def_ro("n_tokens_generated", &ps::sample_result::n_tokens_generated)
         .def_ro("n_tokens_decoded", &ps::sample_result::n_tokens_decoded)
+        .def_ro("n_early_rejections", &ps::sample_result::n_early_rejections)
+        .def_ro("n_tokens_saved", &ps::sample_result::n_tokens_saved)
         .def_prop_ro("finish", [](const ps::sample_result & r) { return ps::finish_reason_name(r.finish); })
         .def_ro("stop", &ps::sample_result::stop)
         .def_ro("trace", &ps::sample_result::trace)

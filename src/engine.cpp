@@ -89,6 +89,10 @@ struct live_request {
     // method::smc and method::sps run as a state machine of their own over these sequences.
     std::unique_ptr<request_runner> runner;
     std::vector<int32_t>            runner_seqs;
+    // Sampling done, request::n_top_log_p asked: `runner` now finds the alternatives, and this
+    // is the result it completes.
+    bool                            scoring = false;
+    generation_result               sampled;
 };
 
 // q_cut(m | x) for every cut m of a state with next-token entropies H (ref: arXiv 2605.30327): a mixture of
@@ -474,6 +478,7 @@ struct engine::impl {
         for (size_t i = size_t(ch.suffix_start); i < ch.x.size(); ++i) lp_cur += ch.x_log_p[i];
         for (double lp : ch.y_log_p) lp_prop += lp;
         ch.result.n_early_rejections += 1;
+        ch.result.n_tokens_saved += std::max<int64_t>(0, int64_t(ch.target_len) - ch.suffix_start - int64_t(ch.y.size()));
         finish_step(r, ch, false, bound, lp_cur, lp_prop, true);
     }
 
@@ -660,7 +665,7 @@ struct engine::impl {
     void stop_over_budget() {
         for (auto & r : live) {
             const int64_t budget = r.req.params.max_tokens_decoded;
-            if (budget <= 0 || r.cancelled || r.budget_exhausted || r.n_decoded < budget) continue;
+            if (budget <= 0 || r.scoring || r.cancelled || r.budget_exhausted || r.n_decoded < budget) continue;
             r.budget_exhausted = true;
             if (r.runner) {
                 if (!r.runner->done()) r.runner->cancel();
@@ -678,14 +683,38 @@ struct engine::impl {
             const bool all_done = r.runner ? r.runner->done()
                                            : std::all_of(r.chains.begin(), r.chains.end(),
                                                          [](const chain_state & c) { return c.state == phase::done; });
-            if (all_done) {
-                cells_reserved -= r.cells;
-                finished.push_back({r.id, collect(r)});
-                live.erase(live.begin() + long(i));
-            } else {
+            if (!all_done) {
                 ++i;
+                continue;
             }
+            if (r.scoring) {
+                r.sampled.chains = r.runner->take_results();
+                for (int32_t s : r.runner_seqs) release_seq(s);
+                r.runner_seqs.clear();
+                r.runner.reset();
+            } else {
+                r.sampled = collect(r);
+                if (r.req.n_top_log_p > 0 && !r.cancelled) {
+                    start_scoring(r);
+                    ++i;
+                    continue;
+                }
+            }
+            cells_reserved -= r.cells;
+            finished.push_back({r.id, std::move(r.sampled)});
+            live.erase(live.begin() + long(i));
         }
+    }
+
+    // Two sequences for the alternatives' pass: this request's chains (or runner) have just
+    // released theirs in this round, and nothing is admitted before the next, so they are free.
+    // The request keeps its cells until the pass is over.
+    void start_scoring(live_request & r) {
+        r.scoring = true;
+        r.runner_seqs = {take_seq(false), take_seq(true)};
+        r.runner = make_top_log_p_runner(lm, r.req.prompt, std::move(r.sampled.chains), r.req.n_top_log_p,
+                                         r.runner_seqs);
+        r.sampled.chains.clear();
     }
 
     bool step() {
@@ -758,6 +787,10 @@ engine::~engine() = default;
 
 uint64_t engine::submit(request req) {
     validate(req.params);
+    if (req.n_top_log_p < 0 || req.n_top_log_p > max_top_log_p) {
+        throw invalid_argument_error("n_top_log_p: " + std::to_string(req.n_top_log_p) + " is outside [0, " +
+                                     std::to_string(max_top_log_p) + "]");
+    }
     if (req.prompt.empty()) {
         throw invalid_argument_error("prompt: empty (it must have at least one token)");
     }

@@ -45,4 +45,13 @@ std::unique_ptr<request_runner> make_scalable_power_sampling_runner(language_mod
                                                                     const completion_end & ends,
                                                                     std::vector<int32_t> seqs);
 
+// Not a sampler: after a request's chains are done, finds each chain's top-n alternatives per
+// completion token (engine::request::n_top_log_p) by decoding prompt + completion again, up to
+// `chunk` tokens per chain per round so that the logits of one round stay small. seqs[0]
+// receives the prompt minus its last token, seqs[1] each chain in turn. take_results() returns
+// `samples` with top_log_p filled in (for the chains it reached, if cancelled).
+std::unique_ptr<request_runner> make_top_log_p_runner(language_model & lm, const std::vector<token_id> & prompt,
+                                                      std::vector<sample_result> samples, int32_t n_top,
+                                                      std::vector<int32_t> seqs, int32_t chunk = 64);
+
 }  // namespace powersample

@@ -7,10 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 struct run_result {
     int         exit_code;
@@ -23,9 +26,21 @@ inline std::string slurp(const std::string & path) {
     return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// Scratch paths handed out to this test process, removed when it exits (files, and directories
+// once empty), so that runs leave nothing behind in the temporary directory.
+struct scratch_paths {
+    std::vector<std::string> paths;
+    ~scratch_paths() {
+        for (const auto & p : paths) std::remove(p.c_str());
+    }
+};
+
 // A scratch file name unique to this test process.
 inline std::string temp_path(const std::string & name) {
-    return ::testing::TempDir() + "powersample-test-" + std::to_string(getpid()) + "-" + name;
+    static scratch_paths made;
+    const std::string path = ::testing::TempDir() + "powersample-test-" + std::to_string(getpid()) + "-" + name;
+    if (std::find(made.paths.begin(), made.paths.end(), path) == made.paths.end()) made.paths.push_back(path);
+    return path;
 }
 
 inline run_result run_command(const std::string & command, const std::string & stdin_text = "") {

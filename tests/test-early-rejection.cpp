@@ -46,6 +46,7 @@ struct comparison {
     size_t  differing_chains = 0;
     int64_t tokens_on = 0, tokens_off = 0;
     int64_t early_stops = 0;
+    int64_t claimed_saving = 0;  // sum of sample_result::n_tokens_saved with early rejection on
 };
 
 comparison compare(const std::vector<finished_request> & on, const std::vector<finished_request> & off) {
@@ -66,7 +67,13 @@ comparison compare(const std::vector<finished_request> & on, const std::vector<f
             c.tokens_on += a.n_tokens_generated;
             c.tokens_off += b.n_tokens_generated;
             c.early_stops += a.n_early_rejections;
+            c.claimed_saving += a.n_tokens_saved;
             EXPECT_EQ(b.n_early_rejections, 0);
+            EXPECT_EQ(b.n_tokens_saved, 0);
+            // What the off run decoded beyond the on run is the stopped proposals' rest, which the
+            // count takes to the block's target: equal unless one would have met EOG before.
+            EXPECT_LE(b.n_tokens_generated - a.n_tokens_generated, a.n_tokens_saved);
+            EXPECT_EQ(a.n_tokens_saved > 0, a.n_early_rejections > 0);
         }
     }
     return c;
@@ -89,6 +96,8 @@ TEST(early_rejection, identical_chains_with_fewer_tokens) {
                     saved += r.tokens_off - r.tokens_on;
                     total += r.tokens_off;
                     stops += r.early_stops;
+                    // With EOG likely the count bounds the measured saving (next test: equal).
+                    EXPECT_GE(r.claimed_saving, r.tokens_off - r.tokens_on);
                 }
             }
         }
@@ -98,6 +107,23 @@ TEST(early_rejection, identical_chains_with_fewer_tokens) {
     EXPECT_GT(saved, total / 20);
     std::printf("early rejection: %lld proposals stopped, %lld of %lld tokens saved (%.1f%%)\n", (long long) stops,
                 (long long) saved, (long long) total, 100.0 * double(saved) / double(total));
+}
+
+// A model that never ends a proposal early (EOG has probability e^-1000 = 0 in double): each
+// stopped proposal would have run to its block's target, so n_tokens_saved is the saving exactly.
+TEST(early_rejection, tokens_saved_is_exact_without_eog) {
+    toy_model lm(6, 13, 2.0, -1000.0);
+    int64_t stops = 0;
+    for (const double alpha : {2.0, 4.0}) {
+        for (const int32_t block : {3, 8}) {
+            const config c{alpha, block, 12, method::power, {2}};
+            const auto r = compare(run(lm, c, true), run(lm, c, false));
+            EXPECT_EQ(r.differing_chains, 0u);
+            EXPECT_EQ(r.claimed_saving, r.tokens_off - r.tokens_on) << "alpha " << alpha << " B " << block;
+            stops += r.early_stops;
+        }
+    }
+    EXPECT_GT(stops, 20);
 }
 
 // The bound must take len(x') as short as it can still be (m + k): one that takes the block's

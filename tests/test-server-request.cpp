@@ -132,6 +132,11 @@ TEST(server_request, openai_client_fields) {
     EXPECT_TRUE(c.logprobs);
     EXPECT_EQ(c.params.stop, std::vector<std::string>{"x"});
     EXPECT_FALSE(c.include_usage);
+    EXPECT_EQ(c.top_logprobs, 0);
+    // Alternatives: chat's top_logprobs (0-20), completions' logprobs count (0-5).
+    EXPECT_EQ(parse_request(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 20})",
+                            true, request_limits{}, 1000).top_logprobs, 20);
+    EXPECT_EQ(parse_request(R"({"prompt": "x", "logprobs": 5})", false, request_limits{}, 1000).top_logprobs, 5);
 }
 
 TEST(server_request, openai_fields_off_their_neutral_value_name_the_field) {
@@ -148,11 +153,13 @@ TEST(server_request, openai_fields_off_their_neutral_value_name_the_field) {
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "stream_options": {"include_usage": 1}})"), "stream_options.include_usage");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "stream_options": {"other": true}})"), "stream_options.other");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "logprobs": 6})"), "logprobs");
-    EXPECT_EQ(rejected_field(R"({"prompt": "x", "logprobs": 2})"), "logprobs");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "logprobs": -1})"), "logprobs");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "top_logprobs": 0})"), "top_logprobs");
     EXPECT_EQ(rejected_field(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": 1})", true), "logprobs");
     EXPECT_EQ(rejected_field(R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", true),
-              "top_logprobs");
+              "top_logprobs");  // without logprobs: true
+    EXPECT_EQ(rejected_field(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21})",
+                             true), "top_logprobs");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "stop": 5})"), "stop");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "stop": ["a", 1]})"), "stop[1]");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "frobnicate": 1})"), "frobnicate");

@@ -39,7 +39,14 @@ namespace powersample {
 struct request {
     std::vector<token_id> prompt;  // at least one token
     sampling_params       params;
+    // > 0: each returned chain's sample_result::top_log_p gets, per completion token, the
+    // n_top_log_p most likely tokens at that position under the base model (OpenAI's
+    // top_logprobs). Computed after sampling, in one extra pass over prompt + completion per
+    // chain that decides nothing and is not counted in n_tokens_decoded or max_tokens_decoded.
+    // In [0, max_top_log_p]; 0 = none.
+    int32_t               n_top_log_p = 0;
 };
+constexpr int32_t max_top_log_p = 20;  // OpenAI's limit for top_logprobs
 
 struct finished_request {
     uint64_t          id;

@@ -173,6 +173,12 @@ enum class finish_reason {
 };
 const char * finish_reason_name(finish_reason r);
 
+// A token and its log-probability under the base model at one position.
+struct token_log_prob {
+    token_id token;
+    double   log_p;
+};
+
 struct sample_result {
     std::string           text;          // completion text (end-of-generation token not rendered;
                                          // with finish_reason::stop it ends before the stop string)
@@ -188,8 +194,16 @@ struct sample_result {
                                                    // proposal, particle, candidate and rollout
     int32_t               n_resamples = 0;         // smc: resampling events
     int32_t               n_early_rejections = 0;  // MH proposals stopped by the early-rejection bound
+    int64_t               n_tokens_saved     = 0;  // proposal tokens those stops did not decode, counted
+                                                   // to each block's target length: exact unless a
+                                                   // proposal would have ended sooner (EOG or a stop),
+                                                   // so an upper bound on what early rejection saved
     finish_reason         finish = finish_reason::length;
     std::vector<step_record> trace;
+    // Per token of `tokens`, the most likely tokens at its position under the base model, most
+    // likely first (ties: lower id first); empty unless asked (engine::request::n_top_log_p).
+    // From a fresh pass: the drawn token's entry equals token_log_p[i] up to float rounding.
+    std::vector<std::vector<token_log_prob>> top_log_p;
 
     double acceptance_rate() const { return n_proposals ? double(n_accepted) / n_proposals : 0.0; }
 };

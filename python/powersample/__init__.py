@@ -177,6 +177,8 @@ class SampleResult:
     n_prompt_tokens: int
     wall_seconds: float          # the whole request (all its chains)
     prompt: str = field(repr=False, default="")  # the prompt as sampled from (chat-formatted or not)
+    n_early_rejections: int = 0  # MH proposals stopped early, once they could no longer be accepted
+    n_tokens_saved: int = 0      # proposal tokens those stops did not decode (an upper bound)
 
     @property
     def acceptance_rate(self) -> float:
@@ -196,7 +198,7 @@ def _to_result(g, chain: int, seed: int, method: str, prompt: str) -> SampleResu
              for s in c.trace]
     return SampleResult(c.text, list(c.tokens), list(c.token_log_p), c.log_p, c.n_proposals, c.n_accepted,
                         c.n_tokens_generated, c.n_tokens_decoded, c.finish, trace, seed, method,
-                        g.n_prompt_tokens, g.wall_seconds, prompt)
+                        g.n_prompt_tokens, g.wall_seconds, prompt, c.n_early_rejections, c.n_tokens_saved)
 
 
 def _random_seed() -> int:

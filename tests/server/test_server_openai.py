@@ -2,6 +2,7 @@
 chat and completions, streaming with include_usage, stop, logprobs, n, the power-sampling knobs
 through extra_body, errors as the SDK's BadRequestError, and 32 concurrent SDK clients."""
 import concurrent.futures
+import math
 import unittest
 
 import openai
@@ -93,6 +94,32 @@ class OpenAIClientTest(unittest.TestCase):
                                            extra_body={"method": "greedy"})
         self.assertEqual("".join(c.choices[0].logprobs.tokens), c.choices[0].text)
         self.assertEqual(len(c.choices[0].logprobs.token_logprobs), 4)
+        self.assertIsNone(c.choices[0].logprobs.top_logprobs)
+
+    def test_top_logprobs(self):
+        # Greedy draws the argmax, so each position's first alternative is the drawn token, with
+        # (up to float rounding between the two passes) the same log p; the list is sorted.
+        r = self.chat(logprobs=True, top_logprobs=3, extra_body={"method": "greedy"})
+        content = r.choices[0].logprobs.content
+        self.assertGreater(len(content), 0)
+        for t in content:
+            self.assertEqual(len(t.top_logprobs), 3)
+            self.assertEqual(t.top_logprobs[0].token, t.token)
+            self.assertAlmostEqual(t.top_logprobs[0].logprob, t.logprob, places=3)
+            lps = [a.logprob for a in t.top_logprobs]
+            self.assertEqual(lps, sorted(lps, reverse=True))
+            self.assertLess(sum(math.exp(x) for x in lps), 1.0 + 1e-6)
+        # Power sampling: the drawn token need not be the likeliest, but it is never more likely
+        # than the first alternative; completions give a token -> logprob dict per position.
+        c = self.client.completions.create(model="m", prompt="One, two,", max_tokens=6, logprobs=2,
+                                           extra_body={**KNOBS, "method": "power"})
+        lp = c.choices[0].logprobs
+        self.assertEqual(len(lp.top_logprobs), len(lp.tokens))
+        for tok, tok_lp, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs):
+            self.assertLessEqual(len(top), 2)
+            self.assertGreaterEqual(max(top.values()), tok_lp - 1e-3)
+            if len(top) == 2 and tok_lp > min(top.values()) + 1e-3:
+                self.assertIn(tok, top)
 
     def test_neutral_fields_are_accepted(self):
         r = self.chat(presence_penalty=0, frequency_penalty=0, response_format={"type": "text"}, logit_bias={},

@@ -63,6 +63,7 @@ nlohmann::json report_to_json(const run_report & r) {
                           {"n_tokens_decoded", c.n_tokens_decoded},
                           {"n_resamples", c.n_resamples},
                           {"n_early_rejections", c.n_early_rejections},
+                          {"n_tokens_saved", c.n_tokens_saved},
                           {"trace", trace}});
     }
     return {{"params", params_to_json(r.params)},

@@ -631,7 +631,8 @@ int main(int argc, char ** argv) {
                                         { "n_tokens_decoded", c.n_tokens_decoded },
                                         { "n_proposals", c.n_proposals },
                                         { "n_accepted", c.n_accepted },
-                                        { "n_early_rejections", c.n_early_rejections } });
+                                        { "n_early_rejections", c.n_early_rejections },
+                                        { "n_tokens_saved", c.n_tokens_saved } });
                     tokens += c.n_tokens_generated;
                 }
                 for (const auto & m : group) {

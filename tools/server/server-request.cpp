@@ -120,11 +120,8 @@ void parse_output_options(const json & doc, bool chat, parsed_request & r) {
             r.logprobs = true;
         }
     }
-    if (top > 0) {
-        // The chain keeps the sampled tokens' log p only; alternatives would need another pass.
-        reject(chat ? "top_logprobs" : "logprobs",
-               std::to_string(top) + " alternatives per token are not supported (only 0: the sampled tokens' log p)");
-    }
+    // The alternatives come from one more pass over the returned sample (engine::request::n_top_log_p).
+    r.top_logprobs = int32_t(top);
     if (has("stop")) {
         const json & st = doc["stop"];
         if (st.is_string()) {

@@ -51,6 +51,8 @@ struct parsed_request {
     bool                                 stream = false;
     bool                                 include_usage = false;  // stream_options.include_usage
     bool                                 logprobs = false;       // per-token log p in the answer
+    int32_t                              top_logprobs = 0;       // alternatives per token (chat
+                                                                 // top_logprobs, completions logprobs)
 };
 
 // Parses a /v1/completions (chat = false) or /v1/chat/completions body. Throws request_error.

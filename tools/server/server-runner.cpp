@@ -108,7 +108,7 @@ void engine_runner::admit_waiting() {
             overtakes_ += 1;
         }
         try {
-            const uint64_t id = engine_.submit({j->prompt, j->params});
+            const uint64_t id = engine_.submit({j->prompt, j->params, j->n_top_log_p});
             by_id_[id] = j;
             seqs_in_use_ += need;
         } catch (const std::exception & e) {

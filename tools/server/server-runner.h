@@ -29,6 +29,7 @@ namespace psserver {
 struct job {
     std::vector<powersample::token_id> prompt;
     powersample::sampling_params       params;
+    int32_t                            n_top_log_p = 0;         // alternatives per token (logprobs)
     powersample::decode_cost           cost;                   // estimate_decode_cost() of it
     bool                               want_progress = false;  // keep progress events (streaming)
 

@@ -74,7 +74,9 @@ std::string finish_name(ps::finish_reason r) {
 
 json chain_stats(const ps::sample_result & c) {
     return {{"acceptance_rate", c.acceptance_rate()}, {"n_proposals", c.n_proposals}, {"n_accepted", c.n_accepted},
-            {"tokens_generated", c.n_tokens_generated}, {"log_p", c.log_p}, {"completion_tokens", c.tokens.size()}};
+            {"tokens_generated", c.n_tokens_generated}, {"tokens_decoded", c.n_tokens_decoded},
+            {"early_rejections", c.n_early_rejections}, {"tokens_saved", c.n_tokens_saved},
+            {"log_p", c.log_p}, {"completion_tokens", c.tokens.size()}};
 }
 
 json power_stats(const ps::sampling_params & p, const ps::generation_result & g) {
@@ -117,26 +119,48 @@ json power_stats(const ps::sampling_params & p, const ps::generation_result & g)
 // The returned sample's per-token log p under the base model (the chain holds them), in OpenAI's
 // shape: chat {"content": [{token, logprob, bytes, top_logprobs}]}, completions {tokens,
 // token_logprobs, top_logprobs, text_offset}. End-of-generation tokens are left out, as from the text.
-json logprobs_body(const ps::model & m, const ps::sample_result & c, bool chat) {
-    json content = json::array(), tokens = json::array(), token_logprobs = json::array(), offsets = json::array();
+json token_bytes_json(const std::string & piece) {
+    json bytes = json::array();
+    for (unsigned char b : piece) bytes.push_back(int(b));
+    return bytes;
+}
+
+// top_logprobs: the alternatives at each position (sample_result::top_log_p, asked for with
+// request::n_top_log_p), in OpenAI's shape: chat a list of {token, logprob, bytes}, completions
+// an object from token text to logprob (null when none were asked).
+json logprobs_body(const ps::model & m, const ps::sample_result & c, bool chat, int32_t n_top) {
+    json content = json::array(), tokens = json::array(), token_logprobs = json::array(), offsets = json::array(),
+         top_by_position = json::array();
+    const bool with_top = n_top > 0 && c.top_log_p.size() == c.tokens.size();
     size_t offset = 0;
     for (size_t i = 0; i < c.tokens.size(); ++i) {
         if (m.is_eog(c.tokens[i])) continue;
         const std::string piece = m.token_to_piece(c.tokens[i]);
+        json top = chat ? json::array() : json::object();
+        if (with_top) {
+            for (const auto & alt : c.top_log_p[i]) {
+                const std::string alt_piece = m.token_to_piece(alt.token);
+                if (chat) {
+                    top.push_back({{"token", alt_piece}, {"logprob", alt.log_p}, {"bytes", token_bytes_json(alt_piece)}});
+                } else if (!top.contains(alt_piece)) {
+                    top[alt_piece] = alt.log_p;  // two tokens with one text: the likelier is kept
+                }
+            }
+        }
         if (chat) {
-            json bytes = json::array();
-            for (unsigned char b : piece) bytes.push_back(int(b));
-            content.push_back({{"token", piece}, {"logprob", c.token_log_p[i]}, {"bytes", bytes},
-                               {"top_logprobs", json::array()}});
+            content.push_back({{"token", piece}, {"logprob", c.token_log_p[i]}, {"bytes", token_bytes_json(piece)},
+                               {"top_logprobs", top}});
         } else {
             tokens.push_back(piece);
             token_logprobs.push_back(c.token_log_p[i]);
+            top_by_position.push_back(top);
             offsets.push_back(offset);
             offset += piece.size();
         }
     }
     if (chat) return {{"content", content}};
-    return {{"tokens", tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", nullptr}, {"text_offset", offsets}};
+    return {{"tokens", tokens}, {"token_logprobs", token_logprobs},
+            {"top_logprobs", with_top ? top_by_position : json(nullptr)}, {"text_offset", offsets}};
 }
 
 json usage_body(const ps::generation_result & g) {
@@ -153,7 +177,7 @@ json final_body(const ps::model & m, const std::string & model_name, const std::
         const auto & c = g.chains[i];
         json choice = {{"index", i}, {"finish_reason", finish_name(c.finish)}, {"power_sampling", chain_stats(c)}};
         const std::string text = m.completion_text(c.tokens, c.stop);
-        choice["logprobs"] = r.logprobs ? logprobs_body(m, c, r.chat) : json(nullptr);
+        choice["logprobs"] = r.logprobs ? logprobs_body(m, c, r.chat, r.top_logprobs) : json(nullptr);
         if (!r.chat) {
             choice["text"] = text;
         } else if (chunk) {
@@ -201,6 +225,7 @@ public:
         }
         r.params.max_tokens_decoded = options_.max_request_tokens;
         j->params        = r.params;
+        j->n_top_log_p   = r.top_logprobs;
         j->want_progress = r.stream;
         const std::string id = std::string(chat ? "chatcmpl-" : "cmpl-") + std::to_string(g_request_counter++);
         if (!runner_.try_submit(j)) return send_busy(res);
