@@ -22,6 +22,16 @@ fi
 scripts/build.sh build
 ctest --test-dir build --output-on-failure -j 2
 
+echo "== a downstream program against the installed library (find_package(powersample)) =="
+rm -rf build/install-tree build/downstream
+cmake --install build --prefix build/install-tree --component dev >/dev/null
+cmake -S tests/downstream -B build/downstream -G Ninja \
+  -DCMAKE_PREFIX_PATH="$PWD/build/install-tree;$cache/llama.cpp-0.3.36-cpu" >/dev/null
+cmake --build build/downstream
+answer=$(build/downstream/downstream 2>/dev/null)
+echo "downstream: $answer"
+case "$answer" in *56*) ;; *) echo "downstream: expected 56 in the answer" >&2; exit 1 ;; esac
+
 echo "== Python package =="
 scripts/test-python.sh
 
