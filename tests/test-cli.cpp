@@ -127,6 +127,14 @@ TEST(cli, fetching_models) {
     EXPECT_NE(cached.err.find("already present"), std::string::npos) << cached.err;
 }
 
+TEST(cli, version) {
+    const run_result r = run_cli("--version");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.rfind("powersample ", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find(" (commit "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("), llama.cpp "), std::string::npos) << r.out;
+}
+
 TEST(cli, bad_prompts_are_reported) {
     expect_error("--raw" + fast, "UTF-8", 1, std::string("caf\xc3\x28", 5));
     // 9000 words is beyond SmolLM2's 8192-token context.

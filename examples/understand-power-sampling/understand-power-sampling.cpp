@@ -443,6 +443,7 @@ int main(int argc, char ** argv) {
     CLI::App app{"understand-power-sampling: an interactive tour of power sampling (arXiv 2510.14901): standard vs "
                  "power sampling, the effect of alpha, and one Metropolis-Hastings chain step by step. Offline: "
                  "the models come from the local cache."};
+    app.set_version_flag("--version", powersample::version_line(), "Print the version (commit, llama.cpp) and exit");
     app.add_option("-m,--model", o.model, "Catalogue name or .gguf path (skips the menu)");
     app.add_flag("--auto", o.automatic, "No questions: run the tour on every cached catalogue model (or on -m)");
     app.add_flag("--check-models", o.check_only, "Only check the catalogue: each cached model loads and is sane");

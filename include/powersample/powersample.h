@@ -68,6 +68,16 @@ std::string models_directory();
 std::string resolve_model_path(const std::string & name_or_path);
 extern const char * const default_model_name;  // "qwen2.5-coder-0.5b"
 
+// This build: powersample's version and git commit, and the llama.cpp it was built against.
+struct build_info {
+    std::string version;    // e.g. "0.1.0"
+    std::string commit;     // short git commit at configure time, "unknown" outside a checkout
+    std::string llama_cpp;  // llama.cpp's package version and where it was found
+};
+const build_info & get_build_info();
+// One line for --version: "powersample 0.1.0 (commit abc1234), llama.cpp 0.5.0-dev (...)".
+std::string version_line();
+
 struct chat_message {
     std::string role;     // "system", "user" or "assistant"
     std::string content;

@@ -55,6 +55,18 @@ std::string slurp(const fs::path & f) {
 
 }  // namespace
 
+// CLI11's own errors (an unknown flag, a value that is not a number) exit 1 like every usage
+// error, not with CLI11's codes (104, 105, ...); --version prints one line and exits 0.
+TEST(CliBadInput, ParserErrorsExitOneAndVersionExitsZero) {
+    EXPECT_EQ(run("--no-such-flag").exit_code, 1);
+    EXPECT_EQ(run("--limit many").exit_code, 1);
+    const auto v = run("--version");
+    EXPECT_EQ(v.exit_code, 0);
+    EXPECT_EQ(v.output.rfind("powersample ", 0), 0u) << v.output;
+    EXPECT_NE(v.output.find(" (commit "), std::string::npos) << v.output;
+    EXPECT_NE(v.output.find("llama.cpp "), std::string::npos) << v.output;
+}
+
 TEST(CliBadInput, UnknownMethodListsValidOnes) {
     const auto r = run("-d mawps-multiarith --methods greedy,beam");
     EXPECT_EQ(r.exit_code, 1);

@@ -29,10 +29,6 @@
 #include <time.h>
 #include <vector>
 
-#ifndef POWERSAMPLE_GIT_COMMIT
-#define POWERSAMPLE_GIT_COMMIT "unknown"
-#endif
-
 namespace ps = powersample;
 
 namespace {
@@ -772,6 +768,7 @@ int main(int argc, char ** argv) {
                  "per chain count, ratio to 1 chain), memory (peak RSS, KV cache per chain); on request: methods (every "
                  "--methods entry: wall time, all tokens decoded, ratio to one plain sample, and a best-of-n with "
                  "the same token budget)."};
+    app.set_version_flag("--version", powersample::version_line(), "Print the version (commit, llama.cpp) and exit");
     app.add_option("-m,--model", opt.model, "GGUF path or catalogue name")->capture_default_str();
     app.add_option("-t,--threads", opt.n_threads, "CPU threads; 0 = hardware concurrency")->capture_default_str();
     app.add_option("--n-gpu-layers", opt.n_gpu_layers, "(also -ngl) layers offloaded to a GPU; -1 = all")
@@ -886,7 +883,7 @@ int main(int argc, char ** argv) {
         return 2;
     }
 
-    const run_info info{POWERSAMPLE_GIT_COMMIT, file_name(m->path()), m->description(), opt.n_threads,
+    const run_info info{ps::get_build_info().commit, file_name(m->path()), m->description(), opt.n_threads,
                         opt.n_gpu_layers, opt.seed, timer};
     log_line(fmt::format("commit {}, model {} ({}), {} threads, seed {}, {} repetitions, {} timer", info.commit,
                          info.model_file, info.model_desc, info.n_threads, info.seed, opt.repetitions, timer));

@@ -223,6 +223,7 @@ int main(int argc, char ** argv) {
                  "max-quality (5, 96, 8, 512), paper (4, 192, 10, 3072); smc (Power-SMC, 32 particles, T 256), "
                  "sps-paper (Scalable Power Sampling: B 192, K 8, M 8, T 3072), sps-small (B 16, K 4, M 4, "
                  "look-ahead 32, T 256). Flags override the preset. Methods: docs/methods.md."};
+    app.set_version_flag("--version", powersample::version_line(), "Print the version (commit, llama.cpp) and exit");
     app.get_formatter()->column_width(34);
     // As in llama.cpp, a flag given twice takes its last value.
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -333,6 +334,8 @@ int main(int argc, char ** argv) {
 
     try {
         app.parse(translate_llama_flags(argc, argv));
+    } catch (const CLI::CallForVersion & e) {
+        return app.exit(e);
     } catch (const CLI::CallForHelp & e) {
         return app.exit(e);
     } catch (const CLI::CallForAllHelp & e) {

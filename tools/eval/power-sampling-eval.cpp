@@ -289,6 +289,7 @@ int main(int argc, char ** argv) {
     options o;
     CLI::App app{ "power-sampling-eval: compare decoding methods (greedy, sampling, power sampling, best-of-N, "
                   "majority votes) on a dataset" };
+    app.set_version_flag("--version", powersample::version_line(), "Print the version (commit, llama.cpp) and exit");
     app.option_defaults()->always_capture_default();
     app.add_option("-m,--model", o.model, "catalogue name or .gguf path")->envname("POWERSAMPLE_MODEL");
     app.add_option("-d,--dataset", o.dataset,
@@ -353,7 +354,7 @@ int main(int argc, char ** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError & e) {
-        return app.exit(e);
+        return app.exit(e) == 0 ? 0 : 1;  // usage errors exit 1, as the other tools'
     }
 
     // ---- validate ----

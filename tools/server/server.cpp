@@ -370,6 +370,7 @@ int main(int argc, char ** argv) {
     server_options o;
     CLI::App app{"power-sampling-server: OpenAI-compatible completions with power sampling (arXiv 2510.14901); "
                  "all requests share one batched engine."};
+    app.set_version_flag("--version", powersample::version_line(), "Print the version (commit, llama.cpp) and exit");
     app.get_formatter()->column_width(34);
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     app.add_option("-m,--model", o.model, "GGUF path or catalogue name")->envname("POWERSAMPLE_MODEL")->capture_default_str();
