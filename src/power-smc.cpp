@@ -10,7 +10,8 @@
 // the bridging term, so the final weights target p(x)^alpha over completions of any length. Every
 // resample_interval tokens the effective sample size is checked; below ess_threshold * N the
 // particles are resampled systematically and their KV sequences reordered by ancestor
-// (seq_copy_prefix into a second set of ids: metadata-only with a unified KV cache). The answer is
+// (seq_copy_prefix into a second set of ids: a copy of each stream, since every sequence has a KV
+// stream of its own; docs/algorithm.md, "KV cache"). The answer is
 // one particle drawn in proportion to the final weights.
 #include "request-runner.h"
 #include "token-sampler.h"

@@ -127,7 +127,7 @@ marginal sampled_first_tokens(const model & m, const std::vector<token_id> & pro
 
 }  // namespace
 
-// ALGORITHM.md's test on the real model. It failed while all sequences shared llama.cpp's
+// docs/algorithm.md, "Testing exactness" 2: the test on the real model. It failed while all sequences shared llama.cpp's
 // unified cell pool: a sequence's logits moved by up to ~1 once its tokens landed in cells below
 // its earlier ones, and alpha multiplied that noise (docs/algorithm.md, "Numerics"). With one KV
 // stream per sequence the cached w_i are the model's exact numbers (see the next tests).

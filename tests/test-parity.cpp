@@ -1,5 +1,5 @@
 // The C++ half of the Python parity check: runs the cases in fixtures/parity.json through
-// power_sampler and compares with the recorded tokens. python/tests/test_parity.py runs the same
+// power_sampler and compares with the recorded tokens. python/tests/test_sampling.py runs the same
 // cases through the bindings, so both front ends are held to one set of token ids.
 // POWERSAMPLE_WRITE_FIXTURE=1 rewrites the expected tokens from this C++ run (after a deliberate
 // change to the sampler or the pinned llama.cpp), and the test then checks them against a rerun.

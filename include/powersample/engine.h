@@ -121,8 +121,8 @@ public:
     // Runs until every queued request has finished and returns them ordered by id.
     std::vector<finished_request> run_all();
 
-    // Testing hook: the variants of the acceptance ratio that ALGORITHM.md's exactness tests use
-    // as broken controls. without_length_correction drops the cut-probability ratio (for
+    // Testing hook: the variants of the acceptance ratio that the exactness tests
+    // (docs/algorithm.md, "Testing exactness") use as broken controls. without_length_correction drops the cut-probability ratio (for
     // power_entropy: both the forward and the reverse cut probabilities); without_reverse_cut
     // keeps the forward cut probability and forgets the reverse one; without_bridging_term
     // makes Power-SMC forget the ramp's bridging weight; early_bound_assuming_full_length keeps

@@ -759,7 +759,14 @@ int main(int argc, char ** argv) {
             }
         }
     }
-    info.emplace_back("results", out_dir.string());
+    // Relative to the working directory when inside it, so that a summary committed with its
+    // results names no machine's paths.
+    {
+        std::error_code ec;
+        const fs::path rel = fs::relative(out_dir, fs::current_path(ec), ec);
+        const bool inside = !ec && !rel.empty() && *rel.begin() != "..";
+        info.emplace_back("results", inside ? rel.string() : out_dir.string());
+    }
     const std::string md = ev::summary_markdown(rows, info);
     fmt::print("{}", md);
     std::fflush(stdout);
