@@ -127,6 +127,15 @@ TEST(cli, fetching_models) {
     EXPECT_NE(cached.err.find("already present"), std::string::npos) << cached.err;
 }
 
+// Options that would be ignored are errors; a drawn seed is not printed before a usage error.
+TEST(cli, ignored_options_are_errors) {
+    expect_error("--raw --system hi -p x" + fast, "--system");
+    expect_error("--trace --method sample -p x" + fast, "--trace: --method sample");
+    const run_result r = run_cli("-p '' -n 4 --steps 1 --block-size 4");
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.err.find("seed:"), std::string::npos) << r.err;
+}
+
 TEST(cli, version) {
     const run_result r = run_cli("--version");
     EXPECT_EQ(r.exit_code, 0) << r.err;

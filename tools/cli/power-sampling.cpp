@@ -354,6 +354,16 @@ int main(int argc, char ** argv) {
 
     try {
         if (o.chat && o.raw) throw ps::invalid_argument_error("--chat and --raw: choose one");
+        // An option that would be ignored is an error, not a silent no-op.
+        if (o.raw && !o.system_prompt.empty()) {
+            throw ps::invalid_argument_error("--system: a system message needs the chat template, not --raw");
+        }
+        if (o.trace && !o.compare) {
+            const ps::method m = ps::method_from_name(o.method);
+            if (m != ps::method::power && m != ps::method::power_entropy) {
+                throw ps::invalid_argument_error("--trace: --method " + o.method + " has no MCMC chain to show");
+            }
+        }
         check_remote_api(o.remote.api);
         if (o.remote.url.empty() && (app.count("--remote-api") || app.count("--remote-model"))) {
             throw ps::invalid_argument_error("--remote-api/--remote-model: need --remote URL");
@@ -387,12 +397,12 @@ int main(int argc, char ** argv) {
                                              ": must be -1 (all) or >= 0");
         }
         ps::sampling_params params = build_params(o, app);
-        if (const auto seed = parse_seed(o.seed)) {
-            params.seed = *seed;
-        } else {
-            params.seed = (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
-            if (!o.quiet) std::fprintf(stderr, "seed: %llu\n", (unsigned long long) params.seed);
-        }
+        const auto given_seed = parse_seed(o.seed);
+        params.seed = given_seed ? *given_seed : (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
+        // A drawn seed is printed once the input has passed every check, just before sampling.
+        const auto print_drawn_seed = [&] {
+            if (!given_seed && !o.quiet) std::fprintf(stderr, "seed: %llu\n", (unsigned long long) params.seed);
+        };
         const std::string prompt_text = o.batch_file.empty() ? read_prompt(o, app) : std::string();
         if (o.batch_file.empty() && prompt_text.empty()) throw ps::invalid_argument_error("prompt: empty");
 
@@ -402,13 +412,19 @@ int main(int argc, char ** argv) {
             o.remote.system_prompt = o.system_prompt;
             o.remote.json = o.json;
             o.remote.quiet = o.quiet;
+            print_drawn_seed();
             return run_remote(o.remote, params, prompt_text, g_interrupted);
         }
         auto model = ps::model::load({o.model, o.n_gpu_layers});
+        const std::string model_name = o.model.empty() ? ps::default_model_name : o.model;
         const bool use_chat = o.chat || (!o.raw && model->has_chat_template());
         if (o.chat && !model->has_chat_template()) {
-            throw ps::invalid_argument_error("--chat: model '" + o.model + "' has no chat template");
+            throw ps::invalid_argument_error("--chat: model '" + model_name + "' has no chat template");
         }
+        if (!use_chat && !o.system_prompt.empty()) {
+            throw ps::invalid_argument_error("--system: model '" + model_name + "' has no chat template to put it in");
+        }
+        print_drawn_seed();
         ps::power_sampler sampler(model, ps::context_params{o.threads});
         const bool show_progress = !o.no_progress && !o.quiet && isatty(STDERR_FILENO);
 
