@@ -67,6 +67,13 @@ TEST(CliBadInput, ParserErrorsExitOneAndVersionExitsZero) {
     EXPECT_NE(v.output.find("llama.cpp "), std::string::npos) << v.output;
 }
 
+TEST(CliBadInput, MissingDataDirNamesTheFlag) {
+    const auto r = run("-d gsm8k --methods greedy --data-dir /no/such/dir");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.output.find("/no/such/dir/gsm8k_test.jsonl not found; give --data-dir DIR"), std::string::npos)
+        << r.output;
+}
+
 TEST(CliBadInput, UnknownMethodListsValidOnes) {
     const auto r = run("-d mawps-multiarith --methods greedy,beam");
     EXPECT_EQ(r.exit_code, 1);

@@ -282,7 +282,16 @@ std::filesystem::path default_data_dir() {
     if (const char * env = std::getenv("POWERSAMPLE_DATA_DIR"); env && *env) {
         return env;
     }
-    return std::filesystem::path("..") / "shared" / "datasets";
+    // ../shared/datasets from where it runs (the repository root), else beside the source tree it
+    // was built from, so that the eval finds its data from any directory on the machine that built it.
+    const auto relative = std::filesystem::path("..") / "shared" / "datasets";
+    std::error_code ec;
+    if (std::filesystem::is_directory(relative, ec)) return relative;
+#ifdef POWERSAMPLE_SOURCE_DIR
+    const auto beside_source = std::filesystem::path(POWERSAMPLE_SOURCE_DIR) / ".." / "shared" / "datasets";
+    if (std::filesystem::is_directory(beside_source, ec)) return beside_source.lexically_normal();
+#endif
+    return relative;
 }
 
 load_result load_builtin_dataset(std::string_view name, const std::filesystem::path & data_dir,

@@ -462,6 +462,13 @@ int main(int argc, char ** argv) {
                 problems = ev::load_jsonl_dataset(o.dataset, fm, lo).problems;
             } else {
                 const fs::path dir = o.data_dir.empty() ? ev::default_data_dir() : fs::path(o.data_dir);
+                const fs::path file = dir / ev::builtin_dataset_file(o.dataset);
+                std::error_code ec;
+                if (!fs::is_regular_file(file, ec)) {
+                    usage_error(fmt::format("--dataset '{}': {} not found; give --data-dir DIR (or set "
+                                            "POWERSAMPLE_DATA_DIR) to the directory that holds it",
+                                            o.dataset, file.string()));
+                }
                 problems = ev::load_builtin_dataset(o.dataset, dir, lo).problems;
             }
         } catch (const std::invalid_argument & e) {
