@@ -177,10 +177,21 @@ std::vector<std::string> check_model(const loaded_model & lm, const ps::catalog_
     return problems;
 }
 
+// llama.cpp's description is "arch size quant", where size is its guess of the model class from
+// the layer count ("llama 256M" for SmolLM2-135M): shown beside the true parameter count it
+// contradicts it, so the card keeps the architecture and the quantisation only.
+std::string architecture_and_quantisation(const std::string & description) {
+    const size_t arch_end = description.find(' ');
+    if (arch_end == std::string::npos) return description;
+    const size_t size_end = description.find(' ', arch_end + 1);
+    if (size_end == std::string::npos) return description;
+    return description.substr(0, arch_end) + ", " + description.substr(size_end + 1);
+}
+
 // Prints the model's card and its check; returns whether it passed.
 bool show_model(const loaded_model & lm, const ps::catalog_entry * entry, const demo_settings & s) {
     const auto & m = *lm.model;
-    std::cout << fmt::format("model: {} ({})\n", lm.name, m.description());
+    std::cout << fmt::format("model: {} ({})\n", lm.name, architecture_and_quantisation(m.description()));
     std::cout << fmt::format("  {:.0f} M parameters, {:.0f} MB, vocabulary {}, trained context {}, {}\n",
                              double(m.n_params()) / 1e6, double(m.size_bytes()) / 1e6, m.n_vocab(), m.n_ctx_train(),
                              m.has_chat_template() ? "chat model (prompts get its chat template)"
