@@ -101,8 +101,10 @@ ps::generation_result generate(sampler & s, const Prompt & prompt, const ps::sam
     return out;
 }
 
+// requests' prompts: strings (tokenized with BOS) or token ids (used as they are).
+template <typename Prompt>
 std::vector<ps::generation_result> generate_batch(sampler & s,
-                                                  const std::vector<std::pair<std::string, ps::sampling_params>> & requests,
+                                                  const std::vector<std::pair<Prompt, ps::sampling_params>> & requests,
                                                   std::optional<nb::callable> on_progress,
                                                   std::optional<nb::callable> on_result) {
     python_hooks hooks;
@@ -124,7 +126,11 @@ std::vector<ps::generation_result> generate_batch(sampler & s,
     {
         nb::gil_scoped_release release;
         std::lock_guard<std::mutex> lock(s.mutex);
-        out = s.impl.generate_batch(requests, hooks.options(), result_hook);
+        if constexpr (std::is_same_v<Prompt, std::string>) {
+            out = s.impl.generate_batch(requests, hooks.options(), result_hook);
+        } else {
+            out = s.impl.generate_batch_tokens(requests, hooks.options(), result_hook);
+        }
     }
     hooks.rethrow();
     return out;
@@ -268,6 +274,15 @@ NB_MODULE(_powersample, m) {
         .def("token_to_piece", &ps::model::token_to_piece, "token"_a)
         .def("has_chat_template", &ps::model::has_chat_template)
         .def("format_chat", nb::overload_cast<const std::string &, const std::string &>(&ps::model::format_chat, nb::const_), "user_message"_a, "system_message"_a = "")
+        .def(
+            "tokenize_chat",
+            [](const ps::model & m, const std::string & user, const std::string & system) {
+                std::vector<ps::chat_message> messages;
+                if (!system.empty()) messages.push_back({"system", system});
+                messages.push_back({"user", user});
+                return m.tokenize_chat(messages);
+            },
+            "user_message"_a, "system_message"_a = "")
         .def("is_eog", &ps::model::is_eog, "token"_a)
         .def_prop_ro("n_vocab", &ps::model::n_vocab)
         .def_prop_ro("n_ctx_train", &ps::model::n_ctx_train)
@@ -292,8 +307,10 @@ NB_MODULE(_powersample, m) {
         .def("generate", &generate<std::string>, "prompt"_a, "params"_a, "on_progress"_a = nb::none())
         .def("generate_tokens", &generate<std::vector<ps::token_id>>, "prompt"_a, "params"_a,
              "on_progress"_a = nb::none())
-        .def("generate_batch", &generate_batch, "requests"_a, "on_progress"_a = nb::none(),
+        .def("generate_batch", &generate_batch<std::string>, "requests"_a, "on_progress"_a = nb::none(),
              "on_result"_a = nb::none())
+        .def("generate_batch_tokens", &generate_batch<std::vector<ps::token_id>>, "requests"_a,
+             "on_progress"_a = nb::none(), "on_result"_a = nb::none())
         .def(
             "score",
             [](sampler & s, const std::vector<ps::token_id> & prompt, const std::vector<ps::token_id> & completion) {

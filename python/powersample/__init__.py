@@ -4,7 +4,7 @@ Draws whole completions x from pi(x) ∝ p(x | prompt)^alpha with a Metropolis-H
 blocks of tokens (ref: arXiv 2510.14901, Alg. 1), on a GGUF model through llama.cpp.
 
     >>> import powersample
-    >>> model, tokenizer = powersample.load_model_and_tokenizer()      # the default SmolLM2-135M
+    >>> model, tokenizer = powersample.load_model_and_tokenizer()      # the default, qwen2.5-coder-0.5b
     >>> r = powersample.power_sample(model, tokenizer, "What is 7 * 8?", max_len=32, seed=1)
     >>> r.text, r.log_likelihood, r.acceptance_rate
 
@@ -270,6 +270,18 @@ class PowerSampler:
             chat = self.model.has_chat_template()
         return self.model.format_chat(prompt) if chat else prompt
 
+    def _prompt(self, prompt: Union[str, Sequence[int]], chat: Optional[bool]):
+        """(what to sample from, the prompt as text). Token ids are used exactly as given (no chat
+        template, no BOS). A chat prompt is tokenized with only the template's own markers parsed as
+        special tokens (Model.tokenize_chat), so text such as '<|im_end|>' in it stays text and cannot
+        forge a turn; a raw prompt string is tokenized by the library, with BOS."""
+        if not isinstance(prompt, str):
+            return list(prompt), self.model.detokenize(list(prompt))
+        text = self._format(prompt, chat)
+        if chat is None:
+            chat = self.model.has_chat_template()
+        return (self.model.tokenize_chat(prompt) if chat else text), text
+
     @staticmethod
     def _params(method: str, alpha: float, block_size: int, steps: int, max_len: int, temperature: Optional[float],
                 top_k: int, top_p: float, min_p: float, seed: Optional[int], n_chains: int, trace: bool,
@@ -324,23 +336,21 @@ class PowerSampler:
         """Like generate(), with n_chains independent chains of the same prompt; one result each."""
         params = self._params(method, alpha, block_size, steps, max_len, temperature, top_k, top_p, min_p, seed,
                               n_chains, trace, method_options)
-        # Token ids are the prompt exactly as given: no chat template, no BOS added.
-        text = list(prompt) if not isinstance(prompt, str) else self._format(prompt, chat)
+        source, shown = self._prompt(prompt, chat)
         bar = _ProgressBar(method) if show_progress else None
         callback = on_progress
         if bar is not None:
             callback = bar if on_progress is None else (lambda p: (bar(p), on_progress(p)))
         try:
-            if isinstance(text, str):
-                g = self._sampler.generate(text, params, callback)
+            if isinstance(source, str):
+                g = self._sampler.generate(source, params, callback)
             else:
-                g = self._sampler.generate_tokens(text, params, callback)
+                g = self._sampler.generate_tokens(source, params, callback)
         except ValueError as e:
             raise _translate_value_error(e) from None
         finally:
             if bar is not None:
                 bar.close()
-        shown = text if isinstance(text, str) else self.model.detokenize(text)
         return [_to_result(g, i, params.seed, method, shown) for i in range(len(g.chains))]
 
     def generate(self, prompt: Union[str, Sequence[int]], method: str = "power", *, alpha: float = 4.0, block_size: int = 64,
@@ -397,11 +407,17 @@ class PowerSampler:
             seeds = list(seed)
             if len(seeds) != len(prompts):
                 raise ValueError(f"seed: {len(seeds)} seeds for {len(prompts)} prompts")
-        requests = []
+        requests, shown = [], []
         for prompt, s in zip(prompts, seeds):
             params = self._params(method, alpha, block_size, steps, max_len, temperature, top_k, top_p, min_p, s, 1,
                                   trace)
-            requests.append((self._format(prompt, chat), params))
+            if not isinstance(prompt, str):
+                raise TypeError(f"prompt: expected str, got {type(prompt).__name__}")
+            source, text = self._prompt(prompt, chat)
+            # One call takes one kind: token ids throughout (a raw string is tokenized here as the
+            # library would, with BOS).
+            requests.append((source if not isinstance(source, str) else self.model.tokenize(source, True), params))
+            shown.append(text)
 
         bar = None
         if show_progress:
@@ -412,7 +428,7 @@ class PowerSampler:
                 pass
 
         def finished(index, g):
-            r = _to_result(g, 0, requests[index][1].seed, method, requests[index][0])
+            r = _to_result(g, 0, requests[index][1].seed, method, shown[index])
             if bar is not None:
                 bar.update(1)
             elif show_progress:
@@ -421,13 +437,13 @@ class PowerSampler:
                 on_result(index, r)
 
         try:
-            results = self._sampler.generate_batch(requests, None, finished)
+            results = self._sampler.generate_batch_tokens(requests, None, finished)
         except ValueError as e:
             raise _translate_value_error(e) from None
         finally:
             if bar is not None:
                 bar.close()
-        return [_to_result(g, 0, req[1].seed, method, req[0]) for g, req in zip(results, requests)]
+        return [_to_result(g, 0, req[1].seed, method, text) for g, req, text in zip(results, requests, shown)]
 
     def score(self, prompt: Union[str, Sequence[int]], completion: Union[str, Sequence[int]],
               chat: Optional[bool] = None) -> List[float]:
@@ -436,7 +452,8 @@ class PowerSampler:
         Strings are tokenized (the prompt chat-formatted as in generate(), with BOS; the
         completion without special tokens); token lists are used as they are."""
         if isinstance(prompt, str):
-            prompt = self.model.tokenize(self._format(prompt, chat), True)
+            source, _ = self._prompt(prompt, chat)
+            prompt = source if not isinstance(source, str) else self.model.tokenize(source, True)
         if isinstance(completion, str):
             completion = self.model.tokenize(completion, False)
         return self._sampler.score(list(prompt), list(completion))
