@@ -178,7 +178,8 @@ void validate(const sampling_params & p) {
                    "must be in [1, sps_last_candidates = " + std::to_string(effective_sps_last_candidates(p)) + "]");
         }
         reject("sps_last_candidates", std::to_string(p.sps_last_candidates),
-               "must be >= sps_last_top_k = " + std::to_string(effective_sps_last_top_k(p)) + " (0 = sps_top_k)");
+               "must be >= K_w = " + std::to_string(effective_sps_last_top_k(p)) +
+                   " (sps_last_top_k, 0 = sps_top_k)");
     }
     if (p.method == method::sps && p.sps_level == sps_level::block && p.max_new_tokens < p.block_size) {
         reject("max_new_tokens", std::to_string(p.max_new_tokens),
