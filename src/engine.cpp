@@ -113,14 +113,20 @@ std::vector<double> cut_probabilities(const std::vector<double> & H, double beta
 
 }  // namespace
 
+int32_t sps_candidate_sequences(const sampling_params & params) {
+    // The last window may draw more candidates than a block; both use the same ids. The token
+    // level holds one per top token.
+    if (params.sps_level == sps_level::token) return std::max(params.sps_top_k, effective_sps_last_top_k(params));
+    return std::max(params.sps_candidates, effective_sps_last_candidates(params));
+}
+
 int32_t sequences_needed(const sampling_params & params) {
     const int64_t chains = params.n_chains;
     int64_t n = 0;
     switch (params.method) {
         case method::smc: n = 1 + chains * 2 * int64_t(params.n_particles); break;
         case method::sps: {
-            // The last window may draw more candidates than a block; both use the same ids.
-            const int64_t candidates = std::max(params.sps_candidates, effective_sps_last_candidates(params));
+            const int64_t candidates = sps_candidate_sequences(params);
             n = 1 + chains * (1 + candidates + int64_t(params.sps_top_k) * params.sps_rollouts);
             break;
         }
@@ -142,7 +148,7 @@ int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params,
         case method::sps: {
             const int64_t B = params.sps_level == sps_level::token ? 1 : params.block_size;
             const int64_t H = params.sps_lookahead > 0 ? params.sps_lookahead : T;
-            const int64_t candidates = std::max(params.sps_candidates, effective_sps_last_candidates(params));
+            const int64_t candidates = sps_candidate_sequences(params);
             int64_t per_chain = T + 1 + candidates * (B + 1) + int64_t(params.sps_top_k) * params.sps_rollouts * (H + 1);
             if (!prefix_shared) per_chain += (sequences_needed(params) / params.n_chains) * (P + T);
             return P + int64_t(params.n_chains) * per_chain;

@@ -97,8 +97,7 @@ public:
             sps_chain & ch = chains_[size_t(c)];
             size_t next = 1 + size_t(c) * per_chain;
             ch.main_seq = seqs[next++];
-            const int32_t n_candidates = std::max(params.sps_candidates, effective_sps_last_candidates(params));
-            for (int32_t i = 0; i < n_candidates; ++i) ch.candidate_seqs.push_back(seqs[next++]);
+            for (int32_t i = 0; i < sps_candidate_sequences(params); ++i) ch.candidate_seqs.push_back(seqs[next++]);
             for (int32_t i = 0; i < params.sps_top_k * params.sps_rollouts; ++i) ch.rollout_seqs.push_back(seqs[next++]);
             ch.token_rng  = random_stream(params.seed, uint64_t(c), 0);
             ch.select_rng = random_stream(params.seed, uint64_t(c), 1);

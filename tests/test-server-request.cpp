@@ -98,7 +98,11 @@ TEST(server_request, method_knobs_and_the_sequence_budget) {
     EXPECT_EQ(v.params.sps_level, powersample::sps_level::token);
     EXPECT_EQ(v.params.sps_last_candidates, 4);
     EXPECT_EQ(v.params.sps_last_top_k, 3);
-    EXPECT_EQ(powersample::sequences_needed(v.params), 1 + 1 + 4 + 2 * 2);  // the last window's 4 candidates
+    // Token level: one candidate id per top token, K_w = 3 of them at the last step.
+    EXPECT_EQ(powersample::sequences_needed(v.params), 1 + 1 + 3 + 2 * 2);
+    auto block = v.params;
+    block.sps_level = powersample::sps_level::block;
+    EXPECT_EQ(powersample::sequences_needed(block), 1 + 1 + 4 + 2 * 2);  // the last window's 4 candidates
     const auto e = parse_request(R"({"prompt": "x", "method": "power-entropy", "entropy_beta": 0,
                                      "entropy_floor": 1})", false, limits, 1000);
     EXPECT_EQ(e.params.entropy_beta, 0.0);

@@ -58,8 +58,8 @@ int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params,
 // methods; best_of_n counts best_of chains per chain), 1 + 2 * n_particles per chain (smc: a
 // second set for reordering by ancestor), 1 + (1 + max(sps_candidates, L_w) + sps_top_k *
 // sps_rollouts) per chain (sps: the main sequence, the candidates, whose ids the last window's
-// L_w = effective_sps_last_candidates() reuse, and the rollouts; the token level uses
-// sps_top_k of the candidate ids). llama.cpp allows at most 256.
+// L_w = effective_sps_last_candidates() reuse, and the rollouts; the token level holds
+// max(sps_top_k, K_w) candidate ids instead). llama.cpp allows at most 256.
 int32_t sequences_needed(const sampling_params & params);
 
 // Tokens a request puts through the model (generation_result::n_tokens_decoded), before it runs:
