@@ -149,7 +149,8 @@ int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params,
             const int64_t B = params.sps_level == sps_level::token ? 1 : params.block_size;
             const int64_t H = params.sps_lookahead > 0 ? params.sps_lookahead : T;
             const int64_t candidates = sps_candidate_sequences(params);
-            int64_t per_chain = T + 1 + candidates * (B + 1) + int64_t(params.sps_top_k) * params.sps_rollouts * (H + 1);
+            int64_t per_chain =
+                T + 1 + candidates * (B + 1) + int64_t(params.sps_top_k) * params.sps_rollouts * (H + 1);
             if (!prefix_shared) per_chain += (sequences_needed(params) / params.n_chains) * (P + T);
             return P + int64_t(params.n_chains) * per_chain;
         }
@@ -191,8 +192,9 @@ decode_cost estimate_decode_cost(const sampling_params & params, int64_t n_promp
             const double H     = params.sps_lookahead;
             const double a     = H > 0 ? std::clamp(std::floor((T - H) / Bs), 0.0, r) : 0.0;
             const double rollout_sum = a * H + (r - a) * T - Bs * (r * (r + 1) / 2 - a * (a + 1) / 2);
-            const double candidate_tokens =
-                token ? n : double(params.sps_candidates) * Bs * r + double(effective_sps_last_candidates(params)) * (T - r * Bs);
+            const double candidate_tokens = token ? n
+                                                  : double(params.sps_candidates) * Bs * r +
+                                                        double(effective_sps_last_candidates(params)) * (T - r * Bs);
             worst = expected = candidate_tokens + double(params.sps_top_k) * params.sps_rollouts * rollout_sum;
             break;
         }
