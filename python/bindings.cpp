@@ -180,6 +180,14 @@ NB_MODULE(_powersample, m) {
         .value("sps", ps::method::sps)
         .value("best_of_n", ps::method::best_of_n);
     m.def("method_from_name", &ps::method_from_name, "name"_a);
+    nb::enum_<ps::sps_proposal>(m, "SpsProposal")
+        .value("base", ps::sps_proposal::base)
+        .value("low_temp", ps::sps_proposal::low_temp);
+    nb::enum_<ps::sps_level>(m, "SpsLevel")
+        .value("block", ps::sps_level::block)
+        .value("token", ps::sps_level::token);
+    m.def("sps_proposal_from_name", &ps::sps_proposal_from_name, "name"_a);
+    m.def("sps_level_from_name", &ps::sps_level_from_name, "name"_a);
 
     nb::class_<ps::sampling_params>(m, "SamplingParams")
         .def(nb::init<>())
@@ -205,6 +213,10 @@ NB_MODULE(_powersample, m) {
         .def_rw("sps_top_k", &ps::sampling_params::sps_top_k)
         .def_rw("sps_rollouts", &ps::sampling_params::sps_rollouts)
         .def_rw("sps_lookahead", &ps::sampling_params::sps_lookahead)
+        .def_rw("sps_proposal", &ps::sampling_params::sps_proposal)
+        .def_rw("sps_level", &ps::sampling_params::sps_level)
+        .def_rw("sps_last_candidates", &ps::sampling_params::sps_last_candidates)
+        .def_rw("sps_last_top_k", &ps::sampling_params::sps_last_top_k)
         .def_rw("best_of", &ps::sampling_params::best_of)
         .def_rw("stop", &ps::sampling_params::stop)
         .def_rw("record_suffixes", &ps::sampling_params::record_suffixes);

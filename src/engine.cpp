@@ -117,14 +117,23 @@ std::vector<double> cut_probabilities(const std::vector<double> & H, double beta
 
 }  // namespace
 
+int32_t sps_candidate_sequences(const sampling_params & params) {
+    // The last window may draw more candidates than a block; both use the same ids. The token
+    // level holds one per top token.
+    if (params.sps_level == sps_level::token) return std::max(params.sps_top_k, effective_sps_last_top_k(params));
+    return std::max(params.sps_candidates, effective_sps_last_candidates(params));
+}
+
 int32_t sequences_needed(const sampling_params & params) {
     const int64_t chains = params.n_chains;
     int64_t n = 0;
     switch (params.method) {
         case method::smc: n = 1 + chains * 2 * int64_t(params.n_particles); break;
-        case method::sps:
-            n = 1 + chains * (1 + int64_t(params.sps_candidates) + int64_t(params.sps_top_k) * params.sps_rollouts);
+        case method::sps: {
+            const int64_t candidates = sps_candidate_sequences(params);
+            n = 1 + chains * (1 + candidates + int64_t(params.sps_top_k) * params.sps_rollouts);
             break;
+        }
         case method::best_of_n: n = 1 + 2 * chains * params.best_of; break;
         default: n = 1 + 2 * chains; break;
     }
@@ -141,10 +150,11 @@ int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params,
             return P + int64_t(params.n_chains) * params.n_particles * per_particle;
         }
         case method::sps: {
-            const int64_t B = params.block_size;
-            const int64_t L = params.sps_lookahead > 0 ? params.sps_lookahead : T;
-            int64_t per_chain = T + 1 + params.sps_candidates * (B + 1) +
-                                int64_t(params.sps_top_k) * params.sps_rollouts * (L + 1);
+            const int64_t B = params.sps_level == sps_level::token ? 1 : params.block_size;
+            const int64_t H = params.sps_lookahead > 0 ? params.sps_lookahead : T;
+            const int64_t candidates = sps_candidate_sequences(params);
+            int64_t per_chain =
+                T + 1 + candidates * (B + 1) + int64_t(params.sps_top_k) * params.sps_rollouts * (H + 1);
             if (!prefix_shared) per_chain += (sequences_needed(params) / params.n_chains) * (P + T);
             return P + int64_t(params.n_chains) * per_chain;
         }
@@ -175,11 +185,21 @@ decode_cost estimate_decode_cost(const sampling_params & params, int64_t n_promp
         case method::best_of_n: worst = expected = T * params.best_of; break;
         case method::smc: worst = expected = T * params.n_particles; break;
         case method::sps: {
-            // Rollouts after block k run to min(horizon, T - L_k); sum_k (T - L_k) = K T - sum_lengths.
-            const double room = K * T - sum_lengths;
-            const double rollout = params.sps_lookahead > 0 ? std::min(room, K * params.sps_lookahead) : room;
-            worst = expected = T + double(params.sps_candidates) * T +
-                               double(params.sps_top_k) * params.sps_rollouts * rollout;
+            // n boundaries of B tokens (token level: 1), the last one the last window of
+            // T - (n - 1) B tokens; after regular block k (k = 1 .. n - 1) the rollouts run
+            // H_k = min(H, T - k B) tokens (H = 0: T - k B). With a = the blocks whose room
+            // T - k B is at least H (none for H = 0), sum_k H_k = a H + sum_{k = a+1}^{n-1} (T - k B).
+            const bool   token = params.sps_level == sps_level::token;
+            const double Bs    = token ? 1.0 : B;
+            const double n     = std::ceil(T / Bs);
+            const double r     = n - 1;
+            const double H     = params.sps_lookahead;
+            const double a     = H > 0 ? std::clamp(std::floor((T - H) / Bs), 0.0, r) : 0.0;
+            const double rollout_sum = a * H + (r - a) * T - Bs * (r * (r + 1) / 2 - a * (a + 1) / 2);
+            const double candidate_tokens = token ? n
+                                                  : double(params.sps_candidates) * Bs * r +
+                                                        double(effective_sps_last_candidates(params)) * (T - r * Bs);
+            worst = expected = candidate_tokens + double(params.sps_top_k) * params.sps_rollouts * rollout_sum;
             break;
         }
         default: break;

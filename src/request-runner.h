@@ -32,6 +32,9 @@ public:
     virtual std::vector<sample_result> take_results() = 0;
 };
 
+// method::sps: the candidate sequence ids of one chain (sequences_needed() counts them).
+int32_t sps_candidate_sequences(const sampling_params & params);
+
 // The sequence ids `seqs` are the runner's alone; seqs[0] holds the prompt minus its last token.
 // Both constructors expect validated params of their method; `ends` (EOG and stop strings,
 // built for these params) must outlive the runner.

@@ -55,6 +55,44 @@ method method_from_name(const std::string & name) {
     throw invalid_argument_error("method = '" + name + "': unknown (valid: " + valid + ")");
 }
 
+const char * sps_proposal_name(sps_proposal v) {
+    switch (v) {
+        case sps_proposal::base:     return "base";
+        case sps_proposal::low_temp: return "low-temp";
+    }
+    return "?";
+}
+
+const char * sps_level_name(sps_level v) {
+    switch (v) {
+        case sps_level::block: return "block";
+        case sps_level::token: return "token";
+    }
+    return "?";
+}
+
+sps_proposal sps_proposal_from_name(const std::string & name) {
+    for (sps_proposal v : {sps_proposal::base, sps_proposal::low_temp}) {
+        if (name == sps_proposal_name(v)) return v;
+    }
+    throw invalid_argument_error("sps_proposal = '" + name + "': unknown (valid: base, low-temp)");
+}
+
+sps_level sps_level_from_name(const std::string & name) {
+    for (sps_level v : {sps_level::block, sps_level::token}) {
+        if (name == sps_level_name(v)) return v;
+    }
+    throw invalid_argument_error("sps_level = '" + name + "': unknown (valid: block, token)");
+}
+
+int32_t effective_sps_last_candidates(const sampling_params & p) {
+    return p.sps_last_candidates > 0 ? p.sps_last_candidates : p.sps_candidates;
+}
+
+int32_t effective_sps_last_top_k(const sampling_params & p) {
+    return p.sps_last_top_k > 0 ? p.sps_last_top_k : p.sps_top_k;
+}
+
 const char * finish_reason_name(finish_reason r) {
     switch (r) {
         case finish_reason::eog:       return "eog";
@@ -127,6 +165,26 @@ void validate(const sampling_params & p) {
     if (p.sps_lookahead < 0) {
         reject("sps_lookahead", std::to_string(p.sps_lookahead), "must be >= 0 (0 = to the cap)");
     }
+    if (p.sps_last_candidates < 0) {
+        reject("sps_last_candidates", std::to_string(p.sps_last_candidates), "must be >= 0 (0 = sps_candidates)");
+    }
+    if (p.sps_last_top_k < 0) {
+        reject("sps_last_top_k", std::to_string(p.sps_last_top_k), "must be >= 0 (0 = sps_top_k)");
+    }
+    if (effective_sps_last_top_k(p) > effective_sps_last_candidates(p)) {
+        // Blame the knob that was set: K_w when given, else L_w (K_w then is sps_top_k).
+        if (p.sps_last_top_k > 0) {
+            reject("sps_last_top_k", std::to_string(p.sps_last_top_k),
+                   "must be in [1, sps_last_candidates = " + std::to_string(effective_sps_last_candidates(p)) + "]");
+        }
+        reject("sps_last_candidates", std::to_string(p.sps_last_candidates),
+               "must be >= K_w = " + std::to_string(effective_sps_last_top_k(p)) +
+                   " (sps_last_top_k, 0 = sps_top_k)");
+    }
+    if (p.method == method::sps && p.sps_level == sps_level::block && p.max_new_tokens < p.block_size) {
+        reject("max_new_tokens", std::to_string(p.max_new_tokens),
+               "must be >= block_size = " + std::to_string(p.block_size) + " for method sps (one block)");
+    }
     if (p.best_of < 1) {
         reject("best_of", std::to_string(p.best_of), "must be >= 1");
     }
@@ -195,7 +253,9 @@ sampling_params preset(const std::string & name) {
         p.method = method::smc; p.n_particles = 32; p.ess_threshold = 0.5; p.alpha_ramp_tokens = 8;
         p.max_new_tokens = 256;
     } else if (name == "sps-paper") {
-        p.method = method::sps; p.block_size = 192; p.sps_top_k = 8; p.sps_rollouts = 8; p.max_new_tokens = 3072;
+        // L 16 and H 192 (one block) are our choice: the paper's text does not give them.
+        p.method = method::sps; p.block_size = 192; p.sps_candidates = 16; p.sps_top_k = 8; p.sps_rollouts = 8;
+        p.sps_lookahead = 192; p.max_new_tokens = 3072;
     } else if (name == "sps-small") {
         p.method = method::sps; p.block_size = 16; p.sps_candidates = 8; p.sps_top_k = 4; p.sps_rollouts = 4;
         p.sps_lookahead = 32; p.max_new_tokens = 256;

@@ -1,19 +1,28 @@
-// Scalable Power Sampling (ref: arXiv 2601.21590, Thm. 3.1 and Alg. 2), block-wise.
+// Scalable Power Sampling (ref: arXiv 2601.21590, Thm. 3.1, Alg. 1 and Alg. 2).
 //
 // The power distribution's next block c after a prefix s is
 //     pi(c | s) ∝ p(c | s)^alpha * zeta(c),   zeta(c) = sum_f p(f | s, c)^alpha,
-// low-temperature sampling times a future-quality factor. With rollouts f drawn from the model at
-// temperature 1/alpha (q), p(f)^alpha / q(f) = exp(sum_i w_i), w_i the same per-token term the MH
-// sampler caches, so zeta_hat(c) = mean_j exp(W_j) is unbiased for zeta (up to the look-ahead
-// horizon). At each block boundary:
-//   1. draw sps_candidates blocks of block_size tokens from q (all in one batch per round),
+// the low-temperature block distribution times a future-quality factor. zeta is an expectation
+// over rollouts f; which distribution draws them decides its estimator:
+//   base (the paper, Eqs. 11-16): f ~ p, zeta(c) = E_p[p(f)^(alpha - 1)], so
+//       zeta_hat(c) = mean_r exp((alpha - 1) log p(f_r));
+//   low_temp: f ~ q (temperature 1/alpha), p(f)^alpha / q(f) = exp(sum_i w_i), w_i the per-token
+//       term the MH sampler caches, so zeta_hat(c) = mean_r exp(W_r).
+// At each block boundary, while more than one block's worth of budget remains:
+//   1. draw sps_candidates blocks of block_size tokens from the proposal (one batch per round),
 //   2. keep the sps_top_k most likely distinct ones,
-//   3. run sps_rollouts rollouts after each kept block (all K * M in one batch per round),
-//   4. form P(c) ∝ p(c)^alpha * zeta_hat(c) over the kept blocks, correct the bias of that ratio
-//      estimator with the leave-one-out jackknife  P_JK = M P - (M - 1) mean_j P^(-j)  (clipped
-//      at 0, renormalised), and draw one block from it.
-// Approximate by design: the candidate set is truncated, the ratio is estimated from M rollouts
-// and the look-ahead may be cut. Every candidate and rollout token is counted as decoded.
+//   3. run sps_rollouts rollouts of up to sps_lookahead tokens after each kept block (all K * M in
+//      one batch per round),
+//   4. form p_hat(c) ∝ p(c)^alpha * zeta_hat(c) over the kept blocks, correct the bias of that
+//      ratio estimator with the leave-one-out jackknife  p_JK = M p_hat - (M - 1) mean_s p_hat_(-s)
+//      (clipped at 0, renormalised: a deviation, the paper leaves negative entries open), and
+//      draw one block from it.
+// The last window (T - len(x) <= B): sps_last_candidates candidates of the remaining length, the
+// sps_last_top_k most likely distinct kept, one drawn by p^alpha normalised over them, no
+// rollouts. The token level (Alg. 1) runs the same steps one token at a time with the top-K
+// tokens of p as the candidates, read from one decode. Approximate by design: the candidate set
+// is truncated, the ratio is estimated from M rollouts and the look-ahead may be cut. Every
+// candidate and rollout token is counted as decoded.
 #include "powersample/engine.h"
 #include "request-runner.h"
 #include "token-sampler.h"
@@ -37,6 +46,7 @@ struct branch {
     bool                  active      = false;
     token_id              pending     = 0;
     int32_t               parent      = -1;   // a rollout's kept candidate (index into candidates)
+    bool                  probe       = false; // token level: decodes the pending token for its logits only
 };
 
 enum class stage { candidates, rollouts, done };
@@ -54,6 +64,8 @@ struct sps_chain {
     std::vector<branch>   candidates;
     std::vector<size_t>   kept;       // indices into candidates
     std::vector<branch>   rollouts;   // kept.size() * M, grouped by kept candidate
+    bool                  last_window = false;  // this boundary draws the final T - len(x) tokens
+    std::vector<std::pair<token_id, double>> probe_top;  // token level: the top tokens and their log p
     sample_result         result;
 };
 
@@ -85,7 +97,7 @@ public:
             sps_chain & ch = chains_[size_t(c)];
             size_t next = 1 + size_t(c) * per_chain;
             ch.main_seq = seqs[next++];
-            for (int32_t i = 0; i < params.sps_candidates; ++i) ch.candidate_seqs.push_back(seqs[next++]);
+            for (int32_t i = 0; i < sps_candidate_sequences(params); ++i) ch.candidate_seqs.push_back(seqs[next++]);
             for (int32_t i = 0; i < params.sps_top_k * params.sps_rollouts; ++i) ch.rollout_seqs.push_back(seqs[next++]);
             ch.token_rng  = random_stream(params.seed, uint64_t(c), 0);
             ch.select_rng = random_stream(params.seed, uint64_t(c), 1);
@@ -93,7 +105,8 @@ public:
             lm_.seq_copy_prefix(seqs[0], ch.main_seq, P - 1);
             start_candidates(ch);
         }
-        proposal_.inv_temperature = params.alpha;
+        // The paper draws candidates and rollouts from the base model itself.
+        proposal_.inv_temperature = params.sps_proposal == sps_proposal::base ? 1.0 : params.alpha;
     }
 
     void collect(std::vector<decode_entry> & entries) override {
@@ -115,6 +128,11 @@ public:
     void deliver(int32_t k, const float * logits) override {
         branch &    b  = *round_[size_t(k)];
         sps_chain & ch = *round_chain_[size_t(k)];
+        if (b.probe) {
+            read_top_tokens(ch, logits);
+            b.active = false;
+            return;
+        }
         const token_draw d = draw_token(logits, lm_.n_vocab(), proposal_, ch.token_rng, scratch_);
         ch.result.n_tokens_generated += 1;
         b.tokens.push_back(d.token);
@@ -138,6 +156,7 @@ public:
             const bool all_done = std::none_of(branches.begin(), branches.end(), [](const branch & b) { return b.active; });
             if (!all_done) continue;
             if (ch.at == stage::candidates) {
+                if (params_.sps_level == sps_level::token) expand_probe(ch);
                 start_rollouts(ch);
             } else {
                 choose_block(ch);
@@ -175,10 +194,58 @@ private:
 
     void start_candidates(sps_chain & ch) {
         const int32_t room = params_.max_new_tokens - int32_t(ch.x.size());
-        const int32_t len  = std::min(params_.block_size, room);
+        const bool    token_level = params_.sps_level == sps_level::token;
+        const int32_t len  = std::min(token_level ? 1 : params_.block_size, room);
+        ch.last_window = room <= len;
         ch.candidates.clear();
-        for (int32_t seq : ch.candidate_seqs) ch.candidates.push_back(open_branch(ch.main_seq, seq, ch.pending, len));
         ch.at = stage::candidates;
+        if (token_level) {
+            // One decode of the pending token gives the logits whose top tokens are the candidates.
+            ch.candidates.push_back(open_branch(ch.main_seq, ch.candidate_seqs[0], ch.pending, 1));
+            ch.candidates.back().probe = true;
+            return;
+        }
+        const int32_t n = ch.last_window ? effective_sps_last_candidates(params_) : params_.sps_candidates;
+        for (int32_t i = 0; i < n; ++i) {
+            ch.candidates.push_back(open_branch(ch.main_seq, ch.candidate_seqs[size_t(i)], ch.pending, len));
+        }
+    }
+
+    // Token level (Alg. 1): the K most likely tokens of p, deterministically (ties: lower id first).
+    void read_top_tokens(sps_chain & ch, const float * logits) {
+        const int32_t n_vocab = lm_.n_vocab();
+        const int32_t k = std::min(ch.last_window ? effective_sps_last_top_k(params_) : params_.sps_top_k, n_vocab);
+        const double  log_z = log_sum_exp_scaled(logits, n_vocab, 1.0);
+        std::vector<int32_t> & order = scratch_.order;
+        order.resize(size_t(n_vocab));
+        for (int32_t v = 0; v < n_vocab; ++v) order[size_t(v)] = v;
+        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+            return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+        });
+        ch.probe_top.clear();
+        for (int32_t i = 0; i < k; ++i) {
+            ch.probe_top.emplace_back(token_id(order[size_t(i)]), double(logits[order[size_t(i)]]) - log_z);
+        }
+        ch.result.n_tokens_generated += k;
+    }
+
+    // Token level: one candidate per top token, each on its own copy of the probe's sequence
+    // (which now holds the whole history).
+    void expand_probe(sps_chain & ch) {
+        const int32_t src = ch.candidate_seqs[0];
+        ch.candidates.clear();
+        for (size_t i = 0; i < ch.probe_top.size(); ++i) {
+            const int32_t seq = ch.candidate_seqs[i];
+            if (i > 0) lm_.seq_copy_prefix(src, seq, lm_.seq_length(src));
+            branch c;
+            c.seq     = seq;
+            c.pending = ch.probe_top[i].first;
+            c.tokens  = {ch.probe_top[i].first};
+            c.token_log_p = {ch.probe_top[i].second};
+            c.log_p   = ch.probe_top[i].second;
+            c.limit   = 1;
+            ch.candidates.push_back(std::move(c));
+        }
     }
 
     bool ends_completion(const sps_chain & ch, const branch & c) const {
@@ -196,8 +263,14 @@ private:
             return ch.candidates[a].log_p > ch.candidates[b].log_p ||
                    (ch.candidates[a].log_p == ch.candidates[b].log_p && a < b);
         });
-        distinct.resize(std::min(distinct.size(), size_t(params_.sps_top_k)));
+        const int32_t top_k = ch.last_window ? effective_sps_last_top_k(params_) : params_.sps_top_k;
+        distinct.resize(std::min(distinct.size(), size_t(top_k)));
         ch.kept = distinct;
+        if (ch.last_window) {
+            // No rollouts: none would fit before the cap, so zeta = 1 and p^alpha decides.
+            choose_block(ch);
+            return;
+        }
 
         const int32_t M = params_.sps_rollouts;
         ch.rollouts.clear();
@@ -220,16 +293,31 @@ private:
         }
     }
 
-    void choose_block(sps_chain & ch) {
+    // log zeta_hat's term for one rollout: log p(f)^(alpha - 1) (base) or log p(f)^alpha / q(f)
+    // (low_temp). An empty rollout (its candidate ends the completion) contributes exp(0) = 1.
+    double rollout_log_weight(const branch & f) const {
+        return params_.sps_proposal == sps_proposal::base ? (params_.alpha - 1.0) * f.log_p : f.sum_weight;
+    }
+
+    // The kept candidates' selection probabilities (unnormalised is fine; their total is returned).
+    std::vector<double> selection_probabilities(const sps_chain & ch, double & total) const {
         const size_t K = ch.kept.size();
+        std::vector<double> prob(K);
+        if (ch.last_window) {
+            std::vector<double> scores(K);
+            for (size_t k = 0; k < K; ++k) scores[k] = params_.alpha * ch.candidates[ch.kept[k]].log_p;
+            prob  = softmax(scores);
+            total = 1.0;
+            return prob;
+        }
         const size_t M = size_t(params_.sps_rollouts);
-        // W[k][j] = log p(f_kj)^alpha / q(f_kj); an empty rollout contributes exp(0) = 1.
         auto scores_without = [&](size_t left_out) {
             std::vector<double> scores(K);
+            std::vector<double> w;
             for (size_t k = 0; k < K; ++k) {
-                std::vector<double> w;
+                w.clear();
                 for (size_t j = 0; j < M; ++j) {
-                    if (j != left_out) w.push_back(ch.rollouts[k * M + j].sum_weight);
+                    if (j != left_out) w.push_back(rollout_log_weight(ch.rollouts[k * M + j]));
                 }
                 const double log_zeta = log_sum_exp(w.data(), w.size()) - std::log(double(w.size()));
                 scores[k] = params_.alpha * ch.candidates[ch.kept[k]].log_p + log_zeta;
@@ -242,8 +330,8 @@ private:
             const std::vector<double> loo = softmax(scores_without(j));
             for (size_t k = 0; k < K; ++k) loo_mean[k] += loo[k] / double(M);
         }
-        std::vector<double> prob(K);
-        double total = 0.0;
+        // p_JK sums to 1; its negative entries are clipped (docs/methods.md: not in the paper).
+        total = 0.0;
         for (size_t k = 0; k < K; ++k) {
             prob[k] = std::max(0.0, double(M) * full[k] - double(M - 1) * loo_mean[k]);
             total += prob[k];
@@ -252,6 +340,13 @@ private:
             prob  = full;
             total = 1.0;
         }
+        return prob;
+    }
+
+    void choose_block(sps_chain & ch) {
+        const size_t K = ch.kept.size();
+        double total = 0.0;
+        const std::vector<double> prob = selection_probabilities(ch, total);
         const double u = ch.select_rng.uniform_open01() * total;
         double cum = 0.0;
         size_t pick = K - 1;
@@ -286,6 +381,7 @@ private:
         ch.candidates.clear();
         ch.rollouts.clear();
         ch.kept.clear();
+        ch.probe_top.clear();
     }
 
     void finish(sps_chain & ch, finish_reason why) {

@@ -59,6 +59,27 @@ TEST(methods_cli, sps_is_reproducible_and_counts_candidates_and_rollouts) {
     EXPECT_GT(c["n_tokens_decoded"].get<int64_t>(), 2 * len);
 }
 
+TEST(methods_cli, sps_variants_are_selected_and_reported) {
+    // The importance-weighted proposal at the token level, with its own last window.
+    const auto run = run_twice("--method sps --sps-proposal low-temp --sps-level token --sps-top-k 2 "
+                               "--sps-rollouts 2 --sps-lookahead 2 --sps-last-top-k 3");
+    if (run.empty()) return;
+    EXPECT_EQ(run["params"]["sps_proposal"], "low-temp");
+    EXPECT_EQ(run["params"]["sps_level"], "token");
+    EXPECT_EQ(run["params"]["sps_last_top_k"], 3);
+    EXPECT_EQ(run["params"]["sps_last_candidates"], 16);  // 0 = --sps-candidates
+    const auto & c = run["chains"][0];
+    // One decode per token for its candidates, plus 2 x 2 rollouts of up to 2 tokens after each
+    // but the last.
+    const auto len = int64_t(c["tokens"].size());
+    EXPECT_GT(c["n_tokens_decoded"].get<int64_t>(), 2 * len);
+    EXPECT_LE(c["n_tokens_decoded"].get<int64_t>(), len + 2 * 2 * 2 * len);
+    const auto paper = run_twice("--method sps --block-size 4 --sps-candidates 4 --sps-top-k 2 --sps-rollouts 2");
+    if (paper.empty()) return;
+    EXPECT_EQ(paper["params"]["sps_proposal"], "base");  // the paper's, by default
+    EXPECT_EQ(paper["params"]["sps_level"], "block");
+}
+
 TEST(methods_cli, power_entropy_is_reproducible_and_runs_its_steps) {
     const auto run = run_twice("--method power-entropy --block-size 6 --steps 2 --entropy-beta 2");
     if (run.empty()) return;
@@ -81,6 +102,13 @@ TEST(methods_cli, bad_values_name_the_flag) {
         {"--method smc --ess-threshold 0", "--ess-threshold = 0"},
         {"--method sps --sps-top-k 9 --sps-candidates 4", "--sps-top-k = 9"},
         {"--method sps --sps-rollouts 1", "--sps-rollouts = 1"},
+        {"--method sps --sps-lookahead -1", "--sps-lookahead = -1"},
+        {"--method sps --block-size 0", "block_size = 0"},
+        {"--method sps --sps-last-candidates 2 --sps-last-top-k 3", "--sps-last-top-k = 3"},
+        {"--method sps --sps-last-candidates 2", "--sps-last-candidates = 2"},
+        {"--method sps --sps-proposal q", "--sps-proposal = 'q'"},
+        {"--method sps --sps-level word", "--sps-level = 'word'"},
+        {"--method sps --block-size 8", "--n-predict = 4"},  // T 4 cannot hold a block of 8
         {"--method power-entropy --entropy-beta -1", "--entropy-beta = -1"},
         {"--method power-entropy --entropy-floor 0", "--entropy-floor = 0"},
         {"--method best-of-n --best-of 0", "--best-of = 0"},

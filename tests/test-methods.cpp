@@ -2,13 +2,17 @@
 //   * entropy-guided MH cuts: exact; dropping the reverse cut probability from the ratio must fail;
 //   * Power-SMC: consistent, its TV shrinks as the particle count grows; dropping the bridging
 //     term of the alpha ramp must fail;
-//   * Scalable Power Sampling: approximate; its bias shrinks as the rollout count grows.
+//   * Scalable Power Sampling: approximate; its bias shrinks as the rollout count grows, for the
+//     paper's proposal and the importance-weighted one; the latter misses a low-q EOG token
+//     that the former finds; the last window is exact when it holds every token; the tokens
+//     decoded follow the paper's formula exactly.
 // Plus bad parameters and the token accounting.
 #include "powersample/engine.h"
 #include "toy-model.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -171,9 +175,10 @@ TEST(power_smc, counts_every_particle_token) {
 
 namespace {
 
-sampling_params sps_params(int32_t rollouts) {
+sampling_params sps_params(int32_t rollouts, sps_proposal proposal = sps_proposal::base) {
     sampling_params sp;
     sp.method         = method::sps;
+    sp.sps_proposal   = proposal;
     sp.alpha          = 2.0;
     sp.max_new_tokens = 5;
     sp.block_size     = 1;
@@ -196,18 +201,153 @@ TEST(scalable_power_sampling, bias_shrinks_as_rollouts_grow) {
     // Blocks of one token, every token a candidate, rollouts to the cap: with infinitely many
     // rollouts the first step would draw from pi's exact first-token marginal
     // p(v)^alpha * sum_f p(f | v)^alpha. Finite M leaves the bias of the ratio estimate. The
-    // first-token marginal has 4 outcomes, so 2,000 samples put the noise near 0.015.
-    // Measured: M = 2: 0.086, M = 4: 0.044, M = 8: 0.031, M = 64: 0.028. (At alpha 4 on the same
-    // model the bias is not monotone for small M, 0.14 / 0.19 / 0.24 at M = 2 / 4 / 8, and
-    // falls to 0.016 at M = 64: the rollout weights are heavy-tailed; docs/methods.md.)
+    // first-token marginal has 4 outcomes, so 2,000 samples put the noise near 0.015 (the same
+    // seeds for every M, so the noise is partly shared).
+    // Measured, first-token TV at M = 2 / 4 / 8 / 32 / 64:
+    //   base (the paper's):     0.063 / 0.019 / 0.006 / 0.006 / 0.006
+    //   low_temp (ours before): 0.086 / 0.044 / 0.031 / 0.030 / 0.028
+    // At alpha 4 on the same model: base 0.36 / 0.20 / 0.054 / 0.005 / 0.005, low_temp 0.14 /
+    // 0.19 / 0.24 / 0.027 / 0.016 (its rollout weights are heavy-tailed: not monotone at small
+    // M); docs/methods.md.
     toy_model lm(4, 3, 1.5, -1.0);
     const distribution target = first_token(power_target(lm.enumerate(prompt, 5), 2.0));
-    const double tv_2  = total_variation(first_token(run(lm, sps_params(2), 2000).samples), target);
-    const double tv_32 = total_variation(first_token(run(lm, sps_params(32), 2000).samples), target);
-    std::printf("SPS first-token TV: M=2 %.4f, M=32 %.4f\n", tv_2, tv_32);
-    EXPECT_GT(tv_2, 0.06);
-    EXPECT_LT(tv_32, 0.045);
-    EXPECT_LT(tv_32, 0.6 * tv_2);
+    for (sps_proposal proposal : {sps_proposal::base, sps_proposal::low_temp}) {
+        const double tv_2  = total_variation(first_token(run(lm, sps_params(2, proposal), 2000).samples), target);
+        const double tv_32 = total_variation(first_token(run(lm, sps_params(32, proposal), 2000).samples), target);
+        std::printf("SPS (%s) first-token TV: M=2 %.4f, M=32 %.4f\n", sps_proposal_name(proposal), tv_2, tv_32);
+        EXPECT_GT(tv_2, 0.05) << sps_proposal_name(proposal);
+        EXPECT_LT(tv_32, 0.045) << sps_proposal_name(proposal);
+        EXPECT_LT(tv_32, 0.6 * tv_2) << sps_proposal_name(proposal);
+    }
+}
+
+TEST(scalable_power_sampling, token_level_bias_shrinks_as_rollouts_grow) {
+    // Alg. 1: the top 4 tokens of p (here all of them) at each position, M completions each.
+    // Measured, first-token TV at M = 2 / 4 / 8 / 32: base 0.072 / 0.008 / 0.008 / 0.002,
+    // low_temp 0.12 / 0.039 / 0.006 / 0.005 (2,000 answers).
+    toy_model lm(4, 3, 1.5, -1.0);
+    const distribution target = first_token(power_target(lm.enumerate(prompt, 5), 2.0));
+    for (sps_proposal proposal : {sps_proposal::base, sps_proposal::low_temp}) {
+        sampling_params sp = sps_params(2, proposal);
+        sp.sps_level       = sps_level::token;
+        sp.sps_candidates  = 4;
+        const double tv_2  = total_variation(first_token(run(lm, sp, 2000).samples), target);
+        sp.sps_rollouts    = 32;
+        const double tv_32 = total_variation(first_token(run(lm, sp, 2000).samples), target);
+        std::printf("SPS token level (%s) first-token TV: M=2 %.4f, M=32 %.4f\n", sps_proposal_name(proposal), tv_2,
+                    tv_32);
+        EXPECT_GT(tv_2, 0.05) << sps_proposal_name(proposal);
+        EXPECT_LT(tv_32, 0.03) << sps_proposal_name(proposal);
+    }
+}
+
+TEST(scalable_power_sampling, the_paper_proposal_finds_the_eog_that_low_temperature_misses) {
+    // pi at alpha 4 puts 0.96 on the completion "1, EOG": ending at once beats any longer
+    // continuation. q = p^4 / Z gives EOG so little mass after "1" that 16 candidates from q
+    // often miss it, whatever M; candidates from p find it. Whole-completion TV, 2,000 answers
+    // (noise about 0.01 here, pi being so concentrated), M = 16:
+    // measured base 0.015, low_temp 0.27 (10,000 answers at M = 64: 0.013 and 0.26;
+    // with 8 candidates 0.11 and 0.51; with 64 both find it, 0.002 and 0.017).
+    toy_model lm(4, 3, 1.5, -1.0);
+    const distribution target = power_target(lm.enumerate(prompt, 5), 4.0);
+    auto tv = [&](sps_proposal proposal) {
+        sampling_params sp = sps_params(16, proposal);
+        sp.alpha           = 4.0;
+        sp.sps_candidates  = 16;
+        return total_variation(run(lm, sp, 2000).samples, target);
+    };
+    const double tv_base = tv(sps_proposal::base), tv_low = tv(sps_proposal::low_temp);
+    std::printf("SPS alpha 4, 16 candidates, M=16, whole-completion TV: base %.4f, low-temp %.4f\n", tv_base, tv_low);
+    EXPECT_LT(tv_base, 0.04);
+    EXPECT_GT(tv_low, 0.15);
+}
+
+TEST(scalable_power_sampling, the_last_window_draws_by_p_alpha_over_its_own_candidates) {
+    // T = B = 1: the whole completion is the last window, where p^alpha over the candidates
+    // kept decides with no rollouts. With every token a candidate that is pi itself; the
+    // block knobs (1 kept of 4) would make it the argmax, so the last-window knobs are used.
+    // Measured TV 0.008 at both levels (2,000 answers; the same draws, the kept set being the
+    // same four tokens in the same order); with the block knobs instead, above 0.1.
+    toy_model lm(4, 3, 1.5, -1.0);
+    const distribution target = power_target(lm.enumerate(prompt, 1), 2.0);
+    for (sps_level level : {sps_level::block, sps_level::token}) {
+        sampling_params sp     = sps_params(2);
+        sp.sps_level           = level;
+        sp.max_new_tokens      = 1;
+        sp.sps_candidates      = 4;
+        sp.sps_top_k           = 1;
+        sp.sps_last_candidates = 128;
+        sp.sps_last_top_k      = 4;
+        const double tv = total_variation(run(lm, sp, 2000).samples, target);
+        std::printf("SPS last window (%s level) TV %.4f\n", sps_level_name(level), tv);
+        EXPECT_LT(tv, 0.03) << sps_level_name(level);
+        sp.sps_last_top_k = 0;  // = sps_top_k = 1: the most likely token only
+        EXPECT_GT(total_variation(run(lm, sp, 200).samples, target), 0.1) << sps_level_name(level);
+    }
+}
+
+TEST(scalable_power_sampling, tokens_decoded_follow_the_papers_formula) {
+    // No EOG (bias -30) and 64 tokens, so that no branch ends early and the candidates are
+    // distinct (K_t = K): per chain sum over the blocks of (L B + K M H_t) + L_w B_w exactly,
+    // and estimate_decode_cost() says the same.
+    toy_model lm(64, 5, 1.5, -30.0);
+    for (sps_proposal proposal : {sps_proposal::base, sps_proposal::low_temp}) {
+        sampling_params sp     = sps_params(2, proposal);
+        sp.max_new_tokens      = 10;
+        sp.block_size          = 3;
+        sp.sps_candidates      = 4;
+        sp.sps_top_k           = 2;
+        sp.sps_rollouts        = 2;
+        sp.sps_lookahead       = 2;
+        sp.sps_last_candidates = 5;
+        sp.sps_last_top_k      = 3;
+        sp.n_chains            = 2;
+        sp.seed                = 7;
+        // Blocks at lengths 0, 3, 6 (room 10, 7, 4 > B), rollouts min(2, 10 - 3k) = 2, 2, 1 tokens;
+        // the last window is the 10th token, from 5 candidates.
+        const int64_t per_chain = 3 * (4 * 3) + 2 * 2 * (2 + 2 + 1) + 5 * 1;
+        const int64_t before    = lm.n_decoded;
+        engine eng(lm);
+        eng.submit({prompt, sp});
+        const auto g = eng.run_all()[0].result;
+        for (const auto & c : g.chains) {
+            EXPECT_EQ(c.tokens.size(), 10u);
+            EXPECT_EQ(c.n_tokens_decoded, per_chain) << sps_proposal_name(proposal);
+        }
+        EXPECT_EQ(g.n_tokens_decoded, int64_t(prompt.size()) - 1 + 2 * per_chain);
+        EXPECT_EQ(g.n_tokens_decoded, lm.n_decoded - before);
+        EXPECT_EQ(estimate_decode_cost(sp, int64_t(prompt.size())).expected, g.n_tokens_decoded);
+
+        // Token level, T 6: one decode per position for its top-K tokens, K M H_t after each but
+        // the last, H_t = min(2, 6 - t) = 2, 2, 2, 2, 1.
+        sp.sps_level      = sps_level::token;
+        sp.max_new_tokens = 6;
+        const int64_t per_chain_token = 6 + 2 * 2 * (2 + 2 + 2 + 2 + 1);
+        engine eng2(lm);
+        eng2.submit({prompt, sp});
+        const auto t = eng2.run_all()[0].result;
+        for (const auto & c : t.chains) EXPECT_EQ(c.n_tokens_decoded, per_chain_token) << sps_proposal_name(proposal);
+        EXPECT_EQ(estimate_decode_cost(sp, int64_t(prompt.size())).expected, t.n_tokens_decoded);
+    }
+    // The estimate in closed form against a plain sum over the blocks, look-ahead to the cap
+    // and shorter than a block, B dividing T and not.
+    for (int32_t T : {16, 17, 100}) {
+        for (int32_t H : {0, 3, 40}) {
+            sampling_params sp = sps_params(3);
+            sp.max_new_tokens  = T;
+            sp.block_size      = 8;
+            sp.sps_candidates  = 6;
+            sp.sps_top_k       = 2;
+            sp.sps_lookahead   = H;
+            int64_t sum = 0, len = 0;
+            while (T - len > sp.block_size) {
+                len += sp.block_size;
+                sum += 6 * 8 + 2 * 3 * (H > 0 ? std::min<int64_t>(H, T - len) : T - len);
+            }
+            sum += 6 * (T - len);
+            EXPECT_EQ(estimate_decode_cost(sp, 1).expected, sum) << "T " << T << " H " << H;
+        }
+    }
 }
 
 TEST(scalable_power_sampling, counts_candidates_and_rollouts) {
@@ -273,6 +413,37 @@ TEST(method_params, bad_values_name_the_field_and_value) {
     sp = {};
     sp.sps_rollouts = 1;
     EXPECT_EQ(message(sp).rfind("sps_rollouts = 1", 0), 0u) << message(sp);
+    sp = {};
+    sp.sps_lookahead = -1;
+    EXPECT_EQ(message(sp).rfind("sps_lookahead = -1", 0), 0u) << message(sp);
+    sp = {};
+    sp.sps_last_candidates = -1;
+    EXPECT_EQ(message(sp).rfind("sps_last_candidates = -1", 0), 0u) << message(sp);
+    sp = {};
+    sp.sps_last_candidates = 4;
+    sp.sps_last_top_k      = 5;
+    EXPECT_EQ(message(sp).rfind("sps_last_top_k = 5", 0), 0u) << message(sp);
+    sp = {};
+    sp.sps_last_candidates = 4;  // below K_w = sps_top_k = 8
+    EXPECT_EQ(message(sp).rfind("sps_last_candidates = 4", 0), 0u) << message(sp);
+    sp = {};
+    sp.method         = method::sps;
+    sp.block_size     = 64;
+    sp.max_new_tokens = 32;  // not one block
+    EXPECT_EQ(message(sp).rfind("max_new_tokens = 32", 0), 0u) << message(sp);
+    sp.sps_level = sps_level::token;  // one token per step: any budget holds one
+    EXPECT_EQ(message(sp), "(accepted)");
+    sp = {};
+    sp.block_size = 0;
+    EXPECT_EQ(message(sp).rfind("block_size = 0", 0), 0u) << message(sp);
+    EXPECT_EQ(sps_proposal_from_name("low-temp"), sps_proposal::low_temp);
+    EXPECT_EQ(sps_level_from_name("token"), sps_level::token);
+    try {
+        sps_proposal_from_name("q");
+        ADD_FAILURE();
+    } catch (const invalid_argument_error & e) {
+        EXPECT_EQ(std::string(e.what()).rfind("sps_proposal = 'q'", 0), 0u) << e.what();
+    }
     sp = {};
     sp.entropy_beta = -1;
     EXPECT_EQ(message(sp).rfind("entropy_beta = -1", 0), 0u) << message(sp);

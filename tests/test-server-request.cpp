@@ -90,6 +90,19 @@ TEST(server_request, method_knobs_and_the_sequence_budget) {
     const auto s = parse_request(R"({"prompt": "x", "method": "sps", "sps_candidates": 3, "sps_top_k": 2,
                                      "sps_rollouts": 2, "sps_lookahead": 4})", false, limits, 1000);
     EXPECT_EQ(powersample::sequences_needed(s.params), 1 + 1 + 3 + 2 * 2);
+    EXPECT_EQ(s.params.sps_proposal, powersample::sps_proposal::base);  // the paper's, by default
+    const auto v = parse_request(R"({"prompt": "x", "method": "sps", "sps_candidates": 3, "sps_top_k": 2,
+                                     "sps_rollouts": 2, "sps_proposal": "low-temp", "sps_level": "token",
+                                     "sps_last_candidates": 4, "sps_last_top_k": 3})", false, limits, 1000);
+    EXPECT_EQ(v.params.sps_proposal, powersample::sps_proposal::low_temp);
+    EXPECT_EQ(v.params.sps_level, powersample::sps_level::token);
+    EXPECT_EQ(v.params.sps_last_candidates, 4);
+    EXPECT_EQ(v.params.sps_last_top_k, 3);
+    // Token level: one candidate id per top token, K_w = 3 of them at the last step.
+    EXPECT_EQ(powersample::sequences_needed(v.params), 1 + 1 + 3 + 2 * 2);
+    auto block = v.params;
+    block.sps_level = powersample::sps_level::block;
+    EXPECT_EQ(powersample::sequences_needed(block), 1 + 1 + 4 + 2 * 2);  // the last window's 4 candidates
     const auto e = parse_request(R"({"prompt": "x", "method": "power-entropy", "entropy_beta": 0,
                                      "entropy_floor": 1})", false, limits, 1000);
     EXPECT_EQ(e.params.entropy_beta, 0.0);
@@ -109,9 +122,24 @@ TEST(server_request, method_knobs_and_the_sequence_budget) {
     EXPECT_EQ(blamed(R"({"prompt": "x", "entropy_beta": -1})"), "entropy_beta");
     EXPECT_EQ(blamed(R"({"prompt": "x", "entropy_floor": 0})"), "entropy_floor");
     EXPECT_EQ(blamed(R"({"prompt": "x", "best_of": "3"})"), "best_of");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "sps_proposal": "q"})"), "sps_proposal");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "sps_proposal": 1})"), "sps_proposal");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "sps_level": "word"})"), "sps_level");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "sps_lookahead": -1})"), "sps_lookahead");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "sps_last_top_k": -1})"), "sps_last_top_k");
+    // An sps budget below one block: max_tokens, under its request name.
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps_candidates": 2, "sps_top_k": 1, "sps_rollouts": 2,
+                         "block_size": 8, "max_tokens": 4})"),
+              "max_tokens");
     // A cross-field rule is validate()'s: K above the candidates.
     EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps_candidates": 2, "sps_top_k": 3, "sps_rollouts": 2})"),
               "sps_top_k");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps_candidates": 2, "sps_top_k": 1, "sps_rollouts": 2,
+                         "sps_last_candidates": 2, "sps_last_top_k": 3})"),
+              "sps_last_top_k");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps_candidates": 2, "sps_top_k": 2, "sps_rollouts": 2,
+                         "sps_last_candidates": 1})"),
+              "sps_last_candidates");
 }
 
 // The fields OpenAI clients send as a matter of course (issue: real clients).

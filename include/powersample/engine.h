@@ -63,8 +63,10 @@ using progress_callback = std::function<void(const progress &)>;
 int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params, bool prefix_shared);
 // Sequence ids a request holds while it runs: 2 per chain plus 1 for the prompt (MH and plain
 // methods; best_of_n counts best_of chains per chain), 1 + 2 * n_particles per chain (smc: a
-// second set for reordering by ancestor), 1 + 1 + sps_candidates + sps_top_k * sps_rollouts per
-// chain (sps). llama.cpp allows at most 256.
+// second set for reordering by ancestor), 1 + (1 + max(sps_candidates, L_w) + sps_top_k *
+// sps_rollouts) per chain (sps: the main sequence, the candidates, whose ids the last window's
+// L_w = effective_sps_last_candidates() reuse, and the rollouts; the token level holds
+// max(sps_top_k, K_w) candidate ids instead). llama.cpp allows at most 256.
 int32_t sequences_needed(const sampling_params & params);
 
 // Tokens a request puts through the model (generation_result::n_tokens_decoded), before it runs:
@@ -78,8 +80,12 @@ int32_t sequences_needed(const sampling_params & params);
 //                                                  as uniform)
 //     e.g. T 256, B 1, N 32: worst 1,052,928, expected 530,688 per chain;
 //   sample, greedy, low_temp: T; best_of_n: best_of * T; smc: n_particles * T;
-//   sps: per block, B for the chosen block, sps_candidates * B and sps_top_k * sps_rollouts
-//     rollouts of up to min(sps_lookahead or T, T - L_k) tokens.
+//   sps (the paper's accounting, sampling_params::sps_proposal): with L, K, M, H the sps_*
+//     knobs and n = ceil(T / B) boundaries, the last one the last window of T - (n - 1) B
+//     tokens with L_w candidates,
+//       L B (n - 1) + L_w (T - (n - 1) B) + K M sum_{k=1}^{n-1} H_k,   H_k = min(H or T, T - k B)
+//     (the chosen block is a candidate already decoded: nothing more); token level (B = 1, one
+//     decode of the candidates per token): T + K M sum_{k=1}^{T-1} H_k.
 // Plus the prompt, P - 1 tokens. Both assume no early end of generation (which only lowers the
 // cost); saturates at INT64_MAX.
 struct decode_cost {

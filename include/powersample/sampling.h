@@ -16,9 +16,11 @@
 //     acceptance ratio carries both cut probabilities, so the target is still exactly pi.
 //   * method::smc: Power-SMC (ref: arXiv 2602.10273), n_particles particles grown token by token
 //     at temperature 1/alpha_t, importance-weighted and resampled; consistent as n_particles grows.
-//   * method::sps: Scalable Power Sampling (ref: arXiv 2601.21590, Alg. 2), block-wise low-
-//     temperature sampling reweighted by look-ahead rollouts. Approximate by design: its bias
-//     shrinks as sps_rollouts grows but does not vanish.
+//   * method::sps: Scalable Power Sampling (ref: arXiv 2601.21590, Alg. 2), block by block:
+//     candidate blocks from the base model, the most likely kept, each weighted by p^alpha times
+//     a future factor estimated from rollouts. Approximate by design: its bias shrinks as
+//     sps_rollouts grows but does not vanish. sps_proposal selects the paper's estimator or an
+//     importance-weighted low-temperature one; sps_level the block or the token version.
 #pragma once
 
 #include "powersample/language-model.h"
@@ -57,6 +59,20 @@ const char * method_name(method m);
 // throws invalid_argument_error otherwise.
 method method_from_name(const std::string & name);
 std::vector<std::string> method_names();
+
+// method::sps: what draws the candidates and rollouts, and so how zeta is estimated (see
+// sampling_params::sps_proposal).
+enum class sps_proposal {
+    base,      // the base model at temperature 1; zeta_hat = mean p(f)^(alpha - 1) (the paper)
+    low_temp,  // temperature 1/alpha; zeta_hat = mean p(f)^alpha / q(f) (importance-weighted)
+};
+// method::sps: blocks of block_size sampled candidates (Alg. 2) or single tokens, the top-K of p (Alg. 1).
+enum class sps_level { block, token };
+const char * sps_proposal_name(sps_proposal v);  // "base", "low-temp"
+const char * sps_level_name(sps_level v);        // "block", "token"
+// Parse those names; throw invalid_argument_error naming the field ("sps_proposal = 'x': ...").
+sps_proposal sps_proposal_from_name(const std::string & name);
+sps_level sps_level_from_name(const std::string & name);
 
 struct sampling_params {
     enum method method = method::power;
@@ -104,13 +120,46 @@ struct sampling_params {
     int32_t  resample_interval = 1;    // tokens between ESS checks; >= 1
     int32_t  alpha_ramp_tokens = 8;    // tokens over which alpha_t rises from 1 to alpha; 0 = no ramp
 
-    // method::sps (ref: arXiv 2601.21590, Alg. 2). Blocks of block_size tokens; at each block
-    // boundary sps_candidates blocks are drawn at temperature 1/alpha, the sps_top_k most likely
-    // distinct ones are kept, each is extended by sps_rollouts rollouts, and one block is drawn.
-    int32_t  sps_candidates    = 16;   // candidate blocks drawn per boundary; >= 1
+    // method::sps (ref: arXiv 2601.21590, Alg. 2, Eqs. 3-6 and 11-16). x grows by blocks of
+    // B = block_size tokens. While the remaining budget T - len(x) exceeds B, a block is chosen
+    // from L = sps_candidates candidate blocks drawn after x, of which the K = sps_top_k most
+    // likely distinct ones (by log p(c | x)) are kept; each kept c gets M = sps_rollouts
+    // rollouts f_1..f_M of H = sps_lookahead tokens after it (fewer where the cap comes first, none
+    // when c ends in EOG or a stop string), and c is drawn from
+    //     p_hat(c) ∝ p(c | x)^alpha * zeta_hat(c)   over the kept set,
+    // corrected by the leave-one-out jackknife p_JK = M p_hat - (M - 1)/M sum_s p_hat_(-s)
+    // (p_hat_(-s) leaves rollout s of every candidate out). p_JK sums to 1 but may have negative
+    // entries; the paper says nothing of them: they are clipped to 0 and the rest renormalised
+    // (a deviation from the text, which would not be a distribution otherwise). zeta_hat depends
+    // on sps_proposal:
+    //   base (the paper): candidates and rollouts from p at temperature 1,
+    //       zeta_hat(c) = (1/M) sum_r p(f_r | x, c)^(alpha - 1),
+    //   low_temp (the importance-weighted variant of public reimplementations): candidates and
+    //       rollouts from q = p at temperature 1/alpha, zeta_hat(c) = (1/M) sum_r p(f_r)^alpha / q(f_r).
+    // Both are unbiased for zeta(c) = sum_f p(f | x, c)^alpha up to the look-ahead horizon.
+    // The last window: once T - len(x) <= B, the final T - len(x) tokens (1 to B) are drawn as
+    // L_w = sps_last_candidates candidates from the same proposal, the K_w = sps_last_top_k most
+    // likely distinct ones kept, and one chosen with probability p(c)^alpha normalised over them,
+    // with no rollouts (none would fit before the cap). The paper words this as its last
+    // (T mod B) + 1 tokens; we take the remaining budget, which is the same rule where T mod B
+    // leaves a short last block and gives a full last block when B divides T.
+    // sps_level token (Alg. 1) takes one token per step whatever block_size: its candidates are
+    // the K (last step: K_w) most likely tokens of p at that position, deterministically, one
+    // decode for them all; sps_candidates and sps_last_candidates are then unused.
+    // Cost per chain (sample_result::n_tokens_decoded, with no early EOG): block level
+    //     sum over the chosen blocks of (L B + K M H_t) + L_w (T - len before the last window),
+    //     H_t = min(H, T - len(x) after the block) (H = 0: T - len(x));
+    // token level T + K M sum_t H_t.
+    enum sps_proposal sps_proposal = sps_proposal::base;
+    enum sps_level sps_level = sps_level::block;
+    int32_t  sps_candidates    = 16;   // L: candidate blocks drawn per boundary; >= sps_top_k
     int32_t  sps_top_k         = 8;    // K: candidates kept; in [1, sps_candidates]
     int32_t  sps_rollouts      = 8;    // M: rollouts per kept candidate; >= 2 (the jackknife needs 2)
-    int32_t  sps_lookahead     = 0;    // tokens per rollout; 0 = up to max_new_tokens or EOG
+    int32_t  sps_lookahead     = 0;    // H: tokens per rollout; >= 0, 0 = up to max_new_tokens or EOG
+    int32_t  sps_last_candidates = 0;  // L_w: candidates of the last window; >= 0, 0 = sps_candidates;
+                                       // its value (resolved) >= the resolved sps_last_top_k
+    int32_t  sps_last_top_k    = 0;    // K_w: last-window candidates kept; >= 0, 0 = sps_top_k
+    // With the block level, max_new_tokens must be >= block_size (one block).
 
     // method::best_of_n: plain samples per chain; the one with the highest log p is returned.
     int32_t  best_of           = 8;    // >= 1
@@ -133,14 +182,19 @@ void validate(const sampling_params & params);
 bool early_rejection_applies(const sampling_params & params);
 // The proposal temperature actually used (resolves temperature == 0).
 double effective_temperature(const sampling_params & params);
+// method::sps: the last window's L_w and K_w with 0 resolved to sps_candidates and sps_top_k.
+int32_t effective_sps_last_candidates(const sampling_params & params);
+int32_t effective_sps_last_top_k(const sampling_params & params);
 
 // Named presets: "speed" (alpha 2, B 32, N 2, T 128), "quality" (the seed README's recommendation:
 // alpha 4, B 64, N 5, T 256), "max-quality" (alpha 5, B 96, N 8, T 512) -- alpha, B and N of the
 // three as the original Python demo defines them -- and "paper" (arXiv
 // 2510.14901: alpha 4, B 192, N 10, T 3072); "smc" (Power-SMC: alpha 4, 32 particles, kappa 0.5,
-// ramp 8, T 256), "sps-paper" (arXiv 2601.21590: alpha 4, B 192, K 8, M 8, T 3072) and
-// "sps-small" (scaled for small models: alpha 4, B 16, 8 candidates, K 4, M 4, look-ahead 32,
-// T 256). Other fields keep their defaults.
+// ramp 8, T 256), "sps-paper" (arXiv 2601.21590: alpha 4, B 192, K 8, M 8, T 3072, and our
+// choice for what the paper's text leaves open: 16 candidates, look-ahead 192) and "sps-small"
+// (scaled for small models: alpha 4, B 16, 8 candidates, K 4, M 4, look-ahead 32, T 256); both
+// with the paper's proposal (sps_proposal base) and the last window as the blocks (L_w = L,
+// K_w = K). Other fields keep their defaults.
 sampling_params preset(const std::string & name);
 std::vector<std::string> preset_names();
 

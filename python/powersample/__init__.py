@@ -56,9 +56,14 @@ METHODS = ("power", "sample", "greedy", "low-temp", "power-entropy", "smc", "sps
 METHOD_OPTIONS = {
     "power-entropy": ("entropy_beta", "entropy_floor"),
     "smc": ("n_particles", "ess_threshold", "resample_interval", "alpha_ramp_tokens"),
-    "sps": ("sps_candidates", "sps_top_k", "sps_rollouts", "sps_lookahead"),
+    "sps": ("sps_candidates", "sps_top_k", "sps_rollouts", "sps_lookahead", "sps_last_candidates", "sps_last_top_k",
+            "sps_proposal", "sps_level"),
     "best-of-n": ("best_of",),
 }
+
+# Method options that take a name, not a number: the parser for each ("base" / "low-temp",
+# "block" / "token"; sampling.h).
+_NAMED_OPTIONS = {"sps_proposal": "sps_proposal_from_name", "sps_level": "sps_level_from_name"}
 
 # The C++ library names some parameters after its own fields; its messages are translated so
 # that a ValueError names the keyword the Python caller actually passed.
@@ -316,6 +321,11 @@ class PowerSampler:
             if name not in METHOD_OPTIONS.get(method, ()):
                 valid = ", ".join(METHOD_OPTIONS.get(method, ())) or "none"
                 raise ValueError(f"method_options: {name!r} is not a setting of method {method!r} (valid: {valid})")
+            if name in _NAMED_OPTIONS:
+                if not isinstance(value, str):
+                    raise ValueError(f"method_options: {name} = {value!r}: must be a string")
+                setattr(p, name, getattr(_ext, _NAMED_OPTIONS[name])(value))
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"method_options: {name} = {value!r}: must be a number")
             if isinstance(value, int) and not -2**31 <= value < 2**31:

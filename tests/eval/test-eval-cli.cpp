@@ -94,6 +94,12 @@ TEST(CliBadInput, MethodKnobsOutOfRangeNameTheField) {
              { "--methods smc --ess-threshold 1.5", "ess_threshold" },
              { "--methods sps --sps-rollouts 1", "sps_rollouts" },
              { "--methods sps --sps-top-k 9 --sps-candidates 8", "sps_top_k" },
+             { "--methods sps --sps-lookahead -1", "sps_lookahead" },
+             { "--methods sps --sps-last-candidates 2", "sps_last_candidates" },  // below K_w = K = 4
+             { "--methods sps --sps-last-candidates 2 --sps-last-top-k 3", "sps_last_top_k" },
+             { "--methods sps --sps-proposal q", "sps_proposal = 'q'" },
+             { "--methods sps --sps-level word", "sps_level = 'word'" },
+             { "--methods sps --max-new-tokens 8", "max_new_tokens = 8" },  // below sps-small's block of 16
              { "--methods power-entropy --entropy-floor 0", "entropy_floor" } }) {
         const auto r = run("-d mawps-multiarith " + args);
         EXPECT_EQ(r.exit_code, 1) << args;

@@ -90,7 +90,9 @@ class ServerAPI(unittest.TestCase):
         cases = [
             ({"method": "smc", "particles": 4, "ess_threshold": 0.5, "alpha_ramp": 2}, {"particles": 4}),
             ({"method": "sps", "block_size": 3, "sps_candidates": 2, "sps_top_k": 1, "sps_rollouts": 2,
-              "sps_lookahead": 3}, {"sps_candidates": 2, "sps_rollouts": 2}),
+              "sps_lookahead": 3}, {"sps_candidates": 2, "sps_rollouts": 2, "sps_proposal": "base"}),
+            ({"method": "sps", "sps_top_k": 1, "sps_candidates": 2, "sps_rollouts": 2, "sps_lookahead": 2,
+              "sps_proposal": "low-temp", "sps_level": "token"}, {"sps_proposal": "low-temp", "sps_level": "token"}),
             ({"method": "power-entropy", "block_size": 3, "steps": 1, "entropy_beta": 2.0}, {"entropy_beta": 2.0}),
             ({"method": "best-of-n", "best_of": 3}, {"best_of": 3}),
         ]
@@ -108,6 +110,7 @@ class ServerAPI(unittest.TestCase):
         err = self.expect_400("/v1/completions", {"prompt": "x", "method": "smc", "particles": 7}, "particles")
         self.assertIn("needs 15 KV sequences, the server holds 13", err["message"])
         self.expect_400("/v1/completions", {"prompt": "x", "method": "sps", "sps_rollouts": 1}, "sps_rollouts")
+        self.expect_400("/v1/completions", {"prompt": "x", "method": "sps", "sps_proposal": "q"}, "sps_proposal")
         self.expect_400("/v1/completions", {"prompt": "x", "method": "smc", "ess_threshold": 0}, "ess_threshold")
 
     def test_streaming_sends_progress_then_the_text(self):

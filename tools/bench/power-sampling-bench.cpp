@@ -373,6 +373,8 @@ private:
                 sp.seed = opt_.seed;
                 sp.record_trace = false;
                 if (opt_.max_new_tokens > 0) sp.max_new_tokens = opt_.max_new_tokens;
+                // sps needs room for one block: a shorter run is one block of all of it.
+                sp.block_size = std::min(sp.block_size, sp.max_new_tokens);
             }
             sp.method = m;
             if (m == ps::method::sample) sp.temperature = 1.0;

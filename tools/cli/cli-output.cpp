@@ -31,6 +31,10 @@ nlohmann::json params_to_json(const ps::sampling_params & p) {
             {"sps_top_k", p.sps_top_k},
             {"sps_rollouts", p.sps_rollouts},
             {"sps_lookahead", p.sps_lookahead},
+            {"sps_proposal", ps::sps_proposal_name(p.sps_proposal)},
+            {"sps_level", ps::sps_level_name(p.sps_level)},
+            {"sps_last_candidates", ps::effective_sps_last_candidates(p)},
+            {"sps_last_top_k", ps::effective_sps_last_top_k(p)},
             {"entropy_beta", p.entropy_beta},
             {"entropy_floor", p.entropy_floor},
             {"best_of", p.best_of},
@@ -96,8 +100,11 @@ std::string describe(const ps::sampling_params & p) {
             return fmt::format("Power-SMC (alpha {}, {} particles, kappa {}, ramp {}, max {} tokens)", p.alpha,
                                p.n_particles, p.ess_threshold, p.alpha_ramp_tokens, p.max_new_tokens);
         case ps::method::sps:
-            return fmt::format("scalable power sampling (alpha {}, block {}, {} candidates, K {}, M {}, max {} tokens)",
-                               p.alpha, p.block_size, p.sps_candidates, p.sps_top_k, p.sps_rollouts, p.max_new_tokens);
+            return fmt::format("scalable power sampling ({} proposal, {} level, alpha {}, block {}, {} candidates, K {}, "
+                               "M {}, look-ahead {}, max {} tokens)",
+                               ps::sps_proposal_name(p.sps_proposal), ps::sps_level_name(p.sps_level), p.alpha,
+                               p.block_size, p.sps_candidates, p.sps_top_k, p.sps_rollouts, p.sps_lookahead,
+                               p.max_new_tokens);
         case ps::method::best_of_n:
             return fmt::format("best of {} samples (temperature {:.3g}, max {} tokens)", p.best_of,
                                ps::effective_temperature(p), p.max_new_tokens);

@@ -71,6 +71,10 @@ struct cli_options {
     int32_t     sps_top_k      = 8;
     int32_t     sps_rollouts   = 8;
     int32_t     sps_lookahead  = 0;
+    std::string sps_proposal   = "base";
+    std::string sps_level      = "block";
+    int32_t     sps_last_candidates = 0;
+    int32_t     sps_last_top_k = 0;
     double      entropy_beta   = 1.0;
     double      entropy_floor  = 0.1;
     bool        no_early_rejection = false;
@@ -160,6 +164,8 @@ ps::sampling_params build_params(const cli_options & o, const CLI::App & app) {
     if (app.count("--sps-top-k")) p.sps_top_k = o.sps_top_k;
     if (app.count("--sps-rollouts")) p.sps_rollouts = o.sps_rollouts;
     if (app.count("--sps-lookahead")) p.sps_lookahead = o.sps_lookahead;
+    if (app.count("--sps-last-candidates")) p.sps_last_candidates = o.sps_last_candidates;
+    if (app.count("--sps-last-top-k")) p.sps_last_top_k = o.sps_last_top_k;
     if (app.count("--entropy-beta")) p.entropy_beta = o.entropy_beta;
     if (app.count("--entropy-floor")) p.entropy_floor = o.entropy_floor;
     if (app.count("--best-of")) p.best_of = o.best_of;
@@ -167,16 +173,21 @@ ps::sampling_params build_params(const cli_options & o, const CLI::App & app) {
     if (app.count("--stop")) p.stop = o.stop;
     p.record_trace = true;
     try {
+        if (app.count("--sps-proposal")) p.sps_proposal = ps::sps_proposal_from_name(o.sps_proposal);
+        if (app.count("--sps-level")) p.sps_level = ps::sps_level_from_name(o.sps_level);
         ps::validate(p);
     } catch (const ps::invalid_argument_error & e) {
-        // The library names its fields; name the flag for the fields of the other methods.
+        // The library names its fields; name the flag for the fields of the other methods (and T).
         static const std::pair<const char *, const char *> flags[] = {
             {"particles =", "--particles ="},           {"ess_threshold =", "--ess-threshold ="},
             {"resample_interval =", "--resample-interval ="}, {"alpha_ramp_tokens =", "--alpha-ramp ="},
             {"sps_candidates =", "--sps-candidates ="}, {"sps_top_k =", "--sps-top-k ="},
             {"sps_rollouts =", "--sps-rollouts ="},     {"sps_lookahead =", "--sps-lookahead ="},
+            {"sps_last_candidates =", "--sps-last-candidates ="}, {"sps_last_top_k =", "--sps-last-top-k ="},
+            {"sps_proposal =", "--sps-proposal ="},     {"sps_level =", "--sps-level ="},
             {"entropy_beta =", "--entropy-beta ="},     {"entropy_floor =", "--entropy-floor ="},
-            {"best_of =", "--best-of ="},               {"stop =", "--stop ="}};
+            {"best_of =", "--best-of ="},               {"stop =", "--stop ="},
+            {"max_new_tokens =", "--n-predict ="}};
         const std::string what = e.what();
         for (const auto & f : flags) {
             if (what.rfind(f.first, 0) == 0) throw ps::invalid_argument_error(f.second + what.substr(std::strlen(f.first)));
@@ -221,7 +232,8 @@ int main(int argc, char ** argv) {
                  "Metropolis-Hastings on a GGUF model.\n"
                  "Presets: speed (alpha 2, B 32, N 2, T 128), quality (4, 64, 5, 256; default), "
                  "max-quality (5, 96, 8, 512), paper (4, 192, 10, 3072); smc (Power-SMC, 32 particles, T 256), "
-                 "sps-paper (Scalable Power Sampling: B 192, K 8, M 8, T 3072), sps-small (B 16, K 4, M 4, "
+                 "sps-paper (Scalable Power Sampling: B 192, 16 candidates, K 8, M 8, look-ahead 192, T 3072), "
+                 "sps-small (B 16, 8 candidates, K 4, M 4, "
                  "look-ahead 32, T 256). Flags override the preset. Methods: docs/methods.md."};
     app.set_version_flag("--version", powersample::version_line(), "Print the version (commit, llama.cpp) and exit");
     app.get_formatter()->column_width(34);
@@ -282,7 +294,19 @@ int main(int argc, char ** argv) {
         ->capture_default_str()->group(g_methods);
     app.add_option("--sps-rollouts", o.sps_rollouts, "sps: rollouts per candidate, M (>= 2)")
         ->capture_default_str()->group(g_methods);
-    app.add_option("--sps-lookahead", o.sps_lookahead, "sps: tokens per rollout (0 = to the cap)")
+    app.add_option("--sps-lookahead", o.sps_lookahead, "sps: tokens per rollout, H (0 = to the cap)")
+        ->capture_default_str()->group(g_methods);
+    app.add_option("--sps-proposal", o.sps_proposal,
+                   "sps: base (candidates and rollouts from the model at T = 1, the paper) | low-temp "
+                   "(at T = 1/alpha, importance-weighted)")
+        ->capture_default_str()->group(g_methods);
+    app.add_option("--sps-level", o.sps_level,
+                   "sps: block (sampled candidate blocks, Alg. 2) | token (the top-K tokens, Alg. 1)")
+        ->capture_default_str()->group(g_methods);
+    app.add_option("--sps-last-candidates", o.sps_last_candidates,
+                   "sps: candidates of the last window, L_w (0 = --sps-candidates)")
+        ->capture_default_str()->group(g_methods);
+    app.add_option("--sps-last-top-k", o.sps_last_top_k, "sps: last-window candidates kept, K_w (0 = --sps-top-k)")
         ->capture_default_str()->group(g_methods);
     app.add_option("--entropy-beta", o.entropy_beta, "power-entropy: cut weight exponent beta (>= 0)")
         ->capture_default_str()->group(g_methods);

@@ -116,6 +116,8 @@ struct options {
     int32_t     particles = -1, resample_interval = -1, alpha_ramp = -1;
     double      ess_threshold = -1;
     int32_t     sps_candidates = -1, sps_top_k = -1, sps_rollouts = -1, sps_lookahead = -1;
+    int32_t     sps_last_candidates = -1, sps_last_top_k = -1;
+    std::string sps_proposal, sps_level;
     double      entropy_beta = -1, entropy_floor = -1;
     bool        no_early_rejection = false;
     size_t      limit = 0;            // 0: all
@@ -205,7 +207,10 @@ nlohmann::json method_params(const ps::sampling_params & sp) {
                      { "resample_interval", sp.resample_interval }, { "alpha_ramp_tokens", sp.alpha_ramp_tokens } };
         case ps::method::sps:
             return { { "candidates", sp.sps_candidates }, { "top_k", sp.sps_top_k },
-                     { "rollouts", sp.sps_rollouts }, { "lookahead", sp.sps_lookahead } };
+                     { "rollouts", sp.sps_rollouts }, { "lookahead", sp.sps_lookahead },
+                     { "proposal", ps::sps_proposal_name(sp.sps_proposal) }, { "level", ps::sps_level_name(sp.sps_level) },
+                     { "last_candidates", ps::effective_sps_last_candidates(sp) },
+                     { "last_top_k", ps::effective_sps_last_top_k(sp) } };
         case ps::method::power_entropy:
             return { { "entropy_beta", sp.entropy_beta }, { "entropy_floor", sp.entropy_floor },
                      { "early_rejection", ps::early_rejection_applies(sp) } };
@@ -329,6 +334,16 @@ int main(int argc, char ** argv) {
         ->default_str("")->group(g_other);
     app.add_option("--sps-lookahead", o.sps_lookahead, "sps: tokens per rollout (0 = to the cap) [sps-small: 32]")
         ->default_str("")->group(g_other);
+    app.add_option("--sps-proposal", o.sps_proposal,
+                   "sps: base (from the model at T = 1, the paper) | low-temp (T = 1/alpha, importance-weighted) [base]")
+        ->default_str("")->group(g_other);
+    app.add_option("--sps-level", o.sps_level, "sps: block (Alg. 2) | token (the top-K tokens, Alg. 1) [block]")
+        ->default_str("")->group(g_other);
+    app.add_option("--sps-last-candidates", o.sps_last_candidates,
+                   "sps: candidates of the last window, L_w (0 = --sps-candidates) [0]")
+        ->default_str("")->group(g_other);
+    app.add_option("--sps-last-top-k", o.sps_last_top_k, "sps: last-window candidates kept, K_w (0 = --sps-top-k) [0]")
+        ->default_str("")->group(g_other);
     app.add_option("--entropy-beta", o.entropy_beta, "power-entropy: cut weight exponent beta (>= 0) [1]")
         ->default_str("")->group(g_other);
     app.add_option("--entropy-floor", o.entropy_floor, "power-entropy: uniform share of cuts, in (0, 1] [0.1]")
@@ -419,9 +434,13 @@ int main(int argc, char ** argv) {
         sps.sps_top_k      = given("--sps-top-k") ? o.sps_top_k : small.sps_top_k;
         sps.sps_rollouts   = given("--sps-rollouts") ? o.sps_rollouts : small.sps_rollouts;
         sps.sps_lookahead  = given("--sps-lookahead") ? o.sps_lookahead : small.sps_lookahead;
+        sps.sps_last_candidates = given("--sps-last-candidates") ? o.sps_last_candidates : small.sps_last_candidates;
+        sps.sps_last_top_k      = given("--sps-last-top-k") ? o.sps_last_top_k : small.sps_last_top_k;
         sps.method = ps::method::sps;
     }
     try {
+        if (given("--sps-proposal")) sps.sps_proposal = ps::sps_proposal_from_name(o.sps_proposal);
+        if (given("--sps-level")) sps.sps_level = ps::sps_level_from_name(o.sps_level);
         for (const auto & name : method_names) {
             const auto m = ev::find_eval_method(name);
             ps::sampling_params check = m->engine == "sps" ? sps : base;

@@ -165,7 +165,8 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
         "alpha", "block_size", "steps", "chains", "method",
         // the other methods' knobs (docs/methods.md)
         "particles", "ess_threshold", "resample_interval", "alpha_ramp", "sps_candidates", "sps_top_k",
-        "sps_rollouts", "sps_lookahead", "entropy_beta", "entropy_floor", "best_of"};
+        "sps_rollouts", "sps_lookahead", "sps_proposal", "sps_level", "sps_last_candidates", "sps_last_top_k",
+        "entropy_beta", "entropy_floor", "best_of"};
     for (auto it = doc.begin(); it != doc.end(); ++it) {
         const std::string & k = it.key();
         const bool own = chat ? k == "messages" : k == "prompt";
@@ -221,6 +222,24 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
     if (has("sps_top_k")) p.sps_top_k = int32_t(get_int(doc["sps_top_k"], "sps_top_k", 1, 254));
     if (has("sps_rollouts")) p.sps_rollouts = int32_t(get_int(doc["sps_rollouts"], "sps_rollouts", 2, 254));
     if (has("sps_lookahead")) p.sps_lookahead = int32_t(get_int(doc["sps_lookahead"], "sps_lookahead", 0, limits.max_tokens));
+    if (has("sps_last_candidates")) {
+        p.sps_last_candidates = int32_t(get_int(doc["sps_last_candidates"], "sps_last_candidates", 0, 254));
+    }
+    if (has("sps_last_top_k")) p.sps_last_top_k = int32_t(get_int(doc["sps_last_top_k"], "sps_last_top_k", 0, 254));
+    if (has("sps_proposal")) {
+        try {
+            p.sps_proposal = ps::sps_proposal_from_name(get_string(doc["sps_proposal"], "sps_proposal"));
+        } catch (const ps::invalid_argument_error & e) {
+            reject("sps_proposal", e.what());
+        }
+    }
+    if (has("sps_level")) {
+        try {
+            p.sps_level = ps::sps_level_from_name(get_string(doc["sps_level"], "sps_level"));
+        } catch (const ps::invalid_argument_error & e) {
+            reject("sps_level", e.what());
+        }
+    }
     if (has("entropy_beta")) p.entropy_beta = get_number(doc["entropy_beta"], "entropy_beta", 0.0, 100.0, false);
     if (has("entropy_floor")) p.entropy_floor = get_number(doc["entropy_floor"], "entropy_floor", 0.0, 1.0, true);
     if (has("best_of")) p.best_of = int32_t(get_int(doc["best_of"], "best_of", 1, 127));

@@ -105,6 +105,10 @@ json power_stats(const ps::sampling_params & p, const ps::generation_result & g)
             stats["sps_top_k"] = p.sps_top_k;
             stats["sps_rollouts"] = p.sps_rollouts;
             stats["sps_lookahead"] = p.sps_lookahead;
+            stats["sps_proposal"] = ps::sps_proposal_name(p.sps_proposal);
+            stats["sps_level"] = ps::sps_level_name(p.sps_level);
+            stats["sps_last_candidates"] = ps::effective_sps_last_candidates(p);
+            stats["sps_last_top_k"] = ps::effective_sps_last_top_k(p);
             break;
         case ps::method::power_entropy:
             stats["entropy_beta"] = p.entropy_beta;
