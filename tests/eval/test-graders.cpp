@@ -419,7 +419,9 @@ bool leaves_files(const std::string & name) {
 // Whether a process whose argv[0] is `name` is still running on the host, allowing the kernel
 // a moment to finish tearing down a PID namespace.
 bool process_survives(const std::string & name) {
-    for (int attempt = 0; attempt < 20; ++attempt) {
+    // Up to 10 s: the kernel tears a PID namespace down after its init exits, and on a loaded
+    // machine (the test suite runs two at a time beside other work) that has taken over 1 s.
+    for (int attempt = 0; attempt < 200; ++attempt) {
         bool found = false;
         std::error_code ec;
         for (const auto & e : fs::directory_iterator("/proc", ec)) {
