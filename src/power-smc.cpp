@@ -44,15 +44,6 @@ struct smc_chain {
     sample_result         result;
 };
 
-double log_sum_exp(const std::vector<double> & v) {
-    double mx = -INFINITY;
-    for (double x : v) mx = std::max(mx, x);
-    if (!std::isfinite(mx)) return mx;
-    double s = 0.0;
-    for (double x : v) s += std::exp(x - mx);
-    return mx + std::log(s);
-}
-
 class power_smc_runner : public request_runner {
 public:
     power_smc_runner(language_model & lm, const std::vector<token_id> & prompt, const sampling_params & params,

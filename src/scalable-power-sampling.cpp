@@ -69,15 +69,6 @@ struct sps_chain {
     sample_result         result;
 };
 
-double log_sum_exp(const double * v, size_t n) {
-    double mx = -INFINITY;
-    for (size_t i = 0; i < n; ++i) mx = std::max(mx, v[i]);
-    if (!std::isfinite(mx)) return mx;
-    double s = 0.0;
-    for (size_t i = 0; i < n; ++i) s += std::exp(v[i] - mx);
-    return mx + std::log(s);
-}
-
 std::vector<double> softmax(const std::vector<double> & scores) {
     const double lz = log_sum_exp(scores.data(), scores.size());
     std::vector<double> out;

@@ -208,6 +208,15 @@ token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_conf
     return {tok, d - log_sum_p, std::log(w[tok]) - std::log(kept_sum), entropy};
 }
 
+double log_sum_exp(const double * v, size_t n) {
+    double mx = -INFINITY;
+    for (size_t i = 0; i < n; ++i) mx = std::max(mx, v[i]);
+    if (!std::isfinite(mx)) return mx;
+    double s = 0.0;
+    for (size_t i = 0; i < n; ++i) s += std::exp(v[i] - mx);
+    return mx + std::log(s);
+}
+
 double log_sum_exp_scaled(const float * logits, int32_t n_vocab, double scale) {
     const double mx = max_logit(logits, n_vocab);
     double sum = 0.0;

@@ -62,6 +62,11 @@ token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_conf
 // is log_sum_exp_scaled(l, a) - a * log_sum_exp_scaled(l, 1).
 double log_sum_exp_scaled(const float * logits, int32_t n_vocab, double scale);
 
+// logsumexp of n log-space values in double with max subtraction; -inf when all are -inf (or
+// n = 0), +inf or NaN passed through. Importance weights (smc) and look-ahead factors (sps).
+double log_sum_exp(const double * v, size_t n);
+inline double log_sum_exp(const std::vector<double> & v) { return log_sum_exp(v.data(), v.size()); }
+
 // log p(token) under the base model alone (for scoring).
 double token_log_prob(const float * logits, int32_t n_vocab, token_id token);
 

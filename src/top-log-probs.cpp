@@ -4,6 +4,7 @@
 // drawn token in every proposal, almost all of them rejected. One pass over the one sample
 // that is returned costs a prefill, batched with whatever else the engine decodes.
 #include "request-runner.h"
+#include "token-sampler.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,12 +14,8 @@ namespace powersample {
 namespace {
 
 // The n most likely tokens of the softmax of `logits`, most likely first, ties by lower id.
-std::vector<token_log_prob> top_tokens(const float * logits, int32_t n_vocab, int32_t n) {
-    double mx = -INFINITY;
-    for (int32_t v = 0; v < n_vocab; ++v) mx = std::max(mx, double(logits[v]));
-    double sum = 0.0;
-    for (int32_t v = 0; v < n_vocab; ++v) sum += std::exp(double(logits[v]) - mx);
-    const double log_z = mx + std::log(sum);
+std::vector<token_alternative> top_tokens(const float * logits, int32_t n_vocab, int32_t n) {
+    const double log_z = log_sum_exp_scaled(logits, n_vocab, 1.0);
 
     std::vector<token_id> ids(static_cast<size_t>(n_vocab));
     for (int32_t v = 0; v < n_vocab; ++v) ids[size_t(v)] = v;
@@ -27,7 +24,7 @@ std::vector<token_log_prob> top_tokens(const float * logits, int32_t n_vocab, in
     };
     const size_t k = size_t(std::min(n, n_vocab));
     std::partial_sort(ids.begin(), ids.begin() + std::ptrdiff_t(k), ids.end(), more_likely);
-    std::vector<token_log_prob> out;
+    std::vector<token_alternative> out;
     out.reserve(k);
     for (size_t i = 0; i < k; ++i) out.push_back({ids[i], double(logits[ids[i]]) - log_z});
     return out;

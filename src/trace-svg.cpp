@@ -1,4 +1,5 @@
 #include "powersample/trace-svg.h"
+#include "powersample/text.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -12,20 +13,6 @@
 namespace powersample {
 
 namespace {
-
-std::string xml_escape(const std::string & s) {
-    std::string out;
-    for (char c : s) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            default: out += c;
-        }
-    }
-    return out;
-}
 
 std::string num(double v, int decimals = 1) {
     char buf[64];
@@ -64,7 +51,7 @@ std::string trace_to_svg(const sample_result & chain, const trace_svg_options & 
     o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 "
       << W << " " << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
     o << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-    o << "<text x=\"" << W / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << xml_escape(title)
+    o << "<text x=\"" << W / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << markup_escape(title)
       << "</text>\n";
 
     if (n == 0) {

@@ -51,3 +51,9 @@ TEST(text, complete_prefix_holds_back_only_a_finishable_tail) {
     EXPECT_EQ(utf8_complete_prefix("ab\xFF"), 3u);       // invalid, not unfinished: nothing to wait for
     EXPECT_EQ(utf8_complete_prefix("ab\xE8" "c"), 4u);   // broken already
 }
+
+TEST(markup_escape, replaces_the_four_markup_characters_and_nothing_else) {
+    EXPECT_EQ(powersample::markup_escape(R"(a<b>&"c" 'd' é)"), "a&lt;b&gt;&amp;&quot;c&quot; 'd' é");
+    EXPECT_EQ(powersample::markup_escape(""), "");
+    EXPECT_EQ(powersample::markup_escape("&amp;"), "&amp;amp;");
+}

@@ -16,12 +16,12 @@ using powersample::testing::toy_model;
 namespace {
 
 // The reference: the n likeliest tokens of p(. | prompt, x_<i), ties by lower id.
-std::vector<token_log_prob> expected_top(const toy_model & lm, std::vector<token_id> history, int32_t n) {
+std::vector<token_alternative> expected_top(const toy_model & lm, std::vector<token_id> history, int32_t n) {
     const auto lp = lm.log_probs_after(history);
     std::vector<token_id> ids(lp.size());
     for (size_t v = 0; v < ids.size(); ++v) ids[v] = token_id(v);
     std::stable_sort(ids.begin(), ids.end(), [&](token_id a, token_id b) { return lp[size_t(a)] > lp[size_t(b)]; });
-    std::vector<token_log_prob> out;
+    std::vector<token_alternative> out;
     for (int32_t k = 0; k < std::min<int32_t>(n, int32_t(ids.size())); ++k) out.push_back({ids[size_t(k)], lp[size_t(ids[size_t(k)])]});
     return out;
 }

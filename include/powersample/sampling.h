@@ -228,7 +228,7 @@ enum class finish_reason {
 const char * finish_reason_name(finish_reason r);
 
 // A token and its log-probability under the base model at one position.
-struct token_log_prob {
+struct token_alternative {
     token_id token;
     double   log_p;
 };
@@ -257,7 +257,7 @@ struct sample_result {
     // Per token of `tokens`, the most likely tokens at its position under the base model, most
     // likely first (ties: lower id first); empty unless asked (engine::request::n_top_log_p).
     // From a fresh pass: the drawn token's entry equals token_log_p[i] up to float rounding.
-    std::vector<std::vector<token_log_prob>> top_log_p;
+    std::vector<std::vector<token_alternative>> top_log_p;
 
     double acceptance_rate() const { return n_proposals ? double(n_accepted) / n_proposals : 0.0; }
 };

@@ -25,4 +25,8 @@ size_t first_invalid_utf8(std::string_view bytes);
 // still be completed: what a stream can send now while its tail waits for the next tokens.
 size_t utf8_complete_prefix(std::string_view bytes);
 
+// `text` with & < > " replaced by their entities: safe inside XML or HTML text and attribute
+// values (the trace SVG, the eval's HTML report).
+std::string markup_escape(std::string_view text);
+
 }  // namespace powersample

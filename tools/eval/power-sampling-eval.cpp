@@ -771,7 +771,7 @@ int main(int argc, char ** argv) {
                 if (rec.value("engine", "") != engine || !rec.contains("method_params")) continue;
                 std::string knobs;
                 for (const auto & [k, v] : rec["method_params"].items()) {
-                    knobs += (knobs.empty() ? "" : ", ") + k + " " + v.dump();
+                    knobs += (knobs.empty() ? "" : ", ") + k + " " + (v.is_string() ? v.get<std::string>() : v.dump());
                 }
                 if (engine == std::string("sps")) knobs += ", block " + std::to_string(rec["params"].value("block_size", 0));
                 info.emplace_back(engine, knobs);

@@ -1,5 +1,7 @@
 #include "report.h"
 
+#include <powersample/text.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -18,20 +20,6 @@ std::string fixed(double v, int digits) {
 }
 
 std::string percent(double v) { return fixed(100.0 * v, 1); }
-
-std::string html_escape(std::string_view s) {
-    std::string out;
-    for (char c : s) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            default: out += c;
-        }
-    }
-    return out;
-}
 
 std::string pass_at_text(const method_summary & r, std::uint64_t k_wanted_index) {
     if (k_wanted_index >= r.pass_at.size()) return "-";
@@ -261,13 +249,13 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
                fixed(x, 1) + "\" y2=\"" + fixed(py(r.accuracy_ci.upper), 1) + "\" stroke=\"" + colour +
                "\" stroke-width=\"2\"/>\n";
         svg += "<circle cx=\"" + fixed(x, 1) + "\" cy=\"" + fixed(py(r.accuracy()), 1) + "\" r=\"5\" fill=\"" +
-               colour + "\"><title>" + html_escape(r.method) + ": " + percent(r.accuracy()) + "% at " +
+               colour + "\"><title>" + powersample::markup_escape(r.method) + ": " + percent(r.accuracy()) + "% at " +
                fixed(r.mean_tokens_generated, 0) + " tokens</title></circle>\n";
         const double ly = top + 14 + 18 * double(i);
         svg += "<circle cx=\"" + fixed(left + plot_w + 16, 1) + "\" cy=\"" + fixed(ly - 4, 1) + "\" r=\"5\" fill=\"" +
                colour + "\"/>\n";
         svg += "<text x=\"" + fixed(left + plot_w + 26, 1) + "\" y=\"" + fixed(ly, 1) + "\">" +
-               html_escape(r.method) + "</text>\n";
+               powersample::markup_escape(r.method) + "</text>\n";
     }
     svg += "</svg>\n";
 
@@ -277,15 +265,15 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
                        "td:first-child,th:first-child{text-align:left}</style></head><body>\n"
                        "<h1>powersample evaluation</h1>\n<ul>\n";
     for (const auto & [key, value] : info) {
-        html += "<li>" + html_escape(key) + ": " + html_escape(value) + "</li>\n";
+        html += "<li>" + powersample::markup_escape(key) + ": " + powersample::markup_escape(value) + "</li>\n";
     }
     html += "</ul>\n" + svg +
             "<table>\n<tr><th>method</th><th>problems</th><th>accuracy %</th><th>95% CI</th><th>pass@1 %</th>"
             "<th>pass@N %</th><th>no answer</th><th>skipped</th><th>tokens/problem</th><th>latency s/problem</th>"
             "<th>s/problem (batched)</th><th>time x sample</th><th>MH accept</th><th>vs " +
-            html_escape(rows.empty() ? std::string("first") : rows[0].method) + ": +won/-lost (p)</th></tr>\n";
+            powersample::markup_escape(rows.empty() ? std::string("first") : rows[0].method) + ": +won/-lost (p)</th></tr>\n";
     for (const auto & r : rows) {
-        html += "<tr><td>" + html_escape(r.method) + "</td><td>" + std::to_string(r.n_problems) + "</td><td>" +
+        html += "<tr><td>" + powersample::markup_escape(r.method) + "</td><td>" + std::to_string(r.n_problems) + "</td><td>" +
                 percent(r.accuracy()) + "</td><td>[" + percent(r.accuracy_ci.lower) + ", " +
                 percent(r.accuracy_ci.upper) + "]</td><td>" + pass_at_text(r, 0) + "</td><td>" +
                 pass_at_text(r, 1) + "</td><td>" + std::to_string(r.n_no_answer) + "</td><td>" +
@@ -294,7 +282,7 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
                 (r.seconds_per_problem ? fixed(*r.seconds_per_problem, 2) : "-") + "</td><td>" +
                 (r.time_vs_sample ? fixed(*r.time_vs_sample, 1) : "-") + "</td><td>" +
                 (r.acceptance_rate ? percent(*r.acceptance_rate) + "%" : "-") + "</td><td>" +
-                html_escape(paired_text(r)) + "</td></tr>\n";
+                powersample::markup_escape(paired_text(r)) + "</td></tr>\n";
     }
     html += "</table>\n</body></html>\n";
     return html;
