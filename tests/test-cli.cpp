@@ -47,7 +47,7 @@ TEST(cli, bad_numbers_name_the_flag) {
     expect_error("-p hi" + fast + "--alpha abc", "alpha");
     expect_error("-p hi" + fast + "--block-size 0", "block_size");
     expect_error("-p hi" + fast + "--steps -1", "steps");
-    expect_error("-p hi -n 0 -s 1", "max_new_tokens");
+    expect_error("-p hi -n 0 -s 1", "--n-predict = 0");
     expect_error("-p hi -n 100000 -s 1", "max_new_tokens");
     expect_error("-p hi" + fast + "--top-p 1.5", "top_p");
     expect_error("-p hi" + fast + "--chains 0", "chains");
