@@ -217,8 +217,11 @@ def test_ctrl_c_cancels_sampling(sampler):
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     start = time.monotonic()
     timer.start()
+    # Enough MH steps that the run lasts minutes uncancelled (this seed's chain ends at EOG after
+    # 45 tokens, so steps, not max_len, make it long): the signal lands inside it however late a
+    # loaded machine runs the timer thread.
     with pytest.raises(KeyboardInterrupt):
-        sampler.power_sample(PROMPT, block_size=64, steps=10, max_len=1024, seed=1)
+        sampler.power_sample(PROMPT, block_size=64, steps=2000, max_len=1024, seed=1)
     timer.cancel()
     assert time.monotonic() - start < 10.0  # polled after every decode round, not every block
     # The sampler is still usable afterwards.
