@@ -25,8 +25,11 @@ struct model::impl {
 // cells its tokens occupy (by up to about 1 in a logit on SmolLM2 Q4_1), and in a shared pool a
 // token lands wherever a cell was freed, often below the sequence's earlier tokens. The cached
 // w_i would then differ from the model's own numbers by noise that alpha multiplies. In its own
-// stream a sequence always holds position i in cell i, and its logits are bit-identical to a
-// fresh decode of the same tokens whatever else is in the batch (tests/test-model-sampling.cpp).
+// stream a sequence always holds position i in cell i, and its logits are those of a fresh
+// decode of the same tokens in the same batch shape (tests/test-model-sampling.cpp). Some CPU
+// kernels still depend on the shape (rows per product, docs/algorithm.md "Numerics: what still
+// depends on the batch"): on the test model a chain is bit-identical alone and beside others, on
+// the default model it is not.
 // The price: a prefix copy between streams copies the stream's buffer (a memcpy, still no
 // recompute), and the prompt is stored once per sequence.
 class llama_language_model : public language_model {
