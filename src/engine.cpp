@@ -604,15 +604,21 @@ struct engine::impl {
         }
     }
 
+    // A finished runner's results; its sequences go back to the pool.
+    std::vector<sample_result> take_runner_results(live_request & r) {
+        auto results = r.runner->take_results();
+        for (int32_t s : r.runner_seqs) release_seq(s);
+        r.runner_seqs.clear();
+        return results;
+    }
+
     generation_result collect(live_request & r) {
         generation_result g;
         g.n_prompt_tokens  = int32_t(r.req.prompt.size());
         g.n_tokens_decoded = r.prompt_decoded;
         std::vector<sample_result> results;
         if (r.runner) {
-            results = r.runner->take_results();
-            for (int32_t s : r.runner_seqs) release_seq(s);
-            r.runner_seqs.clear();
+            results = take_runner_results(r);
             // The runner was stopped by cancel(); to the caller it ran out of length, not intent.
             if (r.budget_exhausted && !r.cancelled) {
                 for (auto & res : results) {
@@ -708,9 +714,7 @@ struct engine::impl {
                 continue;
             }
             if (r.scoring) {
-                r.sampled.chains = r.runner->take_results();
-                for (int32_t s : r.runner_seqs) release_seq(s);
-                r.runner_seqs.clear();
+                r.sampled.chains = take_runner_results(r);
                 r.runner.reset();
             } else {
                 r.sampled = collect(r);
