@@ -606,6 +606,7 @@ TEST(remote_cli, power_sampling_runs_against_the_fake_vllm) {
     EXPECT_EQ(j["exact"], true);
     EXPECT_EQ(j["max_log_q_error"], 0.0);
     EXPECT_EQ(j["n_requests"], 5);  // the block, then 4 MH steps
+    EXPECT_EQ(j["early_rejection"], false);  // every proposal is one whole request (docs/remote.md)
     EXPECT_TRUE(j["context_tokens_cached"].is_null());  // the fake does not report prefix caching
     ASSERT_EQ(j["chains"].size(), 1u);
     const json & c = j["chains"][0];

@@ -64,6 +64,8 @@ int run_with(Generator & gen, const remote_mode_options & o, const ps::sampling_
                               {"block_size", params.block_size}, {"steps", params.n_steps_per_block},
                               {"max_new_tokens", params.max_new_tokens},
                               {"temperature", ps::effective_temperature(params)}, {"seed", params.seed},
+                              // The remote chain decodes every proposal to its end (docs/remote.md).
+                              {"early_rejection", false},
                               {"n_prompt_tokens", r.result.n_prompt_tokens},
                               {"wall_seconds", r.result.wall_seconds}, {"chains", chains}};
         std::cout << out.dump(2) << "\n";
