@@ -8,7 +8,7 @@
 // power_sampler is single-threaded by contract). Progress and result callbacks re-acquire the GIL.
 // Ctrl-C: a hook checks for pending Python signals after every decode round and, when one is
 // pending, cancels the run and re-raises (KeyboardInterrupt) once sampling stopped.
-// Errors: invalid_argument_error -> ValueError, other powersample::error -> RuntimeError.
+// Errors: invalid_argument_error -> ValueError (with .field), other powersample::error -> RuntimeError.
 #include "powersample/powersample.h"
 
 #include <nanobind/nanobind.h>
@@ -145,7 +145,16 @@ NB_MODULE(_powersample, m) {
         try {
             std::rethrow_exception(p);
         } catch (const ps::invalid_argument_error & e) {
-            PyErr_SetString(PyExc_ValueError, e.what());
+            // A ValueError with the library's field at fault as `.field` (invalid_argument_error::field()).
+            PyObject * exc = PyObject_CallFunction(PyExc_ValueError, "s", e.what());
+            if (!exc) return;  // the call set its own error
+            PyObject * field = PyUnicode_FromString(e.field().c_str());
+            if (field) {
+                PyObject_SetAttrString(exc, "field", field);
+                Py_DECREF(field);
+            }
+            PyErr_SetObject(PyExc_ValueError, exc);
+            Py_DECREF(exc);
         } catch (const ps::error & e) {
             PyErr_SetString(PyExc_RuntimeError, e.what());
         }

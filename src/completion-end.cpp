@@ -8,7 +8,7 @@ completion_end::completion_end(const language_model & lm, const std::vector<std:
                                bool last_token_only)
     : lm_(lm), stops_(stops), last_token_only_(last_token_only) {
     if (!stops_.empty() && !lm.has_token_bytes()) {
-        throw invalid_argument_error("stop: the model backend has no token text");
+        throw invalid_argument_error("stop", "stop: the model backend has no token text");
     }
     for (const auto & s : stops_) longest_ = std::max(longest_, s.size());
 }

@@ -812,15 +812,15 @@ engine::~engine() = default;
 uint64_t engine::submit(request req) {
     validate(req.params);
     if (req.n_top_log_p < 0 || req.n_top_log_p > max_top_log_p) {
-        throw invalid_argument_error("n_top_log_p: " + std::to_string(req.n_top_log_p) + " is outside [0, " +
+        throw invalid_argument_error("n_top_log_p", "n_top_log_p: " + std::to_string(req.n_top_log_p) + " is outside [0, " +
                                      std::to_string(max_top_log_p) + "]");
     }
     if (req.prompt.empty()) {
-        throw invalid_argument_error("prompt: empty (it must have at least one token)");
+        throw invalid_argument_error("prompt", "prompt: empty (it must have at least one token)");
     }
     for (token_id t : req.prompt) {
         if (t < 0 || t >= impl_->lm.n_vocab()) {
-            throw invalid_argument_error("prompt: token id " + std::to_string(t) + " outside the vocabulary");
+            throw invalid_argument_error("prompt", "prompt: token id " + std::to_string(t) + " outside the vocabulary");
         }
     }
     live_request r;
@@ -830,7 +830,7 @@ uint64_t engine::submit(request req) {
     r.id  = impl_->next_id++;
     const int32_t n_seq_needed = sequences_needed(sp);
     if (n_seq_needed > impl_->lm.n_seq_max()) {
-        throw invalid_argument_error(std::string("method ") + method_name(sp.method) + " with chains = " +
+        throw invalid_argument_error("chains", std::string("method ") + method_name(sp.method) + " with chains = " +
                                      std::to_string(sp.n_chains) + ": needs " + std::to_string(n_seq_needed) +
                                      " sequence ids, the context has " + std::to_string(impl_->lm.n_seq_max()));
     }
@@ -844,13 +844,13 @@ uint64_t engine::submit(request req) {
         // Each sequence has its own cells; the longest one is the prompt plus the completion.
         const int64_t longest = int64_t(r.req.prompt.size()) + sp.max_new_tokens;
         if (longest > per_sequence) {
-            throw invalid_argument_error("prompt (" + std::to_string(r.req.prompt.size()) +
+            throw invalid_argument_error("prompt", "prompt (" + std::to_string(r.req.prompt.size()) +
                                          " tokens) + max_new_tokens = " + std::to_string(sp.max_new_tokens) +
                                          " exceeds the " + std::to_string(per_sequence) +
                                          " KV cells each sequence has");
         }
     } else if (r.cells > impl_->lm.n_cells()) {
-        throw invalid_argument_error("prompt (" + std::to_string(r.req.prompt.size()) +
+        throw invalid_argument_error("prompt", "prompt (" + std::to_string(r.req.prompt.size()) +
                                      " tokens) + max_new_tokens = " + std::to_string(sp.max_new_tokens) +
                                      " with " + std::to_string(sp.n_chains) + " chain(s) needs " +
                                      std::to_string(r.cells) + " KV cells, the context has " +

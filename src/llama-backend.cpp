@@ -15,13 +15,13 @@ namespace {
 void check_gguf_file(const std::string & path) {
     FILE * f = std::fopen(path.c_str(), "rb");
     if (!f) {
-        throw invalid_argument_error("model = '" + path + "': cannot open: " + std::strerror(errno));
+        throw invalid_argument_error("model", "model = '" + path + "': cannot open: " + std::strerror(errno));
     }
     char magic[4] = {0, 0, 0, 0};
     const size_t got = std::fread(magic, 1, 4, f);
     std::fclose(f);
     if (got != 4 || std::memcmp(magic, "GGUF", 4) != 0) {
-        throw invalid_argument_error("model = '" + path + "': not a GGUF file (no GGUF magic at its start)");
+        throw invalid_argument_error("model", "model = '" + path + "': not a GGUF file (no GGUF magic at its start)");
     }
 }
 
@@ -64,10 +64,10 @@ std::shared_ptr<model> model::load(const model_params & params) {
 
 std::vector<token_id> model::tokenize(const std::string & text, bool add_special, bool parse_special) const {
     if (const size_t bad = first_invalid_utf8(text); bad != std::string_view::npos) {
-        throw invalid_argument_error("prompt: invalid UTF-8 at byte " + std::to_string(bad));
+        throw invalid_argument_error("prompt", "prompt: invalid UTF-8 at byte " + std::to_string(bad));
     }
     if (text.size() > size_t(INT32_MAX / 2)) {
-        throw invalid_argument_error("prompt: too long (" + std::to_string(text.size()) + " bytes)");
+        throw invalid_argument_error("prompt", "prompt: too long (" + std::to_string(text.size()) + " bytes)");
     }
     std::vector<token_id> tokens(text.size() + 8);
     int32_t n = llama_tokenize(impl_->vocab, text.data(), int32_t(text.size()), tokens.data(),
@@ -131,7 +131,7 @@ std::string model::format_chat(const std::vector<chat_message> & messages) const
         throw error("model '" + impl_->path + "' has no chat template; use the raw prompt");
     }
     if (messages.empty()) {
-        throw invalid_argument_error("messages: empty");
+        throw invalid_argument_error("messages", "messages: empty");
     }
     std::vector<llama_chat_message> msgs;
     size_t total = 0;
@@ -161,7 +161,7 @@ std::vector<token_id> model::tokenize_chat(const std::vector<chat_message> & mes
     std::vector<chat_message> marked;
     for (size_t i = 0; i < messages.size(); ++i) {
         if (messages[i].content.find('\x1e') != std::string::npos) {
-            throw invalid_argument_error("messages[" + std::to_string(i) + "].content: holds the control character U+001E");
+            throw invalid_argument_error("messages", "messages[" + std::to_string(i) + "].content: holds the control character U+001E");
         }
         marked.push_back({messages[i].role, sentinel(i)});
     }

@@ -49,7 +49,7 @@ std::string resolve_model_path(const std::string & name_or_path) {
         if (e.name == name) {
             const std::string path = models_directory() + "/" + e.file;
             if (!is_regular_file(path)) {
-                throw invalid_argument_error("model = '" + name + "': not downloaded yet (expected " + path +
+                throw invalid_argument_error("model", "model = '" + name + "': not downloaded yet (expected " + path +
                                              "); fetch it with: power-sampling models --fetch " + name);
             }
             return path;
@@ -59,11 +59,11 @@ std::string resolve_model_path(const std::string & name_or_path) {
     if (::stat(name.c_str(), &st) != 0) {
         std::string names;
         for (const auto & e : model_catalog()) names += (names.empty() ? "" : ", ") + e.name;
-        throw invalid_argument_error("model = '" + name + "': no such file, and not a known model name (" +
+        throw invalid_argument_error("model", "model = '" + name + "': no such file, and not a known model name (" +
                                      names + ")");
     }
     if (!S_ISREG(st.st_mode)) {
-        throw invalid_argument_error("model = '" + name + "': not a regular file");
+        throw invalid_argument_error("model", "model = '" + name + "': not a regular file");
     }
     return name;
 }

@@ -33,7 +33,7 @@ struct power_sampler::impl {
         if (params.n_ctx > 0) {
             seqs = std::min<int64_t>(seqs, params.n_ctx / per_seq);
             if (seqs < seqs_min) {
-                throw invalid_argument_error("ctx = " + std::to_string(params.n_ctx) + ": too small; a request needs " +
+                throw invalid_argument_error("n_ctx", "n_ctx = " + std::to_string(params.n_ctx) + ": too small; a request needs " +
                                              std::to_string(seqs_min) + " sequences of " + std::to_string(per_seq) +
                                              " cells (" + std::to_string(seqs_min * per_seq) + " cells)");
             }
@@ -52,21 +52,21 @@ struct power_sampler::impl {
     void check_request(const std::vector<token_id> & prompt, const sampling_params & sp) const {
         validate(sp);
         if (prompt.empty()) {
-            throw invalid_argument_error("prompt: empty");
+            throw invalid_argument_error("prompt", "prompt: empty");
         }
         if (int64_t(prompt.size()) >= model_ref->n_ctx_train()) {
-            throw invalid_argument_error("prompt: " + std::to_string(prompt.size()) +
+            throw invalid_argument_error("prompt", "prompt: " + std::to_string(prompt.size()) +
                                          " tokens, beyond the model's context of " +
                                          std::to_string(model_ref->n_ctx_train()) + " tokens");
         }
         const int64_t need = int64_t(prompt.size()) + sp.max_new_tokens;
         if (need > model_ref->n_ctx_train()) {
-            throw invalid_argument_error("max_new_tokens = " + std::to_string(sp.max_new_tokens) + ": with the prompt's " +
+            throw invalid_argument_error("max_new_tokens", "max_new_tokens = " + std::to_string(sp.max_new_tokens) + ": with the prompt's " +
                                          std::to_string(prompt.size()) + " tokens this exceeds the model's context of " +
                                          std::to_string(model_ref->n_ctx_train()) + " tokens");
         }
         if (sequences_needed(sp) > max_sequences) {
-            throw invalid_argument_error(std::string("method ") + method_name(sp.method) + " with chains = " +
+            throw invalid_argument_error("chains", std::string("method ") + method_name(sp.method) + " with chains = " +
                                          std::to_string(sp.n_chains) + ": needs " +
                                          std::to_string(sequences_needed(sp)) + " sequence ids, llama.cpp allows " +
                                          std::to_string(max_sequences) + " (fewer chains, particles, candidates "
@@ -96,14 +96,14 @@ struct power_sampler::impl {
 };
 
 power_sampler::power_sampler(std::shared_ptr<model> m, context_params params) : impl_(std::make_unique<impl>()) {
-    if (!m) throw invalid_argument_error("model: null");
+    if (!m) throw invalid_argument_error("model", "model: null");
     impl_->model_ref = std::move(m);
     impl_->params    = params;
     if (params.n_threads < 0) {
-        throw invalid_argument_error("threads = " + std::to_string(params.n_threads) + ": must be >= 0");
+        throw invalid_argument_error("n_threads", "n_threads = " + std::to_string(params.n_threads) + ": must be >= 0");
     }
     if (params.n_batch < 1) {
-        throw invalid_argument_error("batch = " + std::to_string(params.n_batch) + ": must be >= 1");
+        throw invalid_argument_error("n_batch", "n_batch = " + std::to_string(params.n_batch) + ": must be >= 1");
     }
 }
 
@@ -113,7 +113,7 @@ const model & power_sampler::get_model() const { return *impl_->model_ref; }
 
 generation_result power_sampler::generate(const std::string & prompt, const sampling_params & params,
                                           const run_options & options) {
-    if (prompt.empty()) throw invalid_argument_error("prompt: empty");
+    if (prompt.empty()) throw invalid_argument_error("prompt", "prompt: empty");
     return generate_tokens(impl_->model_ref->tokenize(prompt, true), params, options);
 }
 
@@ -135,7 +135,7 @@ std::vector<generation_result> power_sampler::generate_batch(
     const std::function<void(size_t, const generation_result &)> & on_result) {
     std::vector<std::pair<std::vector<token_id>, sampling_params>> tokenized;
     for (const auto & r : requests) {
-        if (r.first.empty()) throw invalid_argument_error("prompt " + std::to_string(tokenized.size()) + ": empty");
+        if (r.first.empty()) throw invalid_argument_error("prompt", "prompt " + std::to_string(tokenized.size()) + ": empty");
         tokenized.emplace_back(impl_->model_ref->tokenize(r.first, true), r.second);
     }
     return generate_batch_tokens(tokenized, options, on_result);
@@ -148,7 +148,7 @@ std::vector<generation_result> power_sampler::generate_batch_tokens(
     int32_t seqs = 0, largest_seqs = 0;
     for (size_t i = 0; i < requests.size(); ++i) {
         const auto & r = requests[i];
-        if (r.first.empty()) throw invalid_argument_error("prompt " + std::to_string(i) + ": no tokens");
+        if (r.first.empty()) throw invalid_argument_error("prompt", "prompt " + std::to_string(i) + ": no tokens");
         impl_->check_request(r.first, r.second);
         longest = std::max(longest, int64_t(r.first.size()) + r.second.max_new_tokens);
         seqs = int32_t(std::min<int64_t>(int64_t(seqs) + sequences_needed(r.second), max_sequences));
@@ -170,10 +170,10 @@ std::vector<generation_result> power_sampler::generate_batch_tokens(
 }
 
 std::vector<double> power_sampler::score(const std::vector<token_id> & prompt, const std::vector<token_id> & completion) {
-    if (prompt.empty()) throw invalid_argument_error("prompt: empty");
+    if (prompt.empty()) throw invalid_argument_error("prompt", "prompt: empty");
     const int64_t total = int64_t(prompt.size() + completion.size());
     if (total > impl_->model_ref->n_ctx_train()) {
-        throw invalid_argument_error("score: prompt + completion (" + std::to_string(total) +
+        throw invalid_argument_error("completion", "score: prompt + completion (" + std::to_string(total) +
                                      " tokens) exceeds the model's context");
     }
     if (completion.empty()) return {};
@@ -221,22 +221,22 @@ public:
 }  // namespace
 
 std::unique_ptr<language_model> create_language_model(std::shared_ptr<model> m, const context_params & params) {
-    if (!m) throw invalid_argument_error("model: null");
+    if (!m) throw invalid_argument_error("model", "model: null");
     if (params.n_ctx < 1) {
-        throw invalid_argument_error("n_ctx = " + std::to_string(params.n_ctx) + ": must be >= 1");
+        throw invalid_argument_error("n_ctx", "n_ctx = " + std::to_string(params.n_ctx) + ": must be >= 1");
     }
     if (params.n_seq_max > 0 && params.n_ctx / params.n_seq_max < 1) {
-        throw invalid_argument_error("n_ctx = " + std::to_string(params.n_ctx) + ": less than one cell per sequence");
+        throw invalid_argument_error("n_ctx", "n_ctx = " + std::to_string(params.n_ctx) + ": less than one cell per sequence");
     }
     if (params.n_seq_max < 1 || params.n_seq_max > max_sequences) {
-        throw invalid_argument_error("n_seq_max = " + std::to_string(params.n_seq_max) + ": must be in [1, " +
+        throw invalid_argument_error("n_seq_max", "n_seq_max = " + std::to_string(params.n_seq_max) + ": must be in [1, " +
                                      std::to_string(max_sequences) + "]");
     }
     if (params.n_batch < 1) {
-        throw invalid_argument_error("batch = " + std::to_string(params.n_batch) + ": must be >= 1");
+        throw invalid_argument_error("n_batch", "n_batch = " + std::to_string(params.n_batch) + ": must be >= 1");
     }
     if (params.n_threads < 0) {
-        throw invalid_argument_error("threads = " + std::to_string(params.n_threads) + ": must be >= 0");
+        throw invalid_argument_error("n_threads", "n_threads = " + std::to_string(params.n_threads) + ": must be >= 0");
     }
     return std::make_unique<owning_language_model>(std::move(m), params);
 }
@@ -244,7 +244,7 @@ std::unique_ptr<language_model> create_language_model(std::shared_ptr<model> m, 
 sample_result power_sample(const std::shared_ptr<model> & m, const std::string & prompt, double alpha,
                            int32_t block_size, int32_t steps, int32_t max_len, double temperature,
                            bool show_progress, uint64_t seed) {
-    if (!m) throw invalid_argument_error("model: null");
+    if (!m) throw invalid_argument_error("model", "model: null");
     sampling_params sp;
     sp.alpha             = alpha;
     sp.block_size        = block_size;
@@ -266,7 +266,7 @@ sample_result power_sample(const std::shared_ptr<model> & m, const std::string &
             std::fflush(stderr);
         };
     }
-    if (prompt.empty()) throw invalid_argument_error("prompt: empty");
+    if (prompt.empty()) throw invalid_argument_error("prompt", "prompt: empty");
     power_sampler sampler(m);
     const std::vector<token_id> tokens =
         m->has_chat_template() ? m->tokenize_chat({{"user", prompt}}) : m->tokenize(prompt, true);

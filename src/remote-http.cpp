@@ -10,18 +10,23 @@ namespace powersample {
 using json = nlohmann::json;
 
 remote_http::remote_http(remote_params params) {
-    if (params.url.empty()) throw invalid_argument_error("remote url: empty");
+    if (params.url.empty()) throw invalid_argument_error("url", "remote url: empty");
     if (params.url.rfind("http://", 0) != 0) {
-        throw invalid_argument_error("remote url = '" + params.url + "': must start with http://");
+        throw invalid_argument_error("url", "remote url = '" + params.url + "': must start with http://");
     }
     if (params.top_logprobs < 1) {
-        throw invalid_argument_error("top_logprobs = " + std::to_string(params.top_logprobs) + ": must be >= 1");
+        throw invalid_argument_error("top_logprobs", "top_logprobs = " + std::to_string(params.top_logprobs) + ": must be >= 1");
     }
     if (params.max_retries < 0) {
-        throw invalid_argument_error("max_retries = " + std::to_string(params.max_retries) + ": must be >= 0");
+        throw invalid_argument_error("max_retries", "max_retries = " + std::to_string(params.max_retries) + ": must be >= 0");
     }
-    if (!(params.timeout_seconds > 0) || !(params.backoff_seconds >= 0)) {
-        throw invalid_argument_error("timeout/backoff: must be > 0 / >= 0");
+    if (!(params.timeout_seconds > 0)) {
+        throw invalid_argument_error("timeout_seconds", "timeout_seconds = " + std::to_string(params.timeout_seconds) +
+                                                            ": must be > 0");
+    }
+    if (!(params.backoff_seconds >= 0)) {
+        throw invalid_argument_error("backoff_seconds", "backoff_seconds = " + std::to_string(params.backoff_seconds) +
+                                                            ": must be >= 0");
     }
     while (!params.url.empty() && params.url.back() == '/') params.url.pop_back();
     params_ = std::move(params);

@@ -114,8 +114,8 @@ json llama_server_generator::impl::score_position(const std::vector<token_id> & 
 
 generated_suffix llama_server_generator::generate(const std::vector<token_id> & context, int32_t max_tokens,
                                                   double temperature, uint64_t seed) {
-    if (max_tokens < 1) throw invalid_argument_error("max_tokens = " + std::to_string(max_tokens) + ": must be >= 1");
-    if (!(temperature > 0)) throw invalid_argument_error("temperature: must be > 0 remotely");
+    if (max_tokens < 1) throw invalid_argument_error("max_tokens", "max_tokens = " + std::to_string(max_tokens) + ": must be >= 1");
+    if (!(temperature > 0)) throw invalid_argument_error("temperature", "temperature: must be > 0 remotely");
     // At temperature 1 the proposal is the model: log q = log p of the sampled token, exact with
     // n_probs = 1. Otherwise log q needs the normaliser sum_v p(v)^(1/t), from the top-K.
     const bool    unit_temperature = temperature == 1.0;

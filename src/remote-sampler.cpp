@@ -27,17 +27,17 @@ uint32_t request_seed(random_stream & rng) { return uint32_t(rng.next_u64() % 0x
 remote_result sample_remote(sequence_generator & gen, const std::vector<token_id> & prompt,
                             const sampling_params & params, const remote_run_options & options) {
     validate(params);
-    if (prompt.empty()) throw invalid_argument_error("prompt: empty");
+    if (prompt.empty()) throw invalid_argument_error("prompt", "prompt: empty");
     if (params.method != method::power && params.method != method::sample && params.method != method::low_temp) {
-        throw invalid_argument_error(std::string("method = ") + method_name(params.method) +
+        throw invalid_argument_error("method", std::string("method = ") + method_name(params.method) +
                                      ": the remote backend runs power, sample and low-temp only");
     }
     if (!params.stop.empty()) {
         // A server generates whole suffixes and would not end them at our stop rule.
-        throw invalid_argument_error("stop: the remote backend does not support stop strings");
+        throw invalid_argument_error("stop", "stop: the remote backend does not support stop strings");
     }
     if (params.top_k > 0 || params.top_p < 1.0 || params.min_p > 0.0) {
-        throw invalid_argument_error("top_k/top_p/min_p: the remote backend samples untruncated proposals only");
+        throw invalid_argument_error("top_k", "top_k/top_p/min_p: the remote backend samples untruncated proposals only");
     }
     const double  temperature = effective_temperature(params);
     const double  alpha       = params.alpha;

@@ -125,9 +125,9 @@ std::string vllm_generator::detokenize(const std::vector<token_id> & tokens) con
 
 generated_suffix vllm_generator::generate(const std::vector<token_id> & context, int32_t max_tokens,
                                           double temperature, uint64_t seed) {
-    if (max_tokens < 1) throw invalid_argument_error("max_tokens = " + std::to_string(max_tokens) + ": must be >= 1");
+    if (max_tokens < 1) throw invalid_argument_error("max_tokens", "max_tokens = " + std::to_string(max_tokens) + ": must be >= 1");
     if (!(temperature >= vllm_min_temperature) || !std::isfinite(temperature)) {
-        throw invalid_argument_error("temperature = " + std::to_string(temperature) +
+        throw invalid_argument_error("temperature", "temperature = " + std::to_string(temperature) +
                                      ": vLLM decodes greedily below 1e-5; must be >= 1e-5 remotely");
     }
     // At temperature 1 the proposal is the model: log q = log p of the sampled token, exact with

@@ -14,7 +14,7 @@ std::string format_number(double v) {
 }
 
 [[noreturn]] void reject(const std::string & field, const std::string & value, const std::string & why) {
-    throw invalid_argument_error(field + " = " + value + ": " + why);
+    throw invalid_argument_error(field, field + " = " + value + ": " + why);
 }
 
 }  // namespace
@@ -52,7 +52,7 @@ method method_from_name(const std::string & name) {
         }
         valid += (valid.empty() ? "" : ", ") + std::string(method_name(m));
     }
-    throw invalid_argument_error("method = '" + name + "': unknown (valid: " + valid + ")");
+    throw invalid_argument_error("method", "method = '" + name + "': unknown (valid: " + valid + ")");
 }
 
 const char * sps_proposal_name(sps_proposal v) {
@@ -75,14 +75,14 @@ sps_proposal sps_proposal_from_name(const std::string & name) {
     for (sps_proposal v : {sps_proposal::base, sps_proposal::low_temp}) {
         if (name == sps_proposal_name(v)) return v;
     }
-    throw invalid_argument_error("sps_proposal = '" + name + "': unknown (valid: base, low-temp)");
+    throw invalid_argument_error("sps_proposal", "sps_proposal = '" + name + "': unknown (valid: base, low-temp)");
 }
 
 sps_level sps_level_from_name(const std::string & name) {
     for (sps_level v : {sps_level::block, sps_level::token}) {
         if (name == sps_level_name(v)) return v;
     }
-    throw invalid_argument_error("sps_level = '" + name + "': unknown (valid: block, token)");
+    throw invalid_argument_error("sps_level", "sps_level = '" + name + "': unknown (valid: block, token)");
 }
 
 int32_t effective_sps_last_candidates(const sampling_params & p) {
@@ -260,7 +260,7 @@ sampling_params preset(const std::string & name) {
         p.method = method::sps; p.block_size = 16; p.sps_candidates = 8; p.sps_top_k = 4; p.sps_rollouts = 4;
         p.sps_lookahead = 32; p.max_new_tokens = 256;
     } else {
-        throw invalid_argument_error("preset = '" + name +
+        throw invalid_argument_error("preset", "preset = '" + name +
                                      "': unknown (valid: speed, quality, max-quality, paper, smc, sps-paper, sps-small)");
     }
     return p;

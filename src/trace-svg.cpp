@@ -183,17 +183,17 @@ std::string trace_to_svg(const sample_result & chain, const trace_svg_options & 
 }
 
 void check_svg_path(const std::string & path) {
-    if (path.empty()) throw invalid_argument_error("SVG path: empty");
+    if (path.empty()) throw invalid_argument_error("path", "SVG path: empty");
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-        throw invalid_argument_error("SVG path '" + path + "': is a directory");
+        throw invalid_argument_error("path", "SVG path '" + path + "': is a directory");
     }
     const std::string dir = directory_of(path);
     if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-        throw invalid_argument_error("SVG path '" + path + "': no such directory '" + dir + "'");
+        throw invalid_argument_error("path", "SVG path '" + path + "': no such directory '" + dir + "'");
     }
     if (::access(dir.c_str(), W_OK) != 0) {
-        throw invalid_argument_error("SVG path '" + path + "': directory '" + dir + "' is not writable");
+        throw invalid_argument_error("path", "SVG path '" + path + "': directory '" + dir + "' is not writable");
     }
 }
 
@@ -203,14 +203,14 @@ void write_trace_svg(const std::string & path, const sample_result & chain, cons
     const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
     std::FILE * f = std::fopen(tmp.c_str(), "wb");
     if (!f) {
-        throw invalid_argument_error("SVG path '" + path + "': cannot write (" + std::strerror(errno) + ")");
+        throw invalid_argument_error("path", "SVG path '" + path + "': cannot write (" + std::strerror(errno) + ")");
     }
     const bool written = std::fwrite(svg.data(), 1, svg.size(), f) == svg.size();
     const bool closed = std::fclose(f) == 0;
     if (!written || !closed || std::rename(tmp.c_str(), path.c_str()) != 0) {
         const std::string why = std::strerror(errno);
         std::remove(tmp.c_str());
-        throw invalid_argument_error("SVG path '" + path + "': cannot write (" + why + ")");
+        throw invalid_argument_error("path", "SVG path '" + path + "': cannot write (" + why + ")");
     }
 }
 

@@ -40,20 +40,20 @@ const std::string fast = " -n 8 --steps 1 --block-size 4 -s 1 -q ";
 }  // namespace
 
 TEST(cli, bad_numbers_name_the_flag) {
-    expect_error("-p hi" + fast + "--alpha 0", "alpha");
+    expect_error("-p hi" + fast + "--alpha 0", "--alpha = 0");
     expect_error("-p hi" + fast + "--alpha -1", "alpha");
     expect_error("-p hi" + fast + "--alpha nan", "alpha");
     expect_error("-p hi" + fast + "--alpha inf", "alpha");
     expect_error("-p hi" + fast + "--alpha abc", "alpha");
-    expect_error("-p hi" + fast + "--block-size 0", "block_size");
-    expect_error("-p hi" + fast + "--steps -1", "steps");
+    expect_error("-p hi" + fast + "--block-size 0", "--block-size = 0");
+    expect_error("-p hi" + fast + "--steps -1", "--steps = -1");
     expect_error("-p hi -n 0 -s 1", "--n-predict = 0");
-    expect_error("-p hi -n 100000 -s 1", "max_new_tokens");
-    expect_error("-p hi" + fast + "--top-p 1.5", "top_p");
-    expect_error("-p hi" + fast + "--chains 0", "chains");
+    expect_error("-p hi -n 100000 -s 1", "--n-predict = 100000");
+    expect_error("-p hi" + fast + "--top-p 1.5", "--top-p = 1.5");
+    expect_error("-p hi" + fast + "--chains 0", "--chains = 0");
     expect_error("-p hi" + fast + "--threads -2", "threads");
-    expect_error("-p hi" + fast + "--method fancy", "method");
-    expect_error("-p hi" + fast + "--preset turbo", "preset");
+    expect_error("-p hi" + fast + "--method fancy", "--method = 'fancy'");
+    expect_error("-p hi" + fast + "--preset turbo", "--preset = 'turbo'");
 }
 
 TEST(cli, stop_strings) {

@@ -103,7 +103,7 @@ TEST(methods_cli, bad_values_name_the_flag) {
         {"--method sps --sps-top-k 9 --sps-candidates 4", "--sps-top-k = 9"},
         {"--method sps --sps-rollouts 1", "--sps-rollouts = 1"},
         {"--method sps --sps-lookahead -1", "--sps-lookahead = -1"},
-        {"--method sps --block-size 0", "block_size = 0"},
+        {"--method sps --block-size 0", "--block-size = 0"},
         {"--method sps --sps-last-candidates 2 --sps-last-top-k 3", "--sps-last-top-k = 3"},
         {"--method sps --sps-last-candidates 2", "--sps-last-candidates = 2"},
         {"--method sps --sps-proposal q", "--sps-proposal = 'q'"},
@@ -112,7 +112,7 @@ TEST(methods_cli, bad_values_name_the_flag) {
         {"--method power-entropy --entropy-beta -1", "--entropy-beta = -1"},
         {"--method power-entropy --entropy-floor 0", "--entropy-floor = 0"},
         {"--method best-of-n --best-of 0", "--best-of = 0"},
-        {"--method smc --top-p 0.9", "top_p = 0.9"},
+        {"--method smc --top-p 0.9", "--top-p = 0.9"},
         {"--method nope", "nope"},
     };
     for (const auto & [args, needle] : cases) {

@@ -37,10 +37,20 @@ class error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
-// A bad argument from the user; the message names the parameter and the value.
+// A bad argument from the user. what() names the parameter and the value ("alpha = -1: must be
+// > 0"); field() is that parameter's name as the message spells it ("alpha", "chains", "n_ctx",
+// "prompt", "model", ...), so that a frontend can name its own flag or request key from it
+// without reading the message. Every error the library throws has a field; a frontend's own
+// errors, whose message already names its flag, may have none (empty).
 class invalid_argument_error : public error {
 public:
-    using error::error;
+    invalid_argument_error(std::string field, const std::string & message)
+        : error(message), field_(std::move(field)) {}
+    explicit invalid_argument_error(const std::string & message) : error(message) {}
+    const std::string & field() const noexcept { return field_; }
+
+private:
+    std::string field_;
 };
 
 enum class method {

@@ -16,7 +16,8 @@ blocks of tokens (ref: arXiv 2510.14901, Alg. 1), on a GGUF model through llama.
 
 Threads: sampling releases the GIL; one PowerSampler runs one call at a time (concurrent calls
 on the same sampler wait for each other); use one sampler per thread to run in parallel.
-Errors: bad arguments raise ValueError naming the parameter; other failures RuntimeError.
+Errors: bad arguments raise ValueError naming the parameter (in the message and as `.field`);
+other failures RuntimeError.
 Ctrl-C during sampling stops the run and raises KeyboardInterrupt.
 """
 
@@ -70,12 +71,22 @@ _NAMED_OPTIONS = {"sps_proposal": "sps_proposal_from_name", "sps_level": "sps_le
 _CPP_TO_PY_NAMES = {"max_new_tokens": "max_len", "chains": "n_chains", "particles": "n_particles"}
 
 
-def _translate_value_error(e: ValueError) -> ValueError:
-    message = str(e)
-    for cpp_name, py_name in _CPP_TO_PY_NAMES.items():
-        if message.startswith(cpp_name + " "):
-            return ValueError(py_name + message[len(cpp_name):])
+def _bad(field: str, message: str) -> ValueError:
+    """A ValueError naming `field` in its message and as `.field`, as the library's are."""
+    e = ValueError(message)
+    e.field = field
     return e
+
+
+def _translate_value_error(e: ValueError) -> ValueError:
+    # The library's ValueError carries the field at fault (`e.field`); name the keyword instead.
+    cpp_name = getattr(e, "field", "")
+    py_name = _CPP_TO_PY_NAMES.get(cpp_name)
+    if py_name is None:
+        return e
+    message = str(e)
+    return _bad(py_name, py_name + message[len(cpp_name):] if message.startswith(cpp_name + " ")
+                else py_name + ": " + message)
 
 
 @dataclass(frozen=True)
@@ -260,7 +271,7 @@ class PowerSampler:
     def __init__(self, model: Model, tokenizer: Optional[Tokenizer] = None, threads: Optional[int] = None,
                  n_ctx: int = 0, n_batch: int = 512, recompute_prefix: bool = False):
         if threads is not None and threads < 1:
-            raise ValueError(f"threads = {threads}: must be >= 1 (None = all cores)")
+            raise _bad("threads", f"threads = {threads}: must be >= 1 (None = all cores)")
         self.model = model
         self.tokenizer = tokenizer or Tokenizer(model)
         self._sampler = _ext.Sampler(model, n_threads=threads or 0, n_ctx=n_ctx, n_batch=n_batch,
@@ -270,7 +281,7 @@ class PowerSampler:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt: expected str, got {type(prompt).__name__}")
         if not prompt:
-            raise ValueError("prompt: empty")
+            raise _bad("prompt", "prompt: empty")
         if chat is None:
             chat = self.model.has_chat_template()
         return self.model.format_chat(prompt) if chat else prompt
@@ -292,20 +303,20 @@ class PowerSampler:
                 top_k: int, top_p: float, min_p: float, seed: Optional[int], n_chains: int, trace: bool,
                 method_options: Optional[dict] = None):
         if method not in METHODS:
-            raise ValueError(f"method = {method!r}: unknown (valid: {', '.join(METHODS)})")
+            raise _bad("method", f"method = {method!r}: unknown (valid: {', '.join(METHODS)})")
         if temperature is not None and not temperature > 0:
-            raise ValueError(f"temperature = {temperature}: must be > 0 (None = the method's default)")
+            raise _bad("temperature", f"temperature = {temperature}: must be > 0 (None = the method's default)")
         if seed is None:
             seed = _random_seed()
         elif not 0 <= seed < 2**64:
-            raise ValueError(f"seed = {seed}: must be in [0, 2**64)")
+            raise _bad("seed", f"seed = {seed}: must be in [0, 2**64)")
         p = _ext.SamplingParams()
         p.method = _ext.method_from_name(method)
         for name, value in (("alpha", alpha), ("block_size", block_size), ("steps", steps), ("max_len", max_len),
                             ("top_k", top_k), ("n_chains", n_chains)):
             # nanobind would raise a TypeError with no name in it for an out-of-range int.
             if isinstance(value, int) and not -2**31 <= value < 2**31:
-                raise ValueError(f"{name} = {value}: out of range")
+                raise _bad(name, f"{name} = {value}: out of range")
         p.alpha = float(alpha)
         p.block_size = block_size
         p.n_steps_per_block = steps
@@ -320,16 +331,16 @@ class PowerSampler:
         for name, value in (method_options or {}).items():
             if name not in METHOD_OPTIONS.get(method, ()):
                 valid = ", ".join(METHOD_OPTIONS.get(method, ())) or "none"
-                raise ValueError(f"method_options: {name!r} is not a setting of method {method!r} (valid: {valid})")
+                raise _bad(name, f"method_options: {name!r} is not a setting of method {method!r} (valid: {valid})")
             if name in _NAMED_OPTIONS:
                 if not isinstance(value, str):
-                    raise ValueError(f"method_options: {name} = {value!r}: must be a string")
+                    raise _bad(name, f"method_options: {name} = {value!r}: must be a string")
                 setattr(p, name, getattr(_ext, _NAMED_OPTIONS[name])(value))
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"method_options: {name} = {value!r}: must be a number")
+                raise _bad(name, f"method_options: {name} = {value!r}: must be a number")
             if isinstance(value, int) and not -2**31 <= value < 2**31:
-                raise ValueError(f"method_options: {name} = {value}: out of range")
+                raise _bad(name, f"method_options: {name} = {value}: out of range")
             setattr(p, name, value)
         try:
             _ext.validate(p)
@@ -416,7 +427,7 @@ class PowerSampler:
         else:
             seeds = list(seed)
             if len(seeds) != len(prompts):
-                raise ValueError(f"seed: {len(seeds)} seeds for {len(prompts)} prompts")
+                raise _bad("seed", f"seed: {len(seeds)} seeds for {len(prompts)} prompts")
         requests, shown = [], []
         for prompt, s in zip(prompts, seeds):
             params = self._params(method, alpha, block_size, steps, max_len, temperature, top_k, top_p, min_p, s, 1,

@@ -136,8 +136,9 @@ def test_acceptance_rate_and_trace_agree(sampler):
     ({"seed": -1}, "seed"),
 ])
 def test_bad_arguments_raise_value_error_naming_the_parameter(sampler, kwargs, name):
-    with pytest.raises(ValueError, match="^" + name + " = "):
+    with pytest.raises(ValueError, match="^" + name + " = ") as e:
         sampler.power_sample(PROMPT, **kwargs)
+    assert e.value.field == name  # the keyword, for code that handles the error
 
 
 def test_bad_method_and_prompt(sampler):
@@ -145,8 +146,9 @@ def test_bad_method_and_prompt(sampler):
         sampler.generate(PROMPT, "beam")
     with pytest.raises(ValueError, match="^prompt"):
         sampler.generate("")
-    with pytest.raises(ValueError, match="^model"):
+    with pytest.raises(ValueError, match="^model") as e:
         powersample.load_model_and_tokenizer("no-such-model")
+    assert e.value.field == "model"
 
 
 def test_batch_returns_results_in_input_order(sampler, tokenizer):

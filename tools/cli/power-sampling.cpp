@@ -9,6 +9,7 @@
 #include "cli-output.h"
 #include "model-fetch.h"
 #include "remote-mode.h"
+#include "../sampling-flags.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -177,22 +178,7 @@ ps::sampling_params build_params(const cli_options & o, const CLI::App & app) {
         if (app.count("--sps-level")) p.sps_level = ps::sps_level_from_name(o.sps_level);
         ps::validate(p);
     } catch (const ps::invalid_argument_error & e) {
-        // The library names its fields; name the flag for the fields of the other methods (and T).
-        static const std::pair<const char *, const char *> flags[] = {
-            {"particles =", "--particles ="},           {"ess_threshold =", "--ess-threshold ="},
-            {"resample_interval =", "--resample-interval ="}, {"alpha_ramp_tokens =", "--alpha-ramp ="},
-            {"sps_candidates =", "--sps-candidates ="}, {"sps_top_k =", "--sps-top-k ="},
-            {"sps_rollouts =", "--sps-rollouts ="},     {"sps_lookahead =", "--sps-lookahead ="},
-            {"sps_last_candidates =", "--sps-last-candidates ="}, {"sps_last_top_k =", "--sps-last-top-k ="},
-            {"sps_proposal =", "--sps-proposal ="},     {"sps_level =", "--sps-level ="},
-            {"entropy_beta =", "--entropy-beta ="},     {"entropy_floor =", "--entropy-floor ="},
-            {"best_of =", "--best-of ="},               {"stop =", "--stop ="},
-            {"max_new_tokens =", "--n-predict ="}};
-        const std::string what = e.what();
-        for (const auto & f : flags) {
-            if (what.rfind(f.first, 0) == 0) throw ps::invalid_argument_error(f.second + what.substr(std::strlen(f.first)));
-        }
-        throw;
+        throw powersample_tools::name_the_flag(e);
     }
     return p;
 }
@@ -511,7 +497,7 @@ int main(int argc, char ** argv) {
         }
         return g_interrupted ? 130 : 0;
     } catch (const ps::invalid_argument_error & e) {
-        std::fprintf(stderr, "power-sampling: %s\n", e.what());
+        std::fprintf(stderr, "power-sampling: %s\n", powersample_tools::name_the_flag(e).what());
         return 1;
     } catch (const std::exception & e) {
         std::fprintf(stderr, "power-sampling: error: %s\n", e.what());

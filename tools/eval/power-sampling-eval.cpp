@@ -10,6 +10,7 @@
 #include "graders.h"
 #include "report.h"
 #include "results.h"
+#include "../sampling-flags.h"
 
 #include <powersample/powersample.h>
 
@@ -412,7 +413,7 @@ int main(int argc, char ** argv) {
     }
     if (o.alpha != 0) base.alpha = o.alpha;
     if (o.block_size != 0) base.block_size = o.block_size;
-    if (o.steps >= 0) base.n_steps_per_block = o.steps;
+    if (o.steps != -1) base.n_steps_per_block = o.steps;  // -1: the preset's; any other negative is named
     if (o.max_new_tokens != 0) base.max_new_tokens = o.max_new_tokens;
     base.record_trace = false;  // result files stay small; counts are kept
     // A flag given is applied whatever its value, so that validate() names a bad one.
@@ -449,7 +450,7 @@ int main(int argc, char ** argv) {
         }
         ps::validate(base);
     } catch (const ps::invalid_argument_error & e) {
-        usage_error(e.what());
+        usage_error(powersample_tools::name_the_flag(e).what());
     }
 
     const fs::path out_dir = o.out;
@@ -732,7 +733,7 @@ int main(int argc, char ** argv) {
             try {
                 sampler.generate_batch_tokens(token_requests, ro, on_result);
             } catch (const ps::invalid_argument_error & e) {
-                usage_error(e.what());
+                usage_error(powersample_tools::name_the_flag(e).what());
             } catch (const std::exception & e) {
                 fmt::print(stderr, "\npower-sampling-eval: [{}] generation failed: {}\n", label, e.what());
                 return 2;

@@ -309,13 +309,13 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
     try {
         ps::validate(p);
     } catch (const ps::invalid_argument_error & e) {
-        // The library names its field first ("sps_top_k = 3: ..."); answer with the request's name.
+        // The library's error carries its field; answer with the request's name for it.
         const std::string what = e.what();
-        std::string field = what.substr(0, what.find(" = "));
-        if (field == what) field = "params";
+        std::string field = e.field().empty() ? "params" : e.field();
         if (field == "max_new_tokens") field = "max_tokens";
         if (field == "alpha_ramp_tokens") field = "alpha_ramp";
-        throw request_error(400, field, field == "params" ? what : field + ": " + what.substr(what.find(" = ") + 3));
+        const size_t eq = what.rfind(e.field() + " = ", 0) == 0 ? e.field().size() + 3 : std::string::npos;
+        throw request_error(400, field, eq == std::string::npos ? what : field + ": " + what.substr(eq));
     }
     if (const int32_t need = ps::sequences_needed(p); need > limits.max_sequences) {
         // Blame the knob that sets the method's width.

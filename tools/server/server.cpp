@@ -223,7 +223,11 @@ public:
         } catch (const request_error & e) {
             return send_error(res, e.status(), e.what(), e.field());
         } catch (const ps::invalid_argument_error & e) {
-            return send_error(res, 400, e.what(), chat ? "messages" : "prompt");
+            // Tokenising is the only library step here that can fail on the prompt; any other
+            // field is the library's own name for a parameter.
+            const std::string & f = e.field();
+            const bool prompt_field = f.empty() || f == "prompt" || f == "messages";
+            return send_error(res, 400, e.what(), prompt_field ? (chat ? "messages" : "prompt") : f);
         } catch (const ps::error & e) {
             return send_error(res, 400, e.what(), chat ? "messages" : "prompt");
         }
