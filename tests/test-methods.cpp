@@ -389,11 +389,17 @@ TEST(best_of_n, keeps_the_most_likely_and_counts_all_samples) {
 }
 
 TEST(method_params, bad_values_name_the_field_and_value) {
+    // Each message starts with "field = value", and field() is that field: what the frontends
+    // turn into their flag or key.
     auto message = [](sampling_params sp) {
         try {
             validate(sp);
         } catch (const invalid_argument_error & e) {
-            return std::string(e.what());
+            const std::string what = e.what();
+            if (e.field().empty() || what.rfind(e.field() + " = ", 0) != 0) {
+                return "(field() = '" + e.field() + "' for: " + what + ")";
+            }
+            return what;
         }
         return std::string("(accepted)");
     };
