@@ -102,6 +102,7 @@ TEST(CliBadInput, MethodKnobsOutOfRangeNameTheFlag) {
              { "--methods sps --sps-level word", "--sps-level = 'word'" },
              { "--methods sps --max-new-tokens 8", "--n-predict = 8" },  // below sps-small's block of 16
              { "--methods power --steps -2", "--steps = -2" },             // -1 alone means the preset's
+             { "--methods best-of-n -n 3", "--n-samples N" },  // -n is ambiguous across the tools
              { "--methods power --block-size -4", "--block-size = -4" },
              { "--methods power-entropy --entropy-floor 0", "--entropy-floor = 0" } }) {
         const auto r = run("-d mawps-multiarith " + args);

@@ -308,8 +308,12 @@ int main(int argc, char ** argv) {
         ->group("User dataset");
     app.add_option("--task", o.task, "user JSONL: numeric, math or humaneval")->group("User dataset");
     app.add_option("--methods", o.methods, "comma list of: " + ev::eval_method_names())->group("Methods");
-    app.add_option("-n,--n-samples", o.n_samples, "samples (chains) per problem for best-of-n, maj-vote, power-maj-vote")
+    app.add_option("--n-samples", o.n_samples, "samples (chains) per problem for best-of-n, maj-vote, power-maj-vote")
         ->group("Methods");
+    // -n is the token cap in power-sampling (llama.cpp's meaning) and was the sample count here:
+    // taken by neither, so that a command written for one tool never silently means the other.
+    std::string ambiguous_n;
+    app.add_option("-n", ambiguous_n)->group("");
     app.add_option("--preset", o.preset, "power-sampling preset (" + join(ps::preset_names(), ", ") +
                                              "); default: the library's defaults (alpha 4, B 64, N 5, T 256)")
         ->group("Methods");
@@ -374,6 +378,10 @@ int main(int argc, char ** argv) {
     }
 
     // ---- validate ----
+    if (app.count("-n")) {
+        usage_error("-n " + ambiguous_n + ": ambiguous here; give --n-samples N (samples per problem) or "
+                    "--n-predict N (the token cap, power-sampling's -n)");
+    }
     const auto method_names = split_list(o.methods);
     if (method_names.empty()) usage_error("--methods: empty; valid methods: " + ev::eval_method_names());
     for (const auto & m : method_names) {
