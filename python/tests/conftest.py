@@ -2,7 +2,7 @@
 than the default model), loaded once.
 
 A missing model fails the tests rather than skipping them. $POWERSAMPLE_TEST_MODEL overrides it.
-Samplers use one thread: results do not depend on the thread count, and on a busy machine one
+Samplers use one thread: these short runs do not depend on the thread count, and on a busy machine one
 llama.cpp thread is much faster than several that spin waiting for each other."""
 
 import os
