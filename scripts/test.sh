@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh checkout: setup, build, every CTest test (label "unit": the
 # sampler core on an exact toy model; label "model": the real default model), then the unit
-# tests again under AddressSanitizer and UndefinedBehaviorSanitizer. The Python package is
+# tests again under AddressSanitizer and UndefinedBehaviorSanitizer (all of them: core, remote,
+# server, eval). The Python package is
 # installed and its pytest suite run in between.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,5 +37,7 @@ echo "== Python package =="
 scripts/test-python.sh
 
 echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer =="
-scripts/build.sh build-sanitize -DPOWERSAMPLE_CORE_ONLY=ON -DPOWERSAMPLE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+# The whole library and every tool, not only the core: the remote clients, the server's request
+# parsing and the eval's graders and command line run sanitized too (llama.cpp itself is not).
+scripts/build.sh build-sanitize -DPOWERSAMPLE_CORE_ONLY=OFF -DPOWERSAMPLE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 ctest --test-dir build-sanitize -L unit --output-on-failure -j 2
