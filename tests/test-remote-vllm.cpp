@@ -601,15 +601,23 @@ TEST(remote_cli, power_sampling_runs_against_the_fake_vllm) {
 
     const run_result exact = run_cli("--remote " + url + common + " --temp 1");
     ASSERT_EQ(exact.exit_code, 0) << exact.err;
-    const json j = json::parse(exact.out);
-    EXPECT_EQ(j["remote_api"], "vllm");
+    // The local --json shape (runs[].params, runs[].chains[]), the remote facts under "remote".
+    const json out = json::parse(exact.out);
+    const json & j = out["remote"];
+    EXPECT_EQ(j["api"], "vllm");
+    EXPECT_EQ(j["url"], url);
     EXPECT_EQ(j["exact"], true);
     EXPECT_EQ(j["max_log_q_error"], 0.0);
     EXPECT_EQ(j["n_requests"], 5);  // the block, then 4 MH steps
-    EXPECT_EQ(j["early_rejection"], false);  // every proposal is one whole request (docs/remote.md)
     EXPECT_TRUE(j["context_tokens_cached"].is_null());  // the fake does not report prefix caching
-    ASSERT_EQ(j["chains"].size(), 1u);
-    const json & c = j["chains"][0];
+    ASSERT_EQ(out["runs"].size(), 1u);
+    const json & run = out["runs"][0];
+    EXPECT_EQ(run["params"]["early_rejection"], false);  // every proposal is one whole request (docs/remote.md)
+    EXPECT_EQ(run["params"]["steps"], 4);
+    ASSERT_EQ(run["chains"].size(), 1u);
+    const json & c = run["chains"][0];
+    EXPECT_EQ(c["n_proposals"], 4);
+    EXPECT_EQ(c["finish"], "length");
     std::vector<token_id> history = prompt;
     for (size_t i = 0; i < c["tokens"].size(); ++i) {
         const token_id t = c["tokens"][i].get<token_id>();
@@ -625,9 +633,9 @@ TEST(remote_cli, power_sampling_runs_against_the_fake_vllm) {
     const run_result approx = run_cli("--remote " + url + common + " --raw --remote-top-logprobs 2");
     ASSERT_EQ(approx.exit_code, 0) << approx.err;
     const json a = json::parse(approx.out);
-    EXPECT_EQ(a["exact"], false);
-    EXPECT_GT(a["max_log_q_error"].get<double>(), 0.0);
-    EXPECT_EQ(a["temperature"], 0.25);  // 1 / alpha
+    EXPECT_EQ(a["remote"]["exact"], false);
+    EXPECT_GT(a["remote"]["max_log_q_error"].get<double>(), 0.0);
+    EXPECT_EQ(a["runs"][0]["params"]["temperature"], 0.25);  // 1 / alpha
     {
         std::lock_guard<std::mutex> lock(fake.mutex);
         EXPECT_EQ(fake.tokenize_requests.back()["prompt"], "hi");  // --raw

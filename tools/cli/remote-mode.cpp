@@ -1,5 +1,7 @@
 #include "remote-mode.h"
 
+#include "cli-output.h"
+
 #include "powersample/remote.h"
 
 #include <nlohmann/json.hpp>
@@ -41,34 +43,18 @@ int run_with(Generator & gen, const remote_mode_options & o, const ps::sampling_
         c.text = gen.detokenize(visible);
     }
     if (o.json) {
-        nlohmann::json chains = nlohmann::json::array();
-        for (const auto & c : r.result.chains) {
-            nlohmann::json trace = nlohmann::json::array();
-            for (const auto & s : c.trace) {
-                trace.push_back({{"block", s.block}, {"position", s.position}, {"len_current", s.len_current},
-                                 {"len_proposal", s.len_proposal}, {"log_accept_ratio", s.log_accept_ratio},
-                                 {"accepted", s.accepted}, {"log_p_after", s.log_p_after}});
-            }
-            chains.push_back({{"text", c.text}, {"tokens", c.tokens}, {"token_log_p", c.token_log_p},
-                              {"log_p", c.log_p}, {"finish_reason", ps::finish_reason_name(c.finish)},
-                              {"acceptance_rate", c.acceptance_rate()}, {"n_proposals", c.n_proposals},
-                              {"n_accepted", c.n_accepted}, {"tokens_generated", c.n_tokens_generated},
-                              {"trace", trace}});
-        }
+        // The local --json shape (runs[].params, runs[].chains[], the same keys), with what only a
+        // remote run has under "remote".
+        nlohmann::json run = report_to_json({params, r.result});
+        run["params"]["early_rejection"] = false;  // the remote chain decodes every proposal (docs/remote.md)
         const int64_t cached = gen.n_context_tokens_cached();
-        nlohmann::json out = {{"remote", o.url}, {"remote_api", o.api}, {"exact", r.exact}, {"max_log_q_error", r.max_log_q_error},
-                              {"n_requests", r.n_requests},
-                              {"context_tokens_sent", gen.n_context_tokens_sent()},
-                              {"context_tokens_cached", cached >= 0 ? nlohmann::json(cached) : nlohmann::json()},
-                              {"method", ps::method_name(params.method)}, {"alpha", params.alpha},
-                              {"block_size", params.block_size}, {"steps", params.n_steps_per_block},
-                              {"max_new_tokens", params.max_new_tokens},
-                              {"temperature", ps::effective_temperature(params)}, {"seed", params.seed},
-                              // The remote chain decodes every proposal to its end (docs/remote.md).
-                              {"early_rejection", false},
-                              {"n_prompt_tokens", r.result.n_prompt_tokens},
-                              {"wall_seconds", r.result.wall_seconds}, {"chains", chains}};
-        std::cout << out.dump(2) << "\n";
+        nlohmann::json out = {
+            {"remote", {{"url", o.url}, {"api", o.api}, {"exact", r.exact}, {"max_log_q_error", r.max_log_q_error},
+                        {"n_requests", r.n_requests}, {"context_tokens_sent", gen.n_context_tokens_sent()},
+                        {"context_tokens_cached", cached >= 0 ? nlohmann::json(cached) : nlohmann::json()}}},
+            {"prompt", prompt},
+            {"runs", nlohmann::json::array({run})}};
+        std::cout << dump_json(out, 2) << "\n";
     } else {
         for (const auto & c : r.result.chains) std::cout << c.text << "\n";
     }
