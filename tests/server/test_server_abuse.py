@@ -308,7 +308,7 @@ class ServerAbuse(unittest.TestCase):
             self.assertEqual(status, 200, answer)
             ps = answer["power_sampling"]
             # The hard stop: at most one round (a token per chain) past the budget.
-            self.assertLessEqual(ps["tokens_decoded"], BUDGET + 2)
+            self.assertLessEqual(ps["n_tokens_decoded"], BUDGET + 2)
             self.assertEqual(ps["max_tokens_decoded"], BUDGET)
             if ps["budget_exhausted"]:
                 self.assertEqual({c["finish_reason"] for c in answer["choices"]}, {"length"})

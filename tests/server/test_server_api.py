@@ -45,7 +45,7 @@ class ServerAPI(unittest.TestCase):
         ps = body["power_sampling"]
         self.assertEqual(ps["method"], "power")
         self.assertEqual(ps["n_proposals"], 2 * 3 if choice["finish_reason"] == "length" else ps["n_proposals"])
-        self.assertGreaterEqual(ps["tokens_generated"], body["usage"]["completion_tokens"])
+        self.assertGreaterEqual(ps["n_tokens_generated"], body["usage"]["completion_tokens"])
         self.assertTrue(0.0 <= ps["acceptance_rate"] <= 1.0)
         self.assertEqual(body["usage"]["total_tokens"],
                          body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"])
@@ -105,7 +105,7 @@ class ServerAPI(unittest.TestCase):
             for k, v in expect.items():
                 self.assertEqual(ps[k], v, (fields, ps))
             # Every particle, rollout and discarded sample counts: more than the answer's tokens.
-            self.assertGreater(ps["tokens_generated"], body["usage"]["completion_tokens"], ps)
+            self.assertGreater(ps["n_tokens_generated"], body["usage"]["completion_tokens"], ps)
         # 7 particles need 15 sequences: refused up front, naming the knob.
         err = self.expect_400("/v1/completions", {"prompt": "x", "method": "smc", "particles": 7}, "particles")
         self.assertIn("needs 15 KV sequences, the server holds 13", err["message"])

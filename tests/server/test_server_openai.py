@@ -42,7 +42,7 @@ class OpenAIClientTest(unittest.TestCase):
         self.assertEqual(ps["block_size"], 4)
         self.assertEqual(ps["seed"], 3)
         # usage counts the completion; power_sampling counts every token the chain generated.
-        self.assertGreaterEqual(ps["tokens_generated"], r.usage.completion_tokens)
+        self.assertGreaterEqual(ps["n_tokens_generated"], r.usage.completion_tokens)
         self.assertEqual(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens)
         self.assertEqual(self.chat(extra_body=KNOBS).choices[0].message.content, r.choices[0].message.content)
 

@@ -74,8 +74,8 @@ std::string finish_name(ps::finish_reason r) {
 
 json chain_stats(const ps::sample_result & c) {
     return {{"acceptance_rate", c.acceptance_rate()}, {"n_proposals", c.n_proposals}, {"n_accepted", c.n_accepted},
-            {"tokens_generated", c.n_tokens_generated}, {"tokens_decoded", c.n_tokens_decoded},
-            {"early_rejections", c.n_early_rejections}, {"tokens_saved", c.n_tokens_saved},
+            {"n_tokens_generated", c.n_tokens_generated}, {"n_tokens_decoded", c.n_tokens_decoded},
+            {"n_early_rejections", c.n_early_rejections}, {"n_tokens_saved", c.n_tokens_saved},
             {"log_p", c.log_p}, {"completion_tokens", c.tokens.size()}};
 }
 
@@ -89,8 +89,8 @@ json power_stats(const ps::sampling_params & p, const ps::generation_result & g)
     json stats = {{"method", ps::method_name(p.method)}, {"alpha", p.alpha}, {"block_size", p.block_size},
             {"steps", p.n_steps_per_block}, {"chains", p.n_chains}, {"temperature", ps::effective_temperature(p)},
             {"seed", p.seed}, {"acceptance_rate", proposals ? double(accepted) / double(proposals) : 0.0},
-            {"n_proposals", proposals}, {"n_accepted", accepted}, {"tokens_generated", generated},
-            {"tokens_decoded", g.n_tokens_decoded}, {"wall_seconds", g.wall_seconds},
+            {"n_proposals", proposals}, {"n_accepted", accepted}, {"n_tokens_generated", generated},
+            {"n_tokens_decoded", g.n_tokens_decoded}, {"wall_seconds", g.wall_seconds},
             {"max_tokens_decoded", p.max_tokens_decoded}, {"budget_exhausted", g.budget_exhausted}};
     // The knobs of the other methods, under the request field names.
     switch (p.method) {
@@ -201,7 +201,7 @@ json progress_event(const std::string & id, const ps::progress & p) {
             {"n_blocks", p.n_blocks}, {"step", p.step}, {"n_steps", p.n_steps}, {"length", p.length},
             {"n_proposals", p.n_proposals}, {"n_accepted", p.n_accepted},
             {"acceptance_rate", p.n_proposals ? double(p.n_accepted) / p.n_proposals : 0.0},
-            {"tokens_generated", p.n_tokens_generated}, {"done", p.done}};
+            {"n_tokens_generated", p.n_tokens_generated}, {"done", p.done}};
 }
 
 class completion_service {
