@@ -236,10 +236,12 @@ class ServerAPI(unittest.TestCase):
     def test_client_disconnect_cancels_and_frees_the_chains(self):
         self.wait_until_idle(60)
         before = self.server.health()["requests_cancelled"]
-        # 64 tokens with 32 steps per block takes far longer than the 2 s allowed below.
+        # 64 tokens with 32 steps per block takes far longer than the wait below. The wait is
+        # generous (a loaded machine is slow to reach the next block boundary); what shows the
+        # cancel is requests_cancelled, which a chain that ran to its end would not raise.
         start = time.time()
         self.disconnect_after(LONG, 0.5)
-        after = self.wait_until_idle(2.0)
+        after = self.wait_until_idle(10.0)
         self.assertEqual(after["requests_cancelled"], before + 1)
         self.assertEqual(after["requests_live"], 0)
         print(f"disconnect: chains freed {time.time() - start - 0.5:.2f} s after the client left")
@@ -250,7 +252,7 @@ class ServerAPI(unittest.TestCase):
         self.wait_until_idle(60)
         before = self.server.health()["requests_cancelled"]
         self.disconnect_after(dict(LONG, stream=True), 0.5)
-        after = self.wait_until_idle(2.0)
+        after = self.wait_until_idle(10.0)
         self.assertEqual(after["requests_cancelled"], before + 1)
 
 
