@@ -173,13 +173,10 @@ ps::sampling_params build_params(const cli_options & o, const CLI::App & app) {
     p.early_rejection = !o.no_early_rejection;
     if (app.count("--stop")) p.stop = o.stop;
     p.record_trace = true;
-    try {
-        if (app.count("--sps-proposal")) p.sps_proposal = ps::sps_proposal_from_name(o.sps_proposal);
-        if (app.count("--sps-level")) p.sps_level = ps::sps_level_from_name(o.sps_level);
-        ps::validate(p);
-    } catch (const ps::invalid_argument_error & e) {
-        throw powersample_tools::name_the_flag(e);
-    }
+    // Errors name the library's field; main's handler turns it into the flag.
+    if (app.count("--sps-proposal")) p.sps_proposal = ps::sps_proposal_from_name(o.sps_proposal);
+    if (app.count("--sps-level")) p.sps_level = ps::sps_level_from_name(o.sps_level);
+    ps::validate(p);
     return p;
 }
 
