@@ -17,6 +17,7 @@
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
 #include <atomic>
@@ -198,37 +199,68 @@ NB_MODULE(_powersample, m) {
     m.def("sps_proposal_from_name", &ps::sps_proposal_from_name, "name"_a);
     m.def("sps_level_from_name", &ps::sps_level_from_name, "name"_a);
 
-    nb::class_<ps::sampling_params>(m, "SamplingParams")
-        .def(nb::init<>())
-        .def_rw("method", &ps::sampling_params::method)
-        .def_rw("alpha", &ps::sampling_params::alpha)
-        .def_rw("block_size", &ps::sampling_params::block_size)
-        .def_rw("n_steps_per_block", &ps::sampling_params::n_steps_per_block)
-        .def_rw("max_new_tokens", &ps::sampling_params::max_new_tokens)
-        .def_rw("temperature", &ps::sampling_params::temperature)
-        .def_rw("top_k", &ps::sampling_params::top_k)
-        .def_rw("top_p", &ps::sampling_params::top_p)
-        .def_rw("min_p", &ps::sampling_params::min_p)
-        .def_rw("seed", &ps::sampling_params::seed)
-        .def_rw("n_chains", &ps::sampling_params::n_chains)
-        .def_rw("record_trace", &ps::sampling_params::record_trace)
-        .def_rw("entropy_beta", &ps::sampling_params::entropy_beta)
-        .def_rw("entropy_floor", &ps::sampling_params::entropy_floor)
-        .def_rw("n_particles", &ps::sampling_params::n_particles)
-        .def_rw("ess_threshold", &ps::sampling_params::ess_threshold)
-        .def_rw("resample_interval", &ps::sampling_params::resample_interval)
-        .def_rw("alpha_ramp_tokens", &ps::sampling_params::alpha_ramp_tokens)
-        .def_rw("sps_candidates", &ps::sampling_params::sps_candidates)
-        .def_rw("sps_top_k", &ps::sampling_params::sps_top_k)
-        .def_rw("sps_rollouts", &ps::sampling_params::sps_rollouts)
-        .def_rw("sps_lookahead", &ps::sampling_params::sps_lookahead)
-        .def_rw("sps_proposal", &ps::sampling_params::sps_proposal)
-        .def_rw("sps_level", &ps::sampling_params::sps_level)
-        .def_rw("sps_last_candidates", &ps::sampling_params::sps_last_candidates)
-        .def_rw("sps_last_top_k", &ps::sampling_params::sps_last_top_k)
-        .def_rw("best_of", &ps::sampling_params::best_of)
-        .def_rw("stop", &ps::sampling_params::stop)
+    // SamplingParams: one attribute per knob of the knob table (powersample/knobs.h), by its
+    // member's name, plus the two recording switches.
+    auto params_class = nb::class_<ps::sampling_params>(m, "SamplingParams").def(nb::init<>());
+    ps::for_each_knob([&](const ps::knob_info & k, auto member) {
+        using T = std::remove_reference_t<decltype(std::declval<ps::sampling_params &>().*member)>;
+        params_class.def_prop_rw(
+            k.member, [member](const ps::sampling_params & p) -> T { return p.*member; },
+            [member](ps::sampling_params & p, T v) { p.*member = v; });
+    });
+    params_class.def_rw("record_trace", &ps::sampling_params::record_trace)
         .def_rw("record_suffixes", &ps::sampling_params::record_suffixes);
+    // The table itself: (group, key, member, flags, help) per knob, in order.
+    m.def("knobs", [] {
+        std::vector<std::tuple<std::string, std::string, std::string, std::string, std::string>> rows;
+        ps::for_each_knob([&](const ps::knob_info & k, auto) {
+            rows.emplace_back(k.group, k.key, k.member, k.flags, k.help);
+        });
+        return rows;
+    });
+    m.def("knob_group", [](const std::string & method) { return std::string(ps::knob_group(ps::method_from_name(method))); },
+          "method"_a);
+    // Sets the knob named `name` ("smc.particles", "alpha") from a Python value; a value of the
+    // wrong type is a ValueError naming the knob (ranges are validate()'s).
+    m.def("set_knob", [](ps::sampling_params & p, const std::string & name, nb::handle value) {
+        bool found = false;
+        ps::for_each_knob([&](const ps::knob_info & k, auto member) {
+            if (found || k.name() != name) return;
+            found = true;
+            using T = std::remove_reference_t<decltype(p.*member)>;
+            const std::string shown = nb::repr(value).c_str();
+            const auto fail = [&](const std::string & why) {
+                throw ps::invalid_argument_error(name, name + " = " + shown + ": " + why);
+            };
+            const bool is_bool = PyBool_Check(value.ptr());
+            if constexpr (std::is_same_v<T, bool>) {
+                if (!is_bool) fail("must be True or False");
+                p.*member = value.ptr() == Py_True;
+            } else if constexpr (std::is_enum_v<T>) {
+                if (!nb::isinstance<nb::str>(value)) fail("must be a string");
+                ps::parse_choice(nb::cast<std::string>(value), p.*member);
+            } else if constexpr (std::is_floating_point_v<T>) {
+                if (is_bool || !(nb::isinstance<nb::int_>(value) || nb::isinstance<nb::float_>(value))) {
+                    fail("must be a number");
+                }
+                p.*member = nb::cast<double>(value);
+            } else if constexpr (std::is_integral_v<T>) {
+                if (is_bool || !nb::isinstance<nb::int_>(value)) fail("must be an integer");
+                T v{};
+                if (!nb::try_cast<T>(value, v)) fail("out of range");
+                p.*member = v;
+            } else {
+                if (!nb::isinstance<nb::list>(value) && !nb::isinstance<nb::tuple>(value)) fail("must be a list of strings");
+                std::vector<std::string> v;
+                for (nb::handle e : value) {
+                    if (!nb::isinstance<nb::str>(e)) fail("must be a list of strings");
+                    v.push_back(nb::cast<std::string>(e));
+                }
+                p.*member = v;
+            }
+        });
+        if (!found) throw ps::invalid_argument_error(name, name + ": no such knob");
+    }, "params"_a, "name"_a, "value"_a);
     m.def("validate", &ps::validate, "params"_a);
     m.def("effective_temperature", &ps::effective_temperature, "params"_a);
     m.def("preset", &ps::preset, "name"_a);

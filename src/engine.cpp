@@ -1,6 +1,7 @@
 // The Metropolis-Hastings power sampler as a state machine per chain, driven in batched rounds.
 // ref: arXiv 2510.14901, Alg. 1, with the exact acceptance ratio of docs/algorithm.md.
 #include "powersample/engine.h"
+#include "powersample/knobs.h"
 
 #include "completion-end.h"
 #include "mh-kernel.h"
@@ -845,13 +846,13 @@ uint64_t engine::submit(request req) {
         const int64_t longest = int64_t(r.req.prompt.size()) + sp.max_new_tokens;
         if (longest > per_sequence) {
             throw invalid_argument_error("prompt", "prompt (" + std::to_string(r.req.prompt.size()) +
-                                         " tokens) + max_new_tokens = " + std::to_string(sp.max_new_tokens) +
+                                         " tokens) + " + knob_for(&sampling_params::max_new_tokens).name() + " = " + std::to_string(sp.max_new_tokens) +
                                          " exceeds the " + std::to_string(per_sequence) +
                                          " KV cells each sequence has");
         }
     } else if (r.cells > impl_->lm.n_cells()) {
         throw invalid_argument_error("prompt", "prompt (" + std::to_string(r.req.prompt.size()) +
-                                     " tokens) + max_new_tokens = " + std::to_string(sp.max_new_tokens) +
+                                     " tokens) + " + knob_for(&sampling_params::max_new_tokens).name() + " = " + std::to_string(sp.max_new_tokens) +
                                      " with " + std::to_string(sp.n_chains) + " chain(s) needs " +
                                      std::to_string(r.cells) + " KV cells, the context has " +
                                      std::to_string(impl_->lm.n_cells()));

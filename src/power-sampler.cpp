@@ -61,7 +61,8 @@ struct power_sampler::impl {
         }
         const int64_t need = int64_t(prompt.size()) + sp.max_new_tokens;
         if (need > model_ref->n_ctx_train()) {
-            throw invalid_argument_error("max_new_tokens", "max_new_tokens = " + std::to_string(sp.max_new_tokens) + ": with the prompt's " +
+            const std::string field = knob_for(&sampling_params::max_new_tokens).name();
+            throw invalid_argument_error(field, field + " = " + std::to_string(sp.max_new_tokens) + ": with the prompt's " +
                                          std::to_string(prompt.size()) + " tokens this exceeds the model's context of " +
                                          std::to_string(model_ref->n_ctx_train()) + " tokens");
         }

@@ -1,5 +1,7 @@
 #include "powersample/sampling.h"
 
+#include "powersample/knobs.h"
+
 #include <cmath>
 #include <sstream>
 
@@ -16,6 +18,9 @@ std::string format_number(double v) {
 [[noreturn]] void reject(const std::string & field, const std::string & value, const std::string & why) {
     throw invalid_argument_error(field, field + " = " + value + ": " + why);
 }
+
+// The knob's name as errors spell it ("sps.top_k").
+template <class T> std::string name_of(T sampling_params::* member) { return knob_for(member).name(); }
 
 }  // namespace
 
@@ -52,7 +57,8 @@ method method_from_name(const std::string & name) {
         }
         valid += (valid.empty() ? "" : ", ") + std::string(method_name(m));
     }
-    throw invalid_argument_error("method", "method = '" + name + "': unknown (valid: " + valid + ")");
+    const std::string field = name_of(&sampling_params::method);
+    throw invalid_argument_error(field, field + " = '" + name + "': unknown (valid: " + valid + ")");
 }
 
 const char * sps_proposal_name(sps_proposal v) {
@@ -75,14 +81,37 @@ sps_proposal sps_proposal_from_name(const std::string & name) {
     for (sps_proposal v : {sps_proposal::base, sps_proposal::low_temp}) {
         if (name == sps_proposal_name(v)) return v;
     }
-    throw invalid_argument_error("sps_proposal", "sps_proposal = '" + name + "': unknown (valid: base, low-temp)");
+    const std::string field = name_of(&sampling_params::sps_proposal);
+    throw invalid_argument_error(field, field + " = '" + name + "': unknown (valid: base, low-temp)");
 }
 
 sps_level sps_level_from_name(const std::string & name) {
     for (sps_level v : {sps_level::block, sps_level::token}) {
         if (name == sps_level_name(v)) return v;
     }
-    throw invalid_argument_error("sps_level", "sps_level = '" + name + "': unknown (valid: block, token)");
+    const std::string field = name_of(&sampling_params::sps_level);
+    throw invalid_argument_error(field, field + " = '" + name + "': unknown (valid: block, token)");
+}
+
+std::string knob_info::range_text() const {
+    const bool has_min = std::isfinite(min), has_max = std::isfinite(max);
+    if (has_min && has_max) {
+        return std::string("in ") + (min_open ? "(" : "[") + format_number(min) + ", " + format_number(max) +
+               (max_open ? ")" : "]");
+    }
+    if (has_min) return std::string(min_open ? "> " : ">= ") + format_number(min);
+    if (has_max) return std::string(max_open ? "< " : "<= ") + format_number(max);
+    return "";
+}
+
+const char * knob_group(method m) {
+    switch (m) {
+        case method::power_entropy: return "power_entropy";
+        case method::smc:           return "smc";
+        case method::sps:           return "sps";
+        case method::best_of_n:     return "best_of_n";
+        default:                    return "";
+    }
 }
 
 int32_t effective_sps_last_candidates(const sampling_params & p) {
@@ -91,6 +120,15 @@ int32_t effective_sps_last_candidates(const sampling_params & p) {
 
 int32_t effective_sps_last_top_k(const sampling_params & p) {
     return p.sps_last_top_k > 0 ? p.sps_last_top_k : p.sps_top_k;
+}
+
+sampling_params resolved(const sampling_params & p) {
+    sampling_params r     = p;
+    r.temperature         = effective_temperature(p);
+    r.sps_last_candidates = effective_sps_last_candidates(p);
+    r.sps_last_top_k      = effective_sps_last_top_k(p);
+    r.early_rejection     = early_rejection_applies(p);
+    return r;
 }
 
 const char * finish_reason_name(finish_reason r) {
@@ -104,113 +142,72 @@ const char * finish_reason_name(finish_reason r) {
 }
 
 void validate(const sampling_params & p) {
-    if (!std::isfinite(p.alpha) || p.alpha <= 0.0) {
-        reject("alpha", format_number(p.alpha), "must be a finite number > 0");
-    }
-    if (p.block_size < 1) {
-        reject("block_size", std::to_string(p.block_size), "must be >= 1");
-    }
-    if (p.n_steps_per_block < 0) {
-        reject("steps", std::to_string(p.n_steps_per_block), "must be >= 0");
-    }
-    if (p.max_new_tokens < 1) {
-        reject("max_new_tokens", std::to_string(p.max_new_tokens), "must be >= 1");
-    }
-    if (p.max_tokens_decoded < 0) {
-        reject("max_tokens_decoded", std::to_string(p.max_tokens_decoded), "must be >= 0 (0 = no limit)");
-    }
-    if (!std::isfinite(p.temperature) || p.temperature < 0.0) {
-        reject("temperature", format_number(p.temperature), "must be >= 0 (0 = the method's default)");
-    }
-    if (p.top_k < 0) {
-        reject("top_k", std::to_string(p.top_k), "must be >= 0 (0 = off)");
-    }
-    if (!std::isfinite(p.top_p) || p.top_p <= 0.0 || p.top_p > 1.0) {
-        reject("top_p", format_number(p.top_p), "must be in (0, 1] (1 = off)");
-    }
-    if (!std::isfinite(p.min_p) || p.min_p < 0.0 || p.min_p >= 1.0) {
-        reject("min_p", format_number(p.min_p), "must be in [0, 1) (0 = off)");
-    }
-    if (p.n_chains < 1) {
-        reject("chains", std::to_string(p.n_chains), "must be >= 1");
-    }
-    if (!std::isfinite(p.entropy_beta) || p.entropy_beta < 0.0) {
-        reject("entropy_beta", format_number(p.entropy_beta), "must be a finite number >= 0");
-    }
-    if (!std::isfinite(p.entropy_floor) || p.entropy_floor <= 0.0 || p.entropy_floor > 1.0) {
-        reject("entropy_floor", format_number(p.entropy_floor), "must be in (0, 1] (every cut must stay reachable)");
-    }
-    if (p.n_particles < 1) {
-        reject("particles", std::to_string(p.n_particles), "must be >= 1");
-    }
-    if (!std::isfinite(p.ess_threshold) || p.ess_threshold <= 0.0 || p.ess_threshold > 1.0) {
-        reject("ess_threshold", format_number(p.ess_threshold), "must be in (0, 1]");
-    }
-    if (p.resample_interval < 1) {
-        reject("resample_interval", std::to_string(p.resample_interval), "must be >= 1");
-    }
-    if (p.alpha_ramp_tokens < 0) {
-        reject("alpha_ramp_tokens", std::to_string(p.alpha_ramp_tokens), "must be >= 0 (0 = no ramp)");
-    }
-    if (p.sps_candidates < 1) {
-        reject("sps_candidates", std::to_string(p.sps_candidates), "must be >= 1");
-    }
-    if (p.sps_top_k < 1 || p.sps_top_k > p.sps_candidates) {
-        reject("sps_top_k", std::to_string(p.sps_top_k),
-               "must be in [1, sps_candidates = " + std::to_string(p.sps_candidates) + "]");
-    }
-    if (p.sps_rollouts < 2) {
-        reject("sps_rollouts", std::to_string(p.sps_rollouts), "must be >= 2 (the jackknife leaves one out)");
-    }
-    if (p.sps_lookahead < 0) {
-        reject("sps_lookahead", std::to_string(p.sps_lookahead), "must be >= 0 (0 = to the cap)");
-    }
-    if (p.sps_last_candidates < 0) {
-        reject("sps_last_candidates", std::to_string(p.sps_last_candidates), "must be >= 0 (0 = sps_candidates)");
-    }
-    if (p.sps_last_top_k < 0) {
-        reject("sps_last_top_k", std::to_string(p.sps_last_top_k), "must be >= 0 (0 = sps_top_k)");
-    }
-    if (effective_sps_last_top_k(p) > effective_sps_last_candidates(p)) {
-        // Blame the knob that was set: K_w when given, else L_w (K_w then is sps_top_k).
-        if (p.sps_last_top_k > 0) {
-            reject("sps_last_top_k", std::to_string(p.sps_last_top_k),
-                   "must be in [1, sps_last_candidates = " + std::to_string(effective_sps_last_candidates(p)) + "]");
+    // Each number against its range in the knob table.
+    for_each_knob([&](const knob_info & k, auto member) {
+        using T = std::remove_reference_t<decltype(p.*member)>;
+        if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+            const T    value = p.*member;
+            const auto v     = double(value);
+            const bool finite = !std::is_floating_point_v<T> || std::isfinite(v);
+            if (!finite || v < k.min || (k.min_open && v == k.min) || v > k.max || (k.max_open && v == k.max)) {
+                std::string why = std::string("must be ") + (std::is_floating_point_v<T> ? "a finite number " : "") +
+                                  k.range_text();
+                if (*k.note) why += std::string(" (") + k.note + ")";
+                if constexpr (std::is_floating_point_v<T>) {
+                    reject(k.name(), format_number(value), why);
+                } else {
+                    reject(k.name(), std::to_string(value), why);
+                }
+            }
         }
-        reject("sps_last_candidates", std::to_string(p.sps_last_candidates),
-               "must be >= K_w = " + std::to_string(effective_sps_last_top_k(p)) +
-                   " (sps_last_top_k, 0 = sps_top_k)");
+    });
+    // The rules between knobs.
+    if (p.sps_top_k > p.sps_candidates) {
+        reject(name_of(&sampling_params::sps_top_k), std::to_string(p.sps_top_k),
+               "must be in [1, " + name_of(&sampling_params::sps_candidates) + " = " +
+                   std::to_string(p.sps_candidates) + "]");
+    }
+    const std::string last_candidates = name_of(&sampling_params::sps_last_candidates);
+    const std::string last_top_k      = name_of(&sampling_params::sps_last_top_k);
+    if (effective_sps_last_top_k(p) > effective_sps_last_candidates(p)) {
+        // Blame the knob that was set: K_w when given, else L_w (K_w then is sps.top_k).
+        if (p.sps_last_top_k > 0) {
+            reject(last_top_k, std::to_string(p.sps_last_top_k),
+                   "must be in [1, " + last_candidates + " = " + std::to_string(effective_sps_last_candidates(p)) + "]");
+        }
+        reject(last_candidates, std::to_string(p.sps_last_candidates),
+               "must be >= K_w = " + std::to_string(effective_sps_last_top_k(p)) + " (" + last_top_k + ", 0 = " +
+                   name_of(&sampling_params::sps_top_k) + ")");
     }
     if (p.method == method::sps && p.sps_level == sps_level::block && p.max_new_tokens < p.block_size) {
-        reject("max_new_tokens", std::to_string(p.max_new_tokens),
-               "must be >= block_size = " + std::to_string(p.block_size) + " for method sps (one block)");
+        reject(name_of(&sampling_params::max_new_tokens), std::to_string(p.max_new_tokens),
+               "must be >= " + name_of(&sampling_params::block_size) + " = " + std::to_string(p.block_size) +
+                   " for method sps (one block)");
     }
-    if (p.best_of < 1) {
-        reject("best_of", std::to_string(p.best_of), "must be >= 1");
-    }
+    const std::string stop = name_of(&sampling_params::stop);
     if (p.stop.size() > max_stop_strings) {
-        reject("stop", std::to_string(p.stop.size()) + " strings", "at most " + std::to_string(max_stop_strings));
+        reject(stop, std::to_string(p.stop.size()) + " strings", "at most " + std::to_string(max_stop_strings));
     }
     for (size_t i = 0; i < p.stop.size(); ++i) {
         if (p.stop[i].empty()) {
-            reject("stop", "[" + std::to_string(i) + "] \"\"", "a stop string must not be empty");
+            reject(stop, "[" + std::to_string(i) + "] \"\"", "a stop string must not be empty");
         }
         if (p.stop[i].size() > max_stop_bytes) {
-            reject("stop", "[" + std::to_string(i) + "] of " + std::to_string(p.stop[i].size()) + " bytes",
+            reject(stop, "[" + std::to_string(i) + "] of " + std::to_string(p.stop[i].size()) + " bytes",
                    "at most " + std::to_string(max_stop_bytes) + " bytes");
         }
     }
     if (p.method == method::smc || p.method == method::sps) {
         // Their weights assume the untruncated proposal at temperature 1/alpha(_t).
         if (p.temperature != 0.0) {
-            reject("temperature", format_number(p.temperature), std::string("must be 0 for method ") + method_name(p.method));
+            reject(name_of(&sampling_params::temperature), format_number(p.temperature),
+                   std::string("must be 0 for method ") + method_name(p.method));
         }
-        if (p.top_k != 0 || p.top_p != 1.0 || p.min_p != 0.0) {
-            reject(p.top_k != 0 ? "top_k" : p.top_p != 1.0 ? "top_p" : "min_p",
-                   p.top_k != 0 ? std::to_string(p.top_k) : format_number(p.top_p != 1.0 ? p.top_p : p.min_p),
-                   std::string("truncation is not supported by method ") + method_name(p.method) +
-                       " (it would change the target)");
-        }
+        const std::string why =
+            std::string("truncation is not supported by method ") + method_name(p.method) + " (it would change the target)";
+        if (p.top_k != 0) reject(name_of(&sampling_params::top_k), std::to_string(p.top_k), why);
+        if (p.top_p != 1.0) reject(name_of(&sampling_params::top_p), format_number(p.top_p), why);
+        if (p.min_p != 0.0) reject(name_of(&sampling_params::min_p), format_number(p.min_p), why);
     }
 }
 

@@ -241,8 +241,8 @@ TEST(engine, rejects_bad_requests_naming_the_field) {
     bad = r; bad.params.alpha = INFINITY;                      expect_error(bad, "alpha");
     bad = r; bad.params.block_size = 0;                        expect_error(bad, "block_size");
     bad = r; bad.params.n_steps_per_block = -1;                expect_error(bad, "steps");
-    bad = r; bad.params.max_new_tokens = 0;                    expect_error(bad, "max_new_tokens");
-    bad = r; bad.params.max_new_tokens = 1000;                 expect_error(bad, "max_new_tokens");
+    bad = r; bad.params.max_new_tokens = 0;                    expect_error(bad, "max_tokens");
+    bad = r; bad.params.max_new_tokens = 1000;                 expect_error(bad, "max_tokens");
     bad = r; bad.params.temperature = -1;                      expect_error(bad, "temperature");
     bad = r; bad.params.top_p = 0;                             expect_error(bad, "top_p");
     bad = r; bad.params.min_p = 1;                             expect_error(bad, "min_p");

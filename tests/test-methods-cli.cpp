@@ -64,10 +64,12 @@ TEST(methods_cli, sps_variants_are_selected_and_reported) {
     const auto run = run_twice("--method sps --sps-proposal low-temp --sps-level token --sps-top-k 2 "
                                "--sps-rollouts 2 --sps-lookahead 2 --sps-last-top-k 3");
     if (run.empty()) return;
-    EXPECT_EQ(run["params"]["sps_proposal"], "low-temp");
-    EXPECT_EQ(run["params"]["sps_level"], "token");
-    EXPECT_EQ(run["params"]["sps_last_top_k"], 3);
-    EXPECT_EQ(run["params"]["sps_last_candidates"], 16);  // 0 = --sps-candidates
+    // The method's own knobs nest under its group, as the knob table names them.
+    EXPECT_EQ(run["params"]["sps"]["proposal"], "low-temp");
+    EXPECT_EQ(run["params"]["sps"]["level"], "token");
+    EXPECT_EQ(run["params"]["sps"]["last_top_k"], 3);
+    EXPECT_EQ(run["params"]["sps"]["last_candidates"], 16);  // 0 = --sps-candidates
+    EXPECT_FALSE(run["params"].contains("smc"));  // only the method's own group
     const auto & c = run["chains"][0];
     // One decode per token for its candidates, plus 2 x 2 rollouts of up to 2 tokens after each
     // but the last.
@@ -76,8 +78,8 @@ TEST(methods_cli, sps_variants_are_selected_and_reported) {
     EXPECT_LE(c["n_tokens_decoded"].get<int64_t>(), len + 2 * 2 * 2 * len);
     const auto paper = run_twice("--method sps --block-size 4 --sps-candidates 4 --sps-top-k 2 --sps-rollouts 2");
     if (paper.empty()) return;
-    EXPECT_EQ(paper["params"]["sps_proposal"], "base");  // the paper's, by default
-    EXPECT_EQ(paper["params"]["sps_level"], "block");
+    EXPECT_EQ(paper["params"]["sps"]["proposal"], "base");  // the paper's, by default
+    EXPECT_EQ(paper["params"]["sps"]["level"], "block");
 }
 
 TEST(methods_cli, power_entropy_is_reproducible_and_runs_its_steps) {

@@ -8,6 +8,7 @@
 //     decoded follow the paper's formula exactly.
 // Plus bad parameters and the token accounting.
 #include "powersample/engine.h"
+#include "powersample/knobs.h"
 #include "toy-model.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <set>
 
 using namespace powersample;
 using powersample::testing::power_target;
@@ -405,38 +407,38 @@ TEST(method_params, bad_values_name_the_field_and_value) {
     };
     sampling_params sp;
     sp.n_particles = 0;
-    EXPECT_EQ(message(sp).rfind("particles = 0", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("smc.particles = 0", 0), 0u) << message(sp);
     sp = {};
     sp.ess_threshold = 1.5;
-    EXPECT_EQ(message(sp).rfind("ess_threshold = 1.5", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("smc.ess_threshold = 1.5", 0), 0u) << message(sp);
     sp = {};
     sp.ess_threshold = 0.0;
-    EXPECT_EQ(message(sp).rfind("ess_threshold = 0", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("smc.ess_threshold = 0", 0), 0u) << message(sp);
     sp = {};
     sp.sps_top_k = 20;
     sp.sps_candidates = 10;
-    EXPECT_EQ(message(sp).rfind("sps_top_k = 20", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("sps.top_k = 20", 0), 0u) << message(sp);
     sp = {};
     sp.sps_rollouts = 1;
-    EXPECT_EQ(message(sp).rfind("sps_rollouts = 1", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("sps.rollouts = 1", 0), 0u) << message(sp);
     sp = {};
     sp.sps_lookahead = -1;
-    EXPECT_EQ(message(sp).rfind("sps_lookahead = -1", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("sps.lookahead = -1", 0), 0u) << message(sp);
     sp = {};
     sp.sps_last_candidates = -1;
-    EXPECT_EQ(message(sp).rfind("sps_last_candidates = -1", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("sps.last_candidates = -1", 0), 0u) << message(sp);
     sp = {};
     sp.sps_last_candidates = 4;
     sp.sps_last_top_k      = 5;
-    EXPECT_EQ(message(sp).rfind("sps_last_top_k = 5", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("sps.last_top_k = 5", 0), 0u) << message(sp);
     sp = {};
     sp.sps_last_candidates = 4;  // below K_w = sps_top_k = 8
-    EXPECT_EQ(message(sp).rfind("sps_last_candidates = 4", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("sps.last_candidates = 4", 0), 0u) << message(sp);
     sp = {};
     sp.method         = method::sps;
     sp.block_size     = 64;
     sp.max_new_tokens = 32;  // not one block
-    EXPECT_EQ(message(sp).rfind("max_new_tokens = 32", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("max_tokens = 32", 0), 0u) << message(sp);
     sp.sps_level = sps_level::token;  // one token per step: any budget holds one
     EXPECT_EQ(message(sp), "(accepted)");
     sp = {};
@@ -448,23 +450,23 @@ TEST(method_params, bad_values_name_the_field_and_value) {
         sps_proposal_from_name("q");
         ADD_FAILURE();
     } catch (const invalid_argument_error & e) {
-        EXPECT_EQ(std::string(e.what()).rfind("sps_proposal = 'q'", 0), 0u) << e.what();
+        EXPECT_EQ(std::string(e.what()).rfind("sps.proposal = 'q'", 0), 0u) << e.what();
     }
     sp = {};
     sp.entropy_beta = -1;
-    EXPECT_EQ(message(sp).rfind("entropy_beta = -1", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("power_entropy.beta = -1", 0), 0u) << message(sp);
     sp = {};
     sp.entropy_floor = 0;
-    EXPECT_EQ(message(sp).rfind("entropy_floor = 0", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("power_entropy.floor = 0", 0), 0u) << message(sp);
     sp = {};
     sp.resample_interval = 0;
-    EXPECT_EQ(message(sp).rfind("resample_interval = 0", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("smc.resample_interval = 0", 0), 0u) << message(sp);
     sp = {};
     sp.alpha_ramp_tokens = -2;
-    EXPECT_EQ(message(sp).rfind("alpha_ramp_tokens = -2", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("smc.alpha_ramp_tokens = -2", 0), 0u) << message(sp);
     sp = {};
     sp.best_of = 0;
-    EXPECT_EQ(message(sp).rfind("best_of = 0", 0), 0u) << message(sp);
+    EXPECT_EQ(message(sp).rfind("best_of_n.best_of = 0", 0), 0u) << message(sp);
     sp = {};
     sp.method = method::smc;
     sp.top_p  = 0.9;
@@ -474,6 +476,40 @@ TEST(method_params, bad_values_name_the_field_and_value) {
     EXPECT_EQ(method_from_name("power-entropy"), method::power_entropy);
     EXPECT_EQ(method_from_name("best-of-n"), method::best_of_n);
     EXPECT_THROW(method_from_name("mcmc"), invalid_argument_error);
+}
+
+TEST(knobs, every_range_is_checked_under_the_knob_name) {
+    // Each knob with a lower bound, set just below it (or to it, where the bound is open), is
+    // refused by validate() with field() = the knob's table name and a message starting with it.
+    int checked = 0;
+    for_each_knob([&](const knob_info & k, auto member) {
+        using T = std::remove_reference_t<decltype(std::declval<sampling_params &>().*member)>;
+        if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+            if (!std::isfinite(k.min)) return;
+            sampling_params sp;
+            sp.*member = k.min_open ? T(k.min) : T(k.min - 1);
+            try {
+                validate(sp);
+                ADD_FAILURE() << k.name() << " accepted below its minimum";
+            } catch (const invalid_argument_error & e) {
+                EXPECT_EQ(e.field(), k.name());
+                EXPECT_EQ(std::string(e.what()).rfind(k.name() + " = ", 0), 0u) << e.what();
+            }
+            ++checked;
+        }
+    });
+    EXPECT_EQ(checked, 23);
+    // Names are unique and flags too, so a field maps to one flag and back.
+    std::set<std::string> names, flags;
+    int n = 0;
+    for_each_knob([&](const knob_info & k, auto) {
+        ++n;
+        names.insert(k.name());
+        if (*k.flags) EXPECT_TRUE(flags.insert(k.long_flag()).second) << k.long_flag();
+    });
+    EXPECT_EQ(int(names.size()), n);
+    EXPECT_EQ(knob_for(&sampling_params::n_particles).name(), "smc.particles");
+    EXPECT_EQ(knob_for(&sampling_params::max_new_tokens).long_flag(), "--n-predict");
 }
 
 TEST(method_params, too_many_sequences_is_rejected_at_submit) {

@@ -78,22 +78,23 @@ TEST(server_request, every_rejection_names_its_field) {
 }
 
 TEST(server_request, method_knobs_and_the_sequence_budget) {
+    // A method's own knobs nest under its group, named as in the knob table (powersample/knobs.h).
     request_limits limits;
     limits.max_sequences = 10;
-    const auto r = parse_request(R"({"prompt": "x", "method": "smc", "particles": 4, "ess_threshold": 0.25,
-                                     "resample_interval": 2, "alpha_ramp": 3})", false, limits, 1000);
+    const auto r = parse_request(R"({"prompt": "x", "method": "smc", "smc": {"particles": 4, "ess_threshold": 0.25,
+                                     "resample_interval": 2, "alpha_ramp_tokens": 3}})", false, limits, 1000);
     EXPECT_EQ(r.params.method, powersample::method::smc);
     EXPECT_EQ(r.params.n_particles, 4);
     EXPECT_EQ(r.params.ess_threshold, 0.25);
     EXPECT_EQ(r.params.resample_interval, 2);
     EXPECT_EQ(r.params.alpha_ramp_tokens, 3);
-    const auto s = parse_request(R"({"prompt": "x", "method": "sps", "sps_candidates": 3, "sps_top_k": 2,
-                                     "sps_rollouts": 2, "sps_lookahead": 4})", false, limits, 1000);
+    const auto s = parse_request(R"({"prompt": "x", "method": "sps", "sps": {"candidates": 3, "top_k": 2,
+                                     "rollouts": 2, "lookahead": 4}})", false, limits, 1000);
     EXPECT_EQ(powersample::sequences_needed(s.params), 1 + 1 + 3 + 2 * 2);
     EXPECT_EQ(s.params.sps_proposal, powersample::sps_proposal::base);  // the paper's, by default
-    const auto v = parse_request(R"({"prompt": "x", "method": "sps", "sps_candidates": 3, "sps_top_k": 2,
-                                     "sps_rollouts": 2, "sps_proposal": "low-temp", "sps_level": "token",
-                                     "sps_last_candidates": 4, "sps_last_top_k": 3})", false, limits, 1000);
+    const auto v = parse_request(R"({"prompt": "x", "method": "sps", "sps": {"candidates": 3, "top_k": 2,
+                                     "rollouts": 2, "proposal": "low-temp", "level": "token",
+                                     "last_candidates": 4, "last_top_k": 3}})", false, limits, 1000);
     EXPECT_EQ(v.params.sps_proposal, powersample::sps_proposal::low_temp);
     EXPECT_EQ(v.params.sps_level, powersample::sps_level::token);
     EXPECT_EQ(v.params.sps_last_candidates, 4);
@@ -103,43 +104,56 @@ TEST(server_request, method_knobs_and_the_sequence_budget) {
     auto block = v.params;
     block.sps_level = powersample::sps_level::block;
     EXPECT_EQ(powersample::sequences_needed(block), 1 + 1 + 4 + 2 * 2);  // the last window's 4 candidates
-    const auto e = parse_request(R"({"prompt": "x", "method": "power-entropy", "entropy_beta": 0,
-                                     "entropy_floor": 1})", false, limits, 1000);
+    const auto e = parse_request(R"({"prompt": "x", "method": "power-entropy", "power_entropy": {"beta": 0,
+                                     "floor": 1}})", false, limits, 1000);
     EXPECT_EQ(e.params.entropy_beta, 0.0);
     EXPECT_EQ(e.params.entropy_floor, 1.0);
-    EXPECT_EQ(parse_request(R"({"prompt": "x", "method": "best-of-n", "best_of": 4})", false, limits, 1000).params.best_of, 4);
+    EXPECT_EQ(parse_request(R"({"prompt": "x", "method": "best-of-n", "best_of_n": {"best_of": 4}})", false, limits,
+                            1000).params.best_of, 4);
+    EXPECT_EQ(parse_request(R"({"prompt": "x", "early_rejection": false})", false, limits, 1000).params.early_rejection,
+              false);
 
     auto blamed = [&](const std::string & body) { return rejected_field(body, false, limits); };
     // Widths beyond the server's 10 sequences: the knob that sets the width is named.
-    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "smc", "particles": 5})"), "particles");
-    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps"})"), "sps_candidates");  // defaults need 82
-    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "best-of-n", "best_of": 5})"), "best_of");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "smc", "smc": {"particles": 5}})"), "smc.particles");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps"})"), "sps.candidates");  // defaults need 82
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "best-of-n", "best_of_n": {"best_of": 5}})"), "best_of_n.best_of");
     EXPECT_EQ(blamed(R"({"prompt": "x", "chains": 2})"), "(accepted)");
+    // A group of another method, not an object, or with a key it lacks.
+    EXPECT_EQ(blamed(R"({"prompt": "x", "smc": {"particles": 2}})"), "smc");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "smc", "smc": 3})"), "smc");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "smc", "smc": {"particle": 3}})"), "smc.particle");
+    // The old flat names are unknown fields now.
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "smc", "particles": 2})"), "particles");
     // Out of range or mistyped.
-    EXPECT_EQ(blamed(R"({"prompt": "x", "particles": 0})"), "particles");
-    EXPECT_EQ(blamed(R"({"prompt": "x", "ess_threshold": 1.5})"), "ess_threshold");
-    EXPECT_EQ(blamed(R"({"prompt": "x", "sps_rollouts": 1})"), "sps_rollouts");
-    EXPECT_EQ(blamed(R"({"prompt": "x", "entropy_beta": -1})"), "entropy_beta");
-    EXPECT_EQ(blamed(R"({"prompt": "x", "entropy_floor": 0})"), "entropy_floor");
-    EXPECT_EQ(blamed(R"({"prompt": "x", "best_of": "3"})"), "best_of");
-    EXPECT_EQ(blamed(R"({"prompt": "x", "sps_proposal": "q"})"), "sps_proposal");
-    EXPECT_EQ(blamed(R"({"prompt": "x", "sps_proposal": 1})"), "sps_proposal");
-    EXPECT_EQ(blamed(R"({"prompt": "x", "sps_level": "word"})"), "sps_level");
-    EXPECT_EQ(blamed(R"({"prompt": "x", "sps_lookahead": -1})"), "sps_lookahead");
-    EXPECT_EQ(blamed(R"({"prompt": "x", "sps_last_top_k": -1})"), "sps_last_top_k");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "smc", "smc": {"particles": 0}})"), "smc.particles");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "smc", "smc": {"ess_threshold": 1.5}})"), "smc.ess_threshold");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps": {"rollouts": 1}})"), "sps.rollouts");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "power-entropy", "power_entropy": {"beta": -1}})"),
+              "power_entropy.beta");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "power-entropy", "power_entropy": {"floor": 0}})"),
+              "power_entropy.floor");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "best-of-n", "best_of_n": {"best_of": "3"}})"), "best_of_n.best_of");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps": {"proposal": "q"}})"), "sps.proposal");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps": {"proposal": 1}})"), "sps.proposal");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps": {"level": "word"}})"), "sps.level");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps": {"lookahead": -1}})"), "sps.lookahead");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps": {"last_top_k": -1}})"), "sps.last_top_k");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "early_rejection": 1})"), "early_rejection");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "max_tokens_decoded": 10})"), "max_tokens_decoded");  // the server's budget
     // An sps budget below one block: max_tokens, under its request name.
-    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps_candidates": 2, "sps_top_k": 1, "sps_rollouts": 2,
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps": {"candidates": 2, "top_k": 1, "rollouts": 2},
                          "block_size": 8, "max_tokens": 4})"),
               "max_tokens");
     // A cross-field rule is validate()'s: K above the candidates.
-    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps_candidates": 2, "sps_top_k": 3, "sps_rollouts": 2})"),
-              "sps_top_k");
-    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps_candidates": 2, "sps_top_k": 1, "sps_rollouts": 2,
-                         "sps_last_candidates": 2, "sps_last_top_k": 3})"),
-              "sps_last_top_k");
-    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps_candidates": 2, "sps_top_k": 2, "sps_rollouts": 2,
-                         "sps_last_candidates": 1})"),
-              "sps_last_candidates");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps": {"candidates": 2, "top_k": 3, "rollouts": 2}})"),
+              "sps.top_k");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps": {"candidates": 2, "top_k": 1, "rollouts": 2,
+                         "last_candidates": 2, "last_top_k": 3}})"),
+              "sps.last_top_k");
+    EXPECT_EQ(blamed(R"({"prompt": "x", "method": "sps", "sps": {"candidates": 2, "top_k": 2, "rollouts": 2,
+                         "last_candidates": 1}})"),
+              "sps.last_candidates");
 }
 
 // The fields OpenAI clients send as a matter of course (issue: real clients).

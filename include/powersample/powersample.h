@@ -27,6 +27,7 @@
 #pragma once
 
 #include "powersample/engine.h"
+#include "powersample/knobs.h"
 #include "powersample/language-model.h"
 #include "powersample/sampling.h"
 

@@ -195,6 +195,9 @@ double effective_temperature(const sampling_params & params);
 // method::sps: the last window's L_w and K_w with 0 resolved to sps_candidates and sps_top_k.
 int32_t effective_sps_last_candidates(const sampling_params & params);
 int32_t effective_sps_last_top_k(const sampling_params & params);
+// The parameters as they run: temperature, sps_last_candidates and sps_last_top_k resolved as
+// above, early_rejection = early_rejection_applies(). What result files and statistics record.
+sampling_params resolved(const sampling_params & params);
 
 // Named presets: "speed" (alpha 2, B 32, N 2, T 128), "quality" (the seed README's recommendation:
 // alpha 4, B 64, N 5, T 256), "max-quality" (alpha 5, B 96, N 8, T 512) -- alpha, B and N of the

@@ -52,23 +52,15 @@ __all__ = [
 default_model_name: str = _ext.default_model_name
 
 METHODS = ("power", "sample", "greedy", "low-temp", "power-entropy", "smc", "sps", "best-of-n")
-# Per-method settings accepted through method_options= (sampling_params fields; see
-# include/powersample/sampling.h and docs/methods.md).
-METHOD_OPTIONS = {
-    "power-entropy": ("entropy_beta", "entropy_floor"),
-    "smc": ("n_particles", "ess_threshold", "resample_interval", "alpha_ramp_tokens"),
-    "sps": ("sps_candidates", "sps_top_k", "sps_rollouts", "sps_lookahead", "sps_last_candidates", "sps_last_top_k",
-            "sps_proposal", "sps_level"),
-    "best-of-n": ("best_of",),
-}
-
-# Method options that take a name, not a number: the parser for each ("base" / "low-temp",
-# "block" / "token"; sampling.h).
-_NAMED_OPTIONS = {"sps_proposal": "sps_proposal_from_name", "sps_level": "sps_level_from_name"}
+# Per-method settings accepted through method_options=, by method: the knobs of its group in the
+# knob table (include/powersample/knobs.h), by their JSON names ({"particles": 16} for smc).
+_GROUP_OF_METHOD = {m: _ext.knob_group(m) for m in METHODS if _ext.knob_group(m)}
+METHOD_OPTIONS = {method: tuple(key for group_, key, *_ in _ext.knobs() if group_ == group)
+                  for method, group in _GROUP_OF_METHOD.items()}
 
 # The C++ library names some parameters after its own fields; its messages are translated so
 # that a ValueError names the keyword the Python caller actually passed.
-_CPP_TO_PY_NAMES = {"max_new_tokens": "max_len", "chains": "n_chains", "particles": "n_particles"}
+_CPP_TO_PY_NAMES = {"max_tokens": "max_len", "chains": "n_chains"}
 
 
 def _bad(field: str, message: str) -> ValueError:
@@ -332,16 +324,7 @@ class PowerSampler:
             if name not in METHOD_OPTIONS.get(method, ()):
                 valid = ", ".join(METHOD_OPTIONS.get(method, ())) or "none"
                 raise _bad(name, f"method_options: {name!r} is not a setting of method {method!r} (valid: {valid})")
-            if name in _NAMED_OPTIONS:
-                if not isinstance(value, str):
-                    raise _bad(name, f"method_options: {name} = {value!r}: must be a string")
-                setattr(p, name, getattr(_ext, _NAMED_OPTIONS[name])(value))
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise _bad(name, f"method_options: {name} = {value!r}: must be a number")
-            if isinstance(value, int) and not -2**31 <= value < 2**31:
-                raise _bad(name, f"method_options: {name} = {value}: out of range")
-            setattr(p, name, value)
+            _ext.set_knob(p, _GROUP_OF_METHOD[method] + "." + name, value)
         try:
             _ext.validate(p)
         except ValueError as e:

@@ -253,11 +253,11 @@ def test_show_progress_writes_to_stderr(sampler, capsys):
     assert "power" in captured.err
 
 
-@pytest.mark.parametrize("method,options", [("power-entropy", {"entropy_beta": 2.0}), ("smc", {"n_particles": 4}),
-                                            ("sps", {"sps_candidates": 4, "sps_top_k": 2, "sps_rollouts": 2}),
-                                            ("sps", {"sps_top_k": 2, "sps_rollouts": 2, "sps_lookahead": 2,
-                                                     "sps_proposal": "low-temp", "sps_level": "token",
-                                                     "sps_last_top_k": 3}),
+@pytest.mark.parametrize("method,options", [("power-entropy", {"beta": 2.0}), ("smc", {"particles": 4}),
+                                            ("sps", {"candidates": 4, "top_k": 2, "rollouts": 2}),
+                                            ("sps", {"top_k": 2, "rollouts": 2, "lookahead": 2,
+                                                     "proposal": "low-temp", "level": "token",
+                                                     "last_top_k": 3}),
                                             ("best-of-n", {"best_of": 3})])
 def test_faster_methods_reproduce_and_count_their_tokens(sampler, method, options):
     kw = dict(block_size=8, steps=2, max_len=12, seed=9, method_options=options)
@@ -270,16 +270,20 @@ def test_faster_methods_reproduce_and_count_their_tokens(sampler, method, option
 
 
 def test_method_options_are_checked(sampler):
-    with pytest.raises(ValueError, match="n_particles"):
-        sampler.generate(PROMPT, "smc", max_len=8, method_options={"n_particles": 0})
+    # Each knob is named as the knob table names it: its method's group, then its key.
+    with pytest.raises(ValueError, match=r"^smc\.particles = 0: must be >= 1$") as e:
+        sampler.generate(PROMPT, "smc", max_len=8, method_options={"particles": 0})
+    assert e.value.field == "smc.particles"
     with pytest.raises(ValueError, match="best_of.*not a setting of method 'smc'"):
         sampler.generate(PROMPT, "smc", max_len=8, method_options={"best_of": 2})
-    with pytest.raises(ValueError, match="sps_proposal = 'q'"):
-        sampler.generate(PROMPT, "sps", max_len=8, method_options={"sps_proposal": "q"})
-    with pytest.raises(ValueError, match="sps_level = 2: must be a string"):
-        sampler.generate(PROMPT, "sps", max_len=8, method_options={"sps_level": 2})
-    with pytest.raises(ValueError, match="sps_last_top_k = 5"):
-        sampler.generate(PROMPT, "sps", max_len=8, method_options={"sps_last_candidates": 4, "sps_last_top_k": 5})
+    with pytest.raises(ValueError, match=r"sps\.proposal = 'q'"):
+        sampler.generate(PROMPT, "sps", max_len=8, method_options={"proposal": "q"})
+    with pytest.raises(ValueError, match=r"sps\.level = 2: must be a string"):
+        sampler.generate(PROMPT, "sps", max_len=8, method_options={"level": 2})
+    with pytest.raises(ValueError, match=r"sps\.last_top_k = 5"):
+        sampler.generate(PROMPT, "sps", max_len=8, method_options={"last_candidates": 4, "last_top_k": 5})
+    with pytest.raises(ValueError, match=r"smc\.particles = 2\.5: must be an integer"):
+        sampler.generate(PROMPT, "smc", max_len=8, method_options={"particles": 2.5})
     # An sps budget below one block (64 by default) is named by its Python keyword.
     with pytest.raises(ValueError, match="max_len = 8: must be >= block_size = 64"):
         sampler.generate(PROMPT, "sps", max_len=8)

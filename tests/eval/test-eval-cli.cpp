@@ -262,7 +262,7 @@ TEST(RunMatched, BestOfNMatchedToSmcSpendsSmcsBudget) {
         ++files;
         const auto j = slurp(e.path());
         EXPECT_NE(j.find("\"matched_to\": \"smc\""), std::string::npos) << j;
-        EXPECT_NE(j.find("\"n_chains\": " + std::to_string(n)), std::string::npos) << j;
+        EXPECT_NE(j.find("\"chains\": " + std::to_string(n)), std::string::npos) << j;  // params.chains
     }
     EXPECT_EQ(files, 2u);
     EXPECT_NE(r.output.find("| best-of-n@smc | 2 |"), std::string::npos) << r.output;

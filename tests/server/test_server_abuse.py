@@ -121,7 +121,7 @@ class ServerAbuse(unittest.TestCase):
             bodies.append(bytes(b))
         values = [None, True, -1, 0, 2 ** 63, 2 ** 64, -(2 ** 63) - 1, 1e308, "x", "", [], {}, [1], {"a": 1}]
         fields = ["prompt", "max_tokens", "alpha", "block_size", "steps", "chains", "n", "seed", "temperature",
-                  "top_p", "top_k", "min_p", "stream", "method", "particles", "best_of", "sps_rollouts"]
+                  "top_p", "top_k", "min_p", "stream", "method", "smc", "best_of_n", "sps", "early_rejection"]
         for _ in range(100):  # a wrong type or value in a real field
             body = dict(VALID)
             body[rng.choice(fields)] = rng.choice(values)

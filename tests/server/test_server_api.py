@@ -87,14 +87,17 @@ class ServerAPI(unittest.TestCase):
     def test_faster_methods_with_their_knobs(self):
         # The test server holds 2 x (1 + 2 x 2) + 3 = 13 KV sequences (3 kept for light requests):
         # smc with 4 particles needs 9.
+        # A method's own knobs nest under its group, in the request as in the statistics.
         cases = [
-            ({"method": "smc", "particles": 4, "ess_threshold": 0.5, "alpha_ramp": 2}, {"particles": 4}),
-            ({"method": "sps", "block_size": 3, "sps_candidates": 2, "sps_top_k": 1, "sps_rollouts": 2,
-              "sps_lookahead": 3}, {"sps_candidates": 2, "sps_rollouts": 2, "sps_proposal": "base"}),
-            ({"method": "sps", "sps_top_k": 1, "sps_candidates": 2, "sps_rollouts": 2, "sps_lookahead": 2,
-              "sps_proposal": "low-temp", "sps_level": "token"}, {"sps_proposal": "low-temp", "sps_level": "token"}),
-            ({"method": "power-entropy", "block_size": 3, "steps": 1, "entropy_beta": 2.0}, {"entropy_beta": 2.0}),
-            ({"method": "best-of-n", "best_of": 3}, {"best_of": 3}),
+            ({"method": "smc", "smc": {"particles": 4, "ess_threshold": 0.5, "alpha_ramp_tokens": 2}},
+             {"smc": {"particles": 4, "ess_threshold": 0.5, "resample_interval": 1, "alpha_ramp_tokens": 2}}),
+            ({"method": "sps", "block_size": 3, "sps": {"candidates": 2, "top_k": 1, "rollouts": 2, "lookahead": 3}},
+             {"block_size": 3}),
+            ({"method": "sps", "sps": {"top_k": 1, "candidates": 2, "rollouts": 2, "lookahead": 2,
+                                       "proposal": "low-temp", "level": "token"}}, {}),
+            ({"method": "power-entropy", "block_size": 3, "steps": 1, "power_entropy": {"beta": 2.0}},
+             {"power_entropy": {"beta": 2.0, "floor": 0.1}}),
+            ({"method": "best-of-n", "best_of_n": {"best_of": 3}}, {"best_of_n": {"best_of": 3}}),
         ]
         for fields, expect in cases:
             status, _, body = self.server.post_json("/v1/completions", {
@@ -104,14 +107,19 @@ class ServerAPI(unittest.TestCase):
             self.assertEqual(ps["method"], fields["method"])
             for k, v in expect.items():
                 self.assertEqual(ps[k], v, (fields, ps))
+            if fields["method"] == "sps":
+                for k, v in fields["sps"].items():
+                    self.assertEqual(ps["sps"][k], v, (fields, ps))
             # Every particle, rollout and discarded sample counts: more than the answer's tokens.
             self.assertGreater(ps["n_tokens_generated"], body["usage"]["completion_tokens"], ps)
         # 7 particles need 15 sequences: refused up front, naming the knob.
-        err = self.expect_400("/v1/completions", {"prompt": "x", "method": "smc", "particles": 7}, "particles")
+        err = self.expect_400("/v1/completions", {"prompt": "x", "method": "smc", "smc": {"particles": 7}},
+                              "smc.particles")
         self.assertIn("needs 15 KV sequences, the server holds 13", err["message"])
-        self.expect_400("/v1/completions", {"prompt": "x", "method": "sps", "sps_rollouts": 1}, "sps_rollouts")
-        self.expect_400("/v1/completions", {"prompt": "x", "method": "sps", "sps_proposal": "q"}, "sps_proposal")
-        self.expect_400("/v1/completions", {"prompt": "x", "method": "smc", "ess_threshold": 0}, "ess_threshold")
+        self.expect_400("/v1/completions", {"prompt": "x", "method": "sps", "sps": {"rollouts": 1}}, "sps.rollouts")
+        self.expect_400("/v1/completions", {"prompt": "x", "method": "sps", "sps": {"proposal": "q"}}, "sps.proposal")
+        self.expect_400("/v1/completions", {"prompt": "x", "method": "smc", "smc": {"ess_threshold": 0}},
+                        "smc.ess_threshold")
 
     def test_streaming_sends_progress_then_the_text(self):
         status, headers, data = self.server.post("/v1/completions", {

@@ -1,6 +1,7 @@
 #include "batch-mode.h"
 
 #include "cli-output.h"
+#include "../knob-json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -24,9 +25,17 @@ struct batch_item {
     ps::sampling_params params;
 };
 
-const std::set<std::string> known_fields = {"id", "prompt", "alpha", "block_size", "steps", "max_new_tokens",
-                                            "temperature", "top_k", "top_p", "min_p", "seed", "chains",
-                                            "method", "chat", "system"};
+// A line may set every knob of the knob table, by its JSON name, and these of its own.
+bool line_takes(const ps::knob_info &) { return true; }
+
+const std::set<std::string> & known_fields() {
+    static const std::set<std::string> fields = [] {
+        std::set<std::string> f = {"id", "prompt", "chat", "system"};
+        for (const auto & key : powersample_tools::knob_keys(line_takes)) f.insert(key);
+        return f;
+    }();
+    return fields;
+}
 
 // Parses one line into an item; throws invalid_argument_error naming the field.
 batch_item parse_line(const std::string & text, size_t line, const ps::sampling_params & defaults,
@@ -39,7 +48,7 @@ batch_item parse_line(const std::string & text, size_t line, const ps::sampling_
     }
     if (!j.is_object()) throw ps::invalid_argument_error("not a JSON object");
     for (auto it = j.begin(); it != j.end(); ++it) {
-        if (!known_fields.count(it.key())) throw ps::invalid_argument_error("unknown field '" + it.key() + "'");
+        if (!known_fields().count(it.key())) throw ps::invalid_argument_error("unknown field '" + it.key() + "'");
     }
     auto field = [&](const char * name, auto & out) {
         if (!j.contains(name)) return;
@@ -65,21 +74,8 @@ batch_item parse_line(const std::string & text, size_t line, const ps::sampling_
     } else {
         item.id = "line-" + std::to_string(line);
     }
-    field("alpha", item.params.alpha);
-    field("block_size", item.params.block_size);
-    field("steps", item.params.n_steps_per_block);
-    field("max_new_tokens", item.params.max_new_tokens);
-    field("temperature", item.params.temperature);
-    field("top_k", item.params.top_k);
-    field("top_p", item.params.top_p);
-    field("min_p", item.params.min_p);
-    field("seed", item.params.seed);
-    field("chains", item.params.n_chains);
-    if (j.contains("method")) {
-        std::string name;
-        field("method", name);
-        item.params.method = ps::method_from_name(name);
-    }
+    // Errors name the knob as the line spells it ("sps.top_k: must be an integer, got string").
+    powersample_tools::read_knobs(j, item.params, line_takes);
     bool chat = options.chat;
     field("chat", chat);
     std::string system = options.system_prompt;

@@ -1,8 +1,8 @@
 // power-sampling --batch: many prompts through one context with continuous batching.
 //
-// Input: JSONL, one object per line: {"prompt": "...", "id": "..."} plus optional overrides
-// ("alpha", "block_size", "steps", "max_new_tokens", "temperature", "top_k", "top_p", "min_p",
-// "seed", "chains", "method", "chat", "system"). Output: JSONL in input order, each line written
+// Input: JSONL, one object per line: {"prompt": "...", "id": "..."} plus optional overrides:
+// any knob by its JSON name (the knob table, powersample/knobs.h: "alpha", "max_tokens",
+// "method", "smc": {"particles": 8}, ...), "chat" and "system". Output: JSONL in input order, each line written
 // (and flushed) as soon as it and every line before it are finished, so an interrupted run keeps
 // its finished prefix; --resume skips the ids already in the output file.
 #pragma once

@@ -1,5 +1,7 @@
 #include "cli-output.h"
 
+#include "../knob-json.h"
+
 #include <fmt/core.h>
 
 #include <cstdio>
@@ -12,34 +14,7 @@ std::string dump_json(const nlohmann::json & j, int indent) {
 }
 
 nlohmann::json params_to_json(const ps::sampling_params & p) {
-    return {{"method", ps::method_name(p.method)},
-            {"alpha", p.alpha},
-            {"block_size", p.block_size},
-            {"steps", p.n_steps_per_block},
-            {"max_new_tokens", p.max_new_tokens},
-            {"temperature", ps::effective_temperature(p)},
-            {"top_k", p.top_k},
-            {"top_p", p.top_p},
-            {"min_p", p.min_p},
-            {"seed", p.seed},
-            {"chains", p.n_chains},
-            {"particles", p.n_particles},
-            {"ess_threshold", p.ess_threshold},
-            {"resample_interval", p.resample_interval},
-            {"alpha_ramp_tokens", p.alpha_ramp_tokens},
-            {"sps_candidates", p.sps_candidates},
-            {"sps_top_k", p.sps_top_k},
-            {"sps_rollouts", p.sps_rollouts},
-            {"sps_lookahead", p.sps_lookahead},
-            {"sps_proposal", ps::sps_proposal_name(p.sps_proposal)},
-            {"sps_level", ps::sps_level_name(p.sps_level)},
-            {"sps_last_candidates", ps::effective_sps_last_candidates(p)},
-            {"sps_last_top_k", ps::effective_sps_last_top_k(p)},
-            {"entropy_beta", p.entropy_beta},
-            {"entropy_floor", p.entropy_floor},
-            {"best_of", p.best_of},
-            {"early_rejection", ps::early_rejection_applies(p)},
-            {"stop", p.stop}};
+    return powersample_tools::knobs_to_json(p);
 }
 
 nlohmann::json report_to_json(const run_report & r) {

@@ -9,7 +9,7 @@
 #include "cli-output.h"
 #include "model-fetch.h"
 #include "remote-mode.h"
-#include "../sampling-flags.h"
+#include "../knob-flags.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -48,39 +48,14 @@ struct cli_options {
     std::string prompt_file;
     std::string system_prompt;
     std::string preset = "quality";
-    std::string method = "power";
     std::string batch_file;
     std::string output_file;
     std::string trace_svg;
-    int32_t     max_new_tokens = 0;
     std::string seed;  // text: CLI11 would let a number beyond 64 bits through; checked by parse_seed
     int32_t     threads        = 0;
     int32_t     n_gpu_layers   = 0;
-    double      temperature    = 0.0;
-    int32_t     top_k          = 0;
-    double      top_p          = 1.0;
-    double      min_p          = 0.0;
-    double      alpha          = 4.0;
-    int32_t     block_size     = 64;
-    int32_t     steps          = 5;
-    int32_t     chains         = 1;
-    int32_t     particles      = 32;
-    double      ess_threshold  = 0.5;
-    int32_t     resample_interval = 1;
-    int32_t     alpha_ramp     = 8;
-    int32_t     sps_candidates = 16;
-    int32_t     sps_top_k      = 8;
-    int32_t     sps_rollouts   = 8;
-    int32_t     sps_lookahead  = 0;
-    std::string sps_proposal   = "base";
-    std::string sps_level      = "block";
-    int32_t     sps_last_candidates = 0;
-    int32_t     sps_last_top_k = 0;
-    double      entropy_beta   = 1.0;
-    double      entropy_floor  = 0.1;
-    bool        no_early_rejection = false;
-    int32_t     best_of        = 8;
-    std::vector<std::string> stop;
+    // The sampling knobs' flags, from the knob table (tools/knob-flags.h).
+    powersample_tools::knob_flags knobs;
     bool        compare        = false;
     bool        trace          = false;
     bool        json           = false;
@@ -143,39 +118,13 @@ std::string read_prompt(const cli_options & o, const CLI::App & app) {
     throw ps::invalid_argument_error("no prompt: give -p TEXT, -f FILE, or pipe it on standard input");
 }
 
-// The preset gives the defaults; every flag given on the command line overrides it.
-ps::sampling_params build_params(const cli_options & o, const CLI::App & app) {
+// The preset gives the defaults; every flag given on the command line overrides it (a preset
+// may pick the method: smc, sps-paper, sps-small; --method overrides it). Errors name the
+// library's field; main's handler turns it into the flag.
+ps::sampling_params build_params(const cli_options & o) {
     ps::sampling_params p = ps::preset(o.preset);
-    // A preset may pick the method (smc, sps-paper, sps-small); --method overrides it.
-    if (app.count("--method") || p.method == ps::method::power) p.method = ps::method_from_name(o.method);
-    if (app.count("--alpha")) p.alpha = o.alpha;
-    if (app.count("--block-size")) p.block_size = o.block_size;
-    if (app.count("--steps")) p.n_steps_per_block = o.steps;
-    if (app.count("--n-predict")) p.max_new_tokens = o.max_new_tokens;
-    if (app.count("--temp")) p.temperature = o.temperature;
-    if (app.count("--top-k")) p.top_k = o.top_k;
-    if (app.count("--top-p")) p.top_p = o.top_p;
-    if (app.count("--min-p")) p.min_p = o.min_p;
-    if (app.count("--chains")) p.n_chains = o.chains;
-    if (app.count("--particles")) p.n_particles = o.particles;
-    if (app.count("--ess-threshold")) p.ess_threshold = o.ess_threshold;
-    if (app.count("--resample-interval")) p.resample_interval = o.resample_interval;
-    if (app.count("--alpha-ramp")) p.alpha_ramp_tokens = o.alpha_ramp;
-    if (app.count("--sps-candidates")) p.sps_candidates = o.sps_candidates;
-    if (app.count("--sps-top-k")) p.sps_top_k = o.sps_top_k;
-    if (app.count("--sps-rollouts")) p.sps_rollouts = o.sps_rollouts;
-    if (app.count("--sps-lookahead")) p.sps_lookahead = o.sps_lookahead;
-    if (app.count("--sps-last-candidates")) p.sps_last_candidates = o.sps_last_candidates;
-    if (app.count("--sps-last-top-k")) p.sps_last_top_k = o.sps_last_top_k;
-    if (app.count("--entropy-beta")) p.entropy_beta = o.entropy_beta;
-    if (app.count("--entropy-floor")) p.entropy_floor = o.entropy_floor;
-    if (app.count("--best-of")) p.best_of = o.best_of;
-    p.early_rejection = !o.no_early_rejection;
-    if (app.count("--stop")) p.stop = o.stop;
+    o.knobs.apply(p);
     p.record_trace = true;
-    // Errors name the library's field; main's handler turns it into the flag.
-    if (app.count("--sps-proposal")) p.sps_proposal = ps::sps_proposal_from_name(o.sps_proposal);
-    if (app.count("--sps-level")) p.sps_level = ps::sps_level_from_name(o.sps_level);
     ps::validate(p);
     return p;
 }
@@ -249,61 +198,12 @@ int main(int argc, char ** argv) {
     app.add_flag("--raw", o.raw, "Use the prompt as is, no chat template")->group(g_sampling);
     app.add_option("--preset", o.preset, "speed | quality | max-quality | paper | smc | sps-paper | sps-small")
         ->capture_default_str()->group(g_sampling);
-    std::string method_list;
-    for (const auto & m : ps::method_names()) method_list += (method_list.empty() ? "" : " | ") + m;
-    app.add_option("--method", o.method, method_list)->capture_default_str()->group(g_sampling);
-    app.add_option("--alpha", o.alpha, "Target exponent: pi ∝ p^alpha (> 0) [preset: 4]")->group(g_sampling);
-    app.add_option("--block-size", o.block_size, "Tokens per block, B (>= 1) [preset]")->group(g_sampling);
-    app.add_option("--steps", o.steps, "MH steps per block, N (>= 0) [preset]")->group(g_sampling);
-    app.add_option("-n,--n-predict", o.max_new_tokens, "Max new tokens, T (>= 1) [preset]")->group(g_sampling);
-    app.add_option("--temp", o.temperature,
-                   "Proposal temperature (0 = 1/alpha for power and low-temp, 1 for sample)")->group(g_sampling);
-    app.add_option("--top-k", o.top_k, "Proposal top-k (0 = off); the chain then samples pi restricted "
-                                       "to what the proposal can produce")->group(g_sampling);
-    app.add_option("--top-p", o.top_p, "Proposal top-p (1 = off)")->group(g_sampling);
-    app.add_option("--min-p", o.min_p, "Proposal min-p (0 = off)")->group(g_sampling);
-    app.add_option("--chains", o.chains, "Independent chains (samples), decoded in one batch [1]")->group(g_sampling);
+    // Every sampling knob but the seed (whose text is checked by parse_seed) from the knob table;
+    // the help shows the library's defaults, which are the quality preset's.
     const std::string g_methods = "Other methods (docs/methods.md)";
-    app.add_option("--particles", o.particles, "smc: particles N (>= 1)")->capture_default_str()->group(g_methods);
-    app.add_option("--ess-threshold", o.ess_threshold, "smc: resample when ESS < kappa * N; kappa in (0, 1]")
-        ->capture_default_str()->group(g_methods);
-    app.add_option("--resample-interval", o.resample_interval, "smc: tokens between ESS checks (>= 1)")
-        ->capture_default_str()->group(g_methods);
-    app.add_option("--alpha-ramp", o.alpha_ramp, "smc: tokens over which alpha rises from 1 (0 = none)")
-        ->capture_default_str()->group(g_methods);
-    app.add_option("--sps-candidates", o.sps_candidates, "sps: candidate blocks per boundary (>= 1)")
-        ->capture_default_str()->group(g_methods);
-    app.add_option("--sps-top-k", o.sps_top_k, "sps: candidates kept, K (1 .. --sps-candidates)")
-        ->capture_default_str()->group(g_methods);
-    app.add_option("--sps-rollouts", o.sps_rollouts, "sps: rollouts per candidate, M (>= 2)")
-        ->capture_default_str()->group(g_methods);
-    app.add_option("--sps-lookahead", o.sps_lookahead, "sps: tokens per rollout, H (0 = to the cap)")
-        ->capture_default_str()->group(g_methods);
-    app.add_option("--sps-proposal", o.sps_proposal,
-                   "sps: base (candidates and rollouts from the model at T = 1, the paper) | low-temp "
-                   "(at T = 1/alpha, importance-weighted)")
-        ->capture_default_str()->group(g_methods);
-    app.add_option("--sps-level", o.sps_level,
-                   "sps: block (sampled candidate blocks, Alg. 2) | token (the top-K tokens, Alg. 1)")
-        ->capture_default_str()->group(g_methods);
-    app.add_option("--sps-last-candidates", o.sps_last_candidates,
-                   "sps: candidates of the last window, L_w (0 = --sps-candidates)")
-        ->capture_default_str()->group(g_methods);
-    app.add_option("--sps-last-top-k", o.sps_last_top_k, "sps: last-window candidates kept, K_w (0 = --sps-top-k)")
-        ->capture_default_str()->group(g_methods);
-    app.add_option("--entropy-beta", o.entropy_beta, "power-entropy: cut weight exponent beta (>= 0)")
-        ->capture_default_str()->group(g_methods);
-    app.add_option("--entropy-floor", o.entropy_floor, "power-entropy: uniform share of cuts, in (0, 1]")
-        ->capture_default_str()->group(g_methods);
-    app.add_option("--best-of", o.best_of, "best-of-n: samples per answer (>= 1)")->capture_default_str()
-        ->group(g_methods);
-    app.add_flag("--no-early-rejection", o.no_early_rejection,
-                 "power, power-entropy: decode every proposal to its end instead of stopping it once it "
-                 "cannot be accepted (same chain, more tokens)")
-        ->group(g_methods);
-    app.add_option("--stop", o.stop, "Stop string: the completion ends after the token that completes it, and "
-                                     "the text stops before it (repeat for up to 4)")
-        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)->group(g_sampling);
+    o.knobs.add_to(app, ps::sampling_params{}, g_sampling, g_methods, [](const ps::knob_info & k) {
+        return k.name() != ps::knob_for(&ps::sampling_params::seed).name();
+    });
     app.add_option("-s,--seed", o.seed, "RNG seed, 0 .. 2^64-1 (default or -1: random, printed on stderr)")
         ->group(g_sampling);
 
@@ -365,11 +265,11 @@ int main(int argc, char ** argv) {
         if (o.raw && !o.system_prompt.empty()) {
             throw ps::invalid_argument_error("--system: a system message needs the chat template, not --raw");
         }
-        if (o.trace && !o.compare) {
-            const ps::method m = ps::method_from_name(o.method);
-            if (m != ps::method::power && m != ps::method::power_entropy) {
-                throw ps::invalid_argument_error("--trace: --method " + o.method + " has no MCMC chain to show");
-            }
+        ps::sampling_params params = build_params(o);
+        const bool has_chain = params.method == ps::method::power || params.method == ps::method::power_entropy;
+        if (o.trace && !o.compare && !has_chain) {
+            throw ps::invalid_argument_error(std::string("--trace: --method ") + ps::method_name(params.method) +
+                                             " has no MCMC chain to show");
         }
         check_remote_api(o.remote.api);
         if (o.remote.url.empty() && (app.count("--remote-api") || app.count("--remote-model"))) {
@@ -388,9 +288,9 @@ int main(int argc, char ** argv) {
         }
         if (!o.trace_svg.empty()) {
             if (!o.batch_file.empty()) throw ps::invalid_argument_error("--trace-svg and --batch: choose one");
-            const ps::method m = ps::method_from_name(o.method);
-            if (!o.compare && m != ps::method::power && m != ps::method::power_entropy) {
-                throw ps::invalid_argument_error("--trace-svg: --method " + o.method + " has no MCMC chain to draw");
+            if (!o.compare && !has_chain) {
+                throw ps::invalid_argument_error(std::string("--trace-svg: --method ") + ps::method_name(params.method) +
+                                                 " has no MCMC chain to draw");
             }
             try {
                 ps::check_svg_path(o.trace_svg);
@@ -403,7 +303,6 @@ int main(int argc, char ** argv) {
             throw ps::invalid_argument_error("-ngl/--n-gpu-layers " + std::to_string(o.n_gpu_layers) +
                                              ": must be -1 (all) or >= 0");
         }
-        ps::sampling_params params = build_params(o, app);
         const auto given_seed = parse_seed(o.seed);
         params.seed = given_seed ? *given_seed : (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
         // A drawn seed is printed once the input has passed every check, just before sampling.

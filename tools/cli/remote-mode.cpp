@@ -45,8 +45,9 @@ int run_with(Generator & gen, const remote_mode_options & o, const ps::sampling_
     if (o.json) {
         // The local --json shape (runs[].params, runs[].chains[], the same keys), with what only a
         // remote run has under "remote".
-        nlohmann::json run = report_to_json({params, r.result});
-        run["params"]["early_rejection"] = false;  // the remote chain decodes every proposal (docs/remote.md)
+        ps::sampling_params ran = params;
+        ran.early_rejection = false;  // the remote chain decodes every proposal (docs/remote.md)
+        nlohmann::json run = report_to_json({ran, r.result});
         const int64_t cached = gen.n_context_tokens_cached();
         nlohmann::json out = {
             {"remote", {{"url", o.url}, {"api", o.api}, {"exact", r.exact}, {"max_log_q_error", r.max_log_q_error},

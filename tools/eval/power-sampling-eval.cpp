@@ -10,7 +10,8 @@
 #include "graders.h"
 #include "report.h"
 #include "results.h"
-#include "../sampling-flags.h"
+#include "../knob-flags.h"
+#include "../knob-json.h"
 
 #include <powersample/powersample.h>
 
@@ -84,7 +85,8 @@ std::optional<std::string> beyond_context(const ps::model & model, const std::ve
                " tokens";
     }
     if (n + max_new_tokens > ctx) {
-        return "max_new_tokens = " + std::to_string(max_new_tokens) + ": with the prompt's " + std::to_string(n) +
+        return ps::knob_for(&ps::sampling_params::max_new_tokens).name() + " = " + std::to_string(max_new_tokens) +
+               ": with the prompt's " + std::to_string(n) +
                " tokens this exceeds the model's context of " + std::to_string(ctx) + " tokens";
     }
     return std::nullopt;
@@ -109,18 +111,9 @@ struct options {
     std::string methods = "greedy,sample,low-temp,power";
     int32_t     n_samples = 4;
     std::string preset;
-    double      alpha = 0;            // 0: the preset's (4)
-    int32_t     block_size = 0;
-    int32_t     steps = -1;
-    int32_t     max_new_tokens = 0;
-    // Other methods' knobs (docs/methods.md), applied only when their flag is given.
-    int32_t     particles = -1, resample_interval = -1, alpha_ramp = -1;
-    double      ess_threshold = -1;
-    int32_t     sps_candidates = -1, sps_top_k = -1, sps_rollouts = -1, sps_lookahead = -1;
-    int32_t     sps_last_candidates = -1, sps_last_top_k = -1;
-    std::string sps_proposal, sps_level;
-    double      entropy_beta = -1, entropy_floor = -1;
-    bool        no_early_rejection = false;
+    // The sampling knobs' flags, from the knob table (tools/knob-flags.h); a knob whose flag is
+    // not given keeps the preset's value (sps: the sps-small preset's, see below).
+    powersample_tools::knob_flags knobs;
     size_t      limit = 0;            // 0: all
     size_t      offset = 0;
     bool        shuffle = false;
@@ -198,28 +191,6 @@ std::map<std::string, ev::batch_timing> read_timings(const fs::path & out, const
         if (whole.count(m)) t = whole[m];
     }
     return all;
-}
-
-// The knobs of the methods beyond alpha/block/steps, recorded so a result file says how it was made.
-nlohmann::json method_params(const ps::sampling_params & sp) {
-    switch (sp.method) {
-        case ps::method::smc:
-            return { { "particles", sp.n_particles }, { "ess_threshold", sp.ess_threshold },
-                     { "resample_interval", sp.resample_interval }, { "alpha_ramp_tokens", sp.alpha_ramp_tokens } };
-        case ps::method::sps:
-            return { { "candidates", sp.sps_candidates }, { "top_k", sp.sps_top_k },
-                     { "rollouts", sp.sps_rollouts }, { "lookahead", sp.sps_lookahead },
-                     { "proposal", ps::sps_proposal_name(sp.sps_proposal) }, { "level", ps::sps_level_name(sp.sps_level) },
-                     { "last_candidates", ps::effective_sps_last_candidates(sp) },
-                     { "last_top_k", ps::effective_sps_last_top_k(sp) } };
-        case ps::method::power_entropy:
-            return { { "entropy_beta", sp.entropy_beta }, { "entropy_floor", sp.entropy_floor },
-                     { "early_rejection", ps::early_rejection_applies(sp) } };
-        case ps::method::power:
-            return { { "early_rejection", ps::early_rejection_applies(sp) } };
-        default:
-            return nlohmann::json::object();
-    }
 }
 
 struct matched_budget {
@@ -317,45 +288,22 @@ int main(int argc, char ** argv) {
     app.add_option("--preset", o.preset, "power-sampling preset (" + join(ps::preset_names(), ", ") +
                                              "); default: the library's defaults (alpha 4, B 64, N 5, T 256)")
         ->group("Methods");
-    app.add_option("--alpha", o.alpha, "exponent of p^alpha; also sets T = 1/alpha for low-temp (0: preset)")
-        ->group("Methods");
-    app.add_option("--block-size", o.block_size, "power sampling block size B (0: preset)")->group("Methods");
-    app.add_option("--steps", o.steps, "MH steps per block N (-1: preset)")->group("Methods");
-    app.add_option("--n-predict,--max-new-tokens", o.max_new_tokens, "cap on tokens per completion (0: preset)")
-        ->group("Methods");
-    const std::string g_other = "Other methods (docs/methods.md; unset: the preset's or the library's value)";
-    // Set-or-not is read from app.count(), so the placeholders below are never shown or used.
-    app.add_option("--particles", o.particles, "smc: particles N (>= 1) [32]")->default_str("")->group(g_other);
-    app.add_option("--ess-threshold", o.ess_threshold, "smc: resample when ESS < kappa * N; kappa in (0, 1] [0.5]")
-        ->default_str("")->group(g_other);
-    app.add_option("--resample-interval", o.resample_interval, "smc: tokens between ESS checks (>= 1)")
-        ->default_str("")->group(g_other);
-    app.add_option("--alpha-ramp", o.alpha_ramp, "smc: tokens over which alpha rises from 1 (0 = none)")
-        ->default_str("")->group(g_other);
-    app.add_option("--sps-candidates", o.sps_candidates, "sps: candidate blocks per boundary [sps-small: 8]")
-        ->default_str("")->group(g_other);
-    app.add_option("--sps-top-k", o.sps_top_k, "sps: candidates kept, K [sps-small: 4]")->default_str("")->group(g_other);
-    app.add_option("--sps-rollouts", o.sps_rollouts, "sps: rollouts per candidate, M (>= 2) [sps-small: 4]")
-        ->default_str("")->group(g_other);
-    app.add_option("--sps-lookahead", o.sps_lookahead, "sps: tokens per rollout (0 = to the cap) [sps-small: 32]")
-        ->default_str("")->group(g_other);
-    app.add_option("--sps-proposal", o.sps_proposal,
-                   "sps: base (from the model at T = 1, the paper) | low-temp (T = 1/alpha, importance-weighted) [base]")
-        ->default_str("")->group(g_other);
-    app.add_option("--sps-level", o.sps_level, "sps: block (Alg. 2) | token (the top-K tokens, Alg. 1) [block]")
-        ->default_str("")->group(g_other);
-    app.add_option("--sps-last-candidates", o.sps_last_candidates,
-                   "sps: candidates of the last window, L_w (0 = --sps-candidates) [0]")
-        ->default_str("")->group(g_other);
-    app.add_option("--sps-last-top-k", o.sps_last_top_k, "sps: last-window candidates kept, K_w (0 = --sps-top-k) [0]")
-        ->default_str("")->group(g_other);
-    app.add_option("--entropy-beta", o.entropy_beta, "power-entropy: cut weight exponent beta (>= 0) [1]")
-        ->default_str("")->group(g_other);
-    app.add_option("--entropy-floor", o.entropy_floor, "power-entropy: uniform share of cuts, in (0, 1] [0.1]")
-        ->default_str("")->group(g_other);
-    app.add_flag("--no-early-rejection", o.no_early_rejection,
-                 "power, power-entropy: decode every proposal to its end (same answers, more tokens)")
-        ->group(g_other);
+    {
+        // What this tool takes from the table: not the method (--methods), the seed (the run's
+        // base seed, below), the chain count (--n-samples) or the stop strings (the dataset's).
+        const auto takes = [](const ps::knob_info & k) {
+            using P = ps::sampling_params;
+            for (const std::string & own : { ps::knob_for(&P::method).name(), ps::knob_for(&P::seed).name(),
+                                             ps::knob_for(&P::n_chains).name(), ps::knob_for(&P::stop).name() }) {
+                if (k.name() == own) return false;
+            }
+            return true;
+        };
+        ps::sampling_params shown;
+        ps::copy_knobs(ps::preset("sps-small"), shown, ps::knob_group(ps::method::sps));
+        o.knobs.add_to(app, shown, "Methods", "Other methods (docs/methods.md; unset: the preset's or the library's value)",
+                       takes, /*short_names=*/false);
+    }
     app.add_option("--limit", o.limit, "at most this many problems (0: all)")->group("Selection");
     app.add_option("--offset", o.offset, "skip this many problems (after shuffling)")->group("Selection");
     app.add_flag("--shuffle", o.shuffle, "shuffle the problems with --seed before offset and limit")
@@ -419,37 +367,22 @@ int main(int argc, char ** argv) {
     } catch (const ps::invalid_argument_error & e) {
         usage_error(std::string("--preset: ") + e.what());
     }
-    if (o.alpha != 0) base.alpha = o.alpha;
-    if (o.block_size != 0) base.block_size = o.block_size;
-    if (o.steps != -1) base.n_steps_per_block = o.steps;  // -1: the preset's; any other negative is named
-    if (o.max_new_tokens != 0) base.max_new_tokens = o.max_new_tokens;
-    base.record_trace = false;  // result files stay small; counts are kept
-    // A flag given is applied whatever its value, so that validate() names a bad one.
-    auto given = [&](const char * flag) { return app.count(flag) > 0; };
-    if (given("--particles")) base.n_particles = o.particles;
-    if (given("--ess-threshold")) base.ess_threshold = o.ess_threshold;
-    if (given("--resample-interval")) base.resample_interval = o.resample_interval;
-    if (given("--alpha-ramp")) base.alpha_ramp_tokens = o.alpha_ramp;
-    if (given("--entropy-beta")) base.entropy_beta = o.entropy_beta;
-    if (given("--entropy-floor")) base.entropy_floor = o.entropy_floor;
-    base.early_rejection = !o.no_early_rejection;
-    // sps: the paper's settings (B 192, 64 rollouts per block to the cap) cost hours per problem
-    // on a small model on a CPU, so the eval starts from the scaled preset; the flags override it.
-    ps::sampling_params sps = base;
-    {
-        const ps::sampling_params small = ps::preset("sps-small");
-        sps.block_size     = small.block_size;
-        sps.sps_candidates = given("--sps-candidates") ? o.sps_candidates : small.sps_candidates;
-        sps.sps_top_k      = given("--sps-top-k") ? o.sps_top_k : small.sps_top_k;
-        sps.sps_rollouts   = given("--sps-rollouts") ? o.sps_rollouts : small.sps_rollouts;
-        sps.sps_lookahead  = given("--sps-lookahead") ? o.sps_lookahead : small.sps_lookahead;
-        sps.sps_last_candidates = given("--sps-last-candidates") ? o.sps_last_candidates : small.sps_last_candidates;
-        sps.sps_last_top_k      = given("--sps-last-top-k") ? o.sps_last_top_k : small.sps_last_top_k;
-        sps.method = ps::method::sps;
-    }
+    ps::sampling_params sps;
     try {
-        if (given("--sps-proposal")) sps.sps_proposal = ps::sps_proposal_from_name(o.sps_proposal);
-        if (given("--sps-level")) sps.sps_level = ps::sps_level_from_name(o.sps_level);
+        o.knobs.apply(base);
+        base.record_trace = false;  // result files stay small; counts are kept
+        // sps: the paper's settings (B 192, 64 rollouts per block to the cap) cost hours per problem
+        // on a small model on a CPU, so the eval starts from the scaled preset (its block size too);
+        // the sps flags given override it.
+        sps = base;
+        {
+            const ps::sampling_params small = ps::preset("sps-small");
+            const char *              group = ps::knob_group(ps::method::sps);
+            ps::copy_knobs(small, sps, group);
+            o.knobs.apply(sps, group);
+            sps.block_size = small.block_size;
+            sps.method     = ps::method::sps;
+        }
         for (const auto & name : method_names) {
             const auto m = ev::find_eval_method(name);
             ps::sampling_params check = m->engine == "sps" ? sps : base;
@@ -618,7 +551,7 @@ int main(int argc, char ** argv) {
                     for (const auto & m : group) {
                         const fs::path file = out_dir / m.name / (ev::sanitize_id(problems[i].id) + ".json");
                         if (ev::is_finished_record(file)) continue;
-                        ev::write_json_atomically(file, { { "version", 1 },
+                        ev::write_json_atomically(file, { { "version", ev::record_version },
                                                           { "problem_id", problems[i].id },
                                                           { "dataset", o.dataset },
                                                           { "task", problems[i].task },
@@ -628,7 +561,7 @@ int main(int argc, char ** argv) {
                                                           { "chat", chat },
                                                           { "question", problems[i].question },
                                                           { "reference", problems[i].reference },
-                                                          { "params", { { "max_new_tokens", sp.max_new_tokens } } },
+                                                          { "params", powersample_tools::knobs_to_json(sp) },
                                                           { "samples", nlohmann::json::array() },
                                                           { "skipped", *why } });
                     }
@@ -675,7 +608,7 @@ int main(int argc, char ** argv) {
                     const fs::path file = out_dir / m.name / (ev::sanitize_id(p.id) + ".json");
                     if (ev::is_finished_record(file)) continue;
                     nlohmann::json rec{
-                        { "version", 1 },
+                        { "version", ev::record_version },
                         { "problem_id", p.id },
                         { "dataset", o.dataset },
                         { "task", p.task },
@@ -687,15 +620,8 @@ int main(int argc, char ** argv) {
                         { "prompt", requests[k].first },
                         { "stop", prompts[k].stop },
                         { "reference", p.reference },
-                        { "params",
-                          { { "alpha", sp.alpha },
-                            { "block_size", sp.block_size },
-                            { "steps", sp.n_steps_per_block },
-                            { "max_new_tokens", sp.max_new_tokens },
-                            { "temperature", ps::effective_temperature(sp) },
-                            { "n_chains", sp.n_chains },
-                            { "seed", requests[k].second.seed } } },
-                        { "method_params", method_params(sp) },
+                        // How it was made, in the knob table's vocabulary, with this problem's seed.
+                        { "params", powersample_tools::knobs_to_json(requests[k].second) },
                         { "samples", samples },
                         { "n_tokens_generated", tokens },
                         { "n_prompt_tokens", g.n_prompt_tokens },
@@ -766,7 +692,9 @@ int main(int argc, char ** argv) {
         info.emplace_back("model", fs::path(r0.value("model", "")).filename().string());
         info.emplace_back("dataset", r0.value("dataset", ""));
         info.emplace_back("prompt", r0.value("chat", false) ? "chat template" : "raw");
-        info.emplace_back("max new tokens", std::to_string(r0["params"].value("max_new_tokens", 0)));
+        const std::string max_tokens = ps::knob_for(&ps::sampling_params::max_new_tokens).name();
+        const std::string chains     = ps::knob_for(&ps::sampling_params::n_chains).name();
+        info.emplace_back("max new tokens", std::to_string(r0["params"].value(max_tokens, 0)));
         for (const auto & rec : records) {
             if (rec.value("engine", "") == "power") {
                 const auto & pp = rec["params"];
@@ -775,11 +703,13 @@ int main(int argc, char ** argv) {
                 break;
             }
         }
+        // Each method's own knobs, from its group in the first record of it.
         for (const char * engine : { "power-entropy", "smc", "sps" }) {
+            const char * group = ps::knob_group(ps::method_from_name(engine));
             for (const auto & rec : records) {
-                if (rec.value("engine", "") != engine || !rec.contains("method_params")) continue;
+                if (rec.value("engine", "") != engine || !rec["params"].contains(group)) continue;
                 std::string knobs;
-                for (const auto & [k, v] : rec["method_params"].items()) {
+                for (const auto & [k, v] : rec["params"][group].items()) {
                     knobs += (knobs.empty() ? "" : ", ") + k + " " + (v.is_string() ? v.get<std::string>() : v.dump());
                 }
                 if (engine == std::string("sps")) knobs += ", block " + std::to_string(rec["params"].value("block_size", 0));
@@ -788,8 +718,8 @@ int main(int argc, char ** argv) {
             }
         }
         for (const auto & rec : records) {
-            if (rec["params"].value("n_chains", 1) > 1) {
-                info.emplace_back("N (samples for N-methods)", std::to_string(rec["params"].value("n_chains", 1)));
+            if (rec["params"].value(chains, 1) > 1) {
+                info.emplace_back("N (samples for N-methods)", std::to_string(rec["params"].value(chains, 1)));
                 break;
             }
         }

@@ -100,6 +100,11 @@ sample_grade grade_response(std::string_view task, std::string_view response, st
 // n_correct). Everything it needs is inside the record, so --regrade needs no model.
 void grade_record(nlohmann::json & record, const sandbox_limits & limits = {});
 
+// The result file format. 2: "params" holds the knobs in the knob table's vocabulary
+// (powersample/knobs.h: max_tokens, chains, a method's own under its group); 1 had
+// max_new_tokens, n_chains and a flat "method_params" (scripts/convert-results-v2.py converts).
+constexpr int record_version = 2;
+
 // A finished result file: parses, has samples, none of them cancelled. Anything else (missing,
 // truncated, cancelled) is work still to do.
 bool is_finished_record(const std::filesystem::path & file);

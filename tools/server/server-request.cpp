@@ -1,5 +1,7 @@
 #include "server-request.h"
 
+#include "../knob-json.h"
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -134,6 +136,31 @@ void parse_output_options(const json & doc, bool chat, parsed_request & r) {
     }
 }
 
+template <class T> std::string name_of(T ps::sampling_params::* member) { return ps::knob_for(member).name(); }
+
+// The knobs a request may set: all but the compute budget (the server's --max-request-tokens)
+// and the stop strings and seed (OpenAI's fields, parsed in their own forms).
+bool request_takes(const ps::knob_info & k) {
+    const std::string name = k.name();
+    return name != name_of(&ps::sampling_params::max_tokens_decoded) && name != name_of(&ps::sampling_params::stop) &&
+           name != name_of(&ps::sampling_params::seed);
+}
+
+// A server limit on a knob the request gives (its range in the library is validate()'s; a
+// default beyond the limit, such as block_size 64 under --max-tokens 8, only means one block).
+template <class T>
+void cap(const json & doc, const ps::sampling_params & p, T ps::sampling_params::* member, double limit) {
+    const ps::knob_info k     = ps::knob_for(member);
+    const bool          given = *k.group ? doc.contains(k.group) && doc[k.group].is_object() && doc[k.group].contains(k.key)
+                                         : doc.contains(k.key);
+    if (given && double(p.*member) > limit) {
+        std::ostringstream v, l;
+        v << p.*member;
+        l << limit;
+        reject(name_of(member), v.str() + " is above the limit " + l.str());
+    }
+}
+
 }  // namespace
 
 parsed_request parse_request(const std::string & body, bool chat, const request_limits & limits, int32_t n_vocab) {
@@ -155,18 +182,17 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
     if (!doc.is_object()) reject("body", std::string("must be a JSON object, got ") + type_name(doc));
 
     // Every field a request may hold besides its own "messages" / "prompt"; the unknown-field
-    // error lists them from here.
-    static const std::vector<std::string> common = {
-        "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p", "seed",
-        "stream", "stream_options", "stop", "logprobs", "top_logprobs", "n", "user",
-        // accepted at their neutral value only: anything else would change the target distribution
-        "presence_penalty", "frequency_penalty", "logit_bias", "response_format", "echo",
-        // power sampling's own knobs
-        "alpha", "block_size", "steps", "chains", "method",
-        // the other methods' knobs (docs/methods.md)
-        "particles", "ess_threshold", "resample_interval", "alpha_ramp", "sps_candidates", "sps_top_k",
-        "sps_rollouts", "sps_lookahead", "sps_proposal", "sps_level", "sps_last_candidates", "sps_last_top_k",
-        "entropy_beta", "entropy_floor", "best_of"};
+    // error lists them from here: OpenAI's, then the knob table's (powersample/knobs.h) common
+    // knobs and method groups.
+    static const std::vector<std::string> common = [] {
+        std::vector<std::string> fields = {
+            "model", "max_completion_tokens", "seed", "stop", "stream", "stream_options", "logprobs", "top_logprobs",
+            "n", "user",
+            // accepted at their neutral value only: anything else would change the target distribution
+            "presence_penalty", "frequency_penalty", "logit_bias", "response_format", "echo"};
+        for (const auto & key : powersample_tools::knob_keys(request_takes)) fields.push_back(key);
+        return fields;
+    }();
     for (auto it = doc.begin(); it != doc.end(); ++it) {
         const std::string & k = it.key();
         const bool own = chat ? k == "messages" : k == "prompt";
@@ -183,73 +209,51 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
     p.max_new_tokens = limits.default_max_tokens;
     p.record_trace   = false;
     auto has = [&](const char * k) { return doc.contains(k) && !doc[k].is_null(); };
+    const std::string max_tokens = name_of(&ps::sampling_params::max_new_tokens);
+    const std::string chains     = name_of(&ps::sampling_params::n_chains);
 
     if (has("model")) r.model = get_string(doc["model"], "model");
     if (has("user")) get_string(doc["user"], "user");
-    if (has("method")) {
-        try {
-            p.method = ps::method_from_name(get_string(doc["method"], "method"));
-        } catch (const ps::invalid_argument_error & e) {
-            reject("method", e.what());
-        }
+    try {
+        powersample_tools::read_knobs(doc, p, request_takes);
+    } catch (const ps::invalid_argument_error & e) {
+        throw request_error(400, e.field(), e.what());
     }
-    if (has("max_tokens")) p.max_new_tokens = int32_t(get_int(doc["max_tokens"], "max_tokens", 1, limits.max_tokens));
     if (has("max_completion_tokens")) {
         // OpenAI's newer name for max_tokens: the same cap.
         const int32_t n = int32_t(get_int(doc["max_completion_tokens"], "max_completion_tokens", 1, limits.max_tokens));
-        if (has("max_tokens") && n != p.max_new_tokens) {
-            reject("max_completion_tokens", std::to_string(n) + " differs from max_tokens = " +
+        if (has(max_tokens.c_str()) && n != p.max_new_tokens) {
+            reject("max_completion_tokens", std::to_string(n) + " differs from " + max_tokens + " = " +
                                                 std::to_string(p.max_new_tokens) + " (they are the same cap)");
         }
         p.max_new_tokens = n;
     }
+    // OpenAI's n is the number of choices: our chains.
+    if (has("n")) {
+        if (has(chains.c_str())) reject("n", "give " + chains + " or n, not both");
+        p.n_chains = int32_t(get_int(doc["n"], "n", 1, limits.max_chains));
+    }
     parse_neutral_fields(doc, chat);
     parse_output_options(doc, chat, r);
-    if (has("alpha")) p.alpha = get_number(doc["alpha"], "alpha", 0.0, limits.max_alpha, true);
-    if (has("block_size")) p.block_size = int32_t(get_int(doc["block_size"], "block_size", 1, limits.max_tokens));
-    if (has("steps")) p.n_steps_per_block = int32_t(get_int(doc["steps"], "steps", 0, limits.max_steps));
-    if (has("chains") && has("n")) reject("n", "give chains or n, not both");
-    if (has("chains")) p.n_chains = int32_t(get_int(doc["chains"], "chains", 1, limits.max_chains));
-    if (has("n")) p.n_chains = int32_t(get_int(doc["n"], "n", 1, limits.max_chains));
-    // The other methods' knobs; cross-field rules (sps_top_k <= sps_candidates, ...) are validate()'s.
-    if (has("particles")) p.n_particles = int32_t(get_int(doc["particles"], "particles", 1, 127));
-    if (has("ess_threshold")) p.ess_threshold = get_number(doc["ess_threshold"], "ess_threshold", 0.0, 1.0, true);
-    if (has("resample_interval")) {
-        p.resample_interval = int32_t(get_int(doc["resample_interval"], "resample_interval", 1, limits.max_tokens));
-    }
-    if (has("alpha_ramp")) p.alpha_ramp_tokens = int32_t(get_int(doc["alpha_ramp"], "alpha_ramp", 0, limits.max_tokens));
-    if (has("sps_candidates")) p.sps_candidates = int32_t(get_int(doc["sps_candidates"], "sps_candidates", 1, 254));
-    if (has("sps_top_k")) p.sps_top_k = int32_t(get_int(doc["sps_top_k"], "sps_top_k", 1, 254));
-    if (has("sps_rollouts")) p.sps_rollouts = int32_t(get_int(doc["sps_rollouts"], "sps_rollouts", 2, 254));
-    if (has("sps_lookahead")) p.sps_lookahead = int32_t(get_int(doc["sps_lookahead"], "sps_lookahead", 0, limits.max_tokens));
-    if (has("sps_last_candidates")) {
-        p.sps_last_candidates = int32_t(get_int(doc["sps_last_candidates"], "sps_last_candidates", 0, 254));
-    }
-    if (has("sps_last_top_k")) p.sps_last_top_k = int32_t(get_int(doc["sps_last_top_k"], "sps_last_top_k", 0, 254));
-    if (has("sps_proposal")) {
-        try {
-            p.sps_proposal = ps::sps_proposal_from_name(get_string(doc["sps_proposal"], "sps_proposal"));
-        } catch (const ps::invalid_argument_error & e) {
-            reject("sps_proposal", e.what());
-        }
-    }
-    if (has("sps_level")) {
-        try {
-            p.sps_level = ps::sps_level_from_name(get_string(doc["sps_level"], "sps_level"));
-        } catch (const ps::invalid_argument_error & e) {
-            reject("sps_level", e.what());
-        }
-    }
-    if (has("entropy_beta")) p.entropy_beta = get_number(doc["entropy_beta"], "entropy_beta", 0.0, 100.0, false);
-    if (has("entropy_floor")) p.entropy_floor = get_number(doc["entropy_floor"], "entropy_floor", 0.0, 1.0, true);
-    if (has("best_of")) p.best_of = int32_t(get_int(doc["best_of"], "best_of", 1, 127));
-    if (has("temperature")) p.temperature = get_number(doc["temperature"], "temperature", 0.0, 100.0, false);
-    if (has("top_p")) p.top_p = get_number(doc["top_p"], "top_p", 0.0, 1.0, true);
-    if (has("top_k")) p.top_k = int32_t(get_int(doc["top_k"], "top_k", 0, n_vocab));
-    if (has("min_p")) {
-        p.min_p = get_number(doc["min_p"], "min_p", 0.0, 1.0, false);
-        if (p.min_p >= 1.0) reject("min_p", "must be < 1");
-    }
+    // What this server can afford; the library's ranges are validate()'s, below.
+    cap(doc, p, &ps::sampling_params::max_new_tokens, limits.max_tokens);
+    cap(doc, p, &ps::sampling_params::alpha, limits.max_alpha);
+    cap(doc, p, &ps::sampling_params::block_size, limits.max_tokens);
+    cap(doc, p, &ps::sampling_params::n_steps_per_block, limits.max_steps);
+    cap(doc, p, &ps::sampling_params::n_chains, limits.max_chains);
+    cap(doc, p, &ps::sampling_params::temperature, 100.0);
+    cap(doc, p, &ps::sampling_params::top_k, n_vocab);
+    cap(doc, p, &ps::sampling_params::entropy_beta, 100.0);
+    cap(doc, p, &ps::sampling_params::n_particles, 127);
+    cap(doc, p, &ps::sampling_params::resample_interval, limits.max_tokens);
+    cap(doc, p, &ps::sampling_params::alpha_ramp_tokens, limits.max_tokens);
+    cap(doc, p, &ps::sampling_params::sps_candidates, 254);
+    cap(doc, p, &ps::sampling_params::sps_top_k, 254);
+    cap(doc, p, &ps::sampling_params::sps_rollouts, 254);
+    cap(doc, p, &ps::sampling_params::sps_lookahead, limits.max_tokens);
+    cap(doc, p, &ps::sampling_params::sps_last_candidates, 254);
+    cap(doc, p, &ps::sampling_params::sps_last_top_k, 254);
+    cap(doc, p, &ps::sampling_params::best_of, 127);
     if (has("seed")) {
         p.seed = uint64_t(get_int(doc["seed"], "seed", 0, INT64_MAX));
     } else {
@@ -309,20 +313,15 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
     try {
         ps::validate(p);
     } catch (const ps::invalid_argument_error & e) {
-        // The library's error carries its field; answer with the request's name for it.
-        const std::string what = e.what();
-        std::string field = e.field().empty() ? "params" : e.field();
-        if (field == "max_new_tokens") field = "max_tokens";
-        if (field == "alpha_ramp_tokens") field = "alpha_ramp";
-        const size_t eq = what.rfind(e.field() + " = ", 0) == 0 ? e.field().size() + 3 : std::string::npos;
-        throw request_error(400, field, eq == std::string::npos ? what : field + ": " + what.substr(eq));
+        // The library's error names its field as the knob table does: the request's name too.
+        throw request_error(400, e.field().empty() ? "params" : e.field(), e.what());
     }
     if (const int32_t need = ps::sequences_needed(p); need > limits.max_sequences) {
         // Blame the knob that sets the method's width.
-        const char * field = p.method == ps::method::smc         ? "particles"
-                           : p.method == ps::method::sps         ? "sps_candidates"
-                           : p.method == ps::method::best_of_n   ? "best_of"
-                                                                 : "chains";
+        const std::string field = p.method == ps::method::smc       ? name_of(&ps::sampling_params::n_particles)
+                                : p.method == ps::method::sps       ? name_of(&ps::sampling_params::sps_candidates)
+                                : p.method == ps::method::best_of_n ? name_of(&ps::sampling_params::best_of)
+                                                                    : chains;
         reject(field, "the request needs " + std::to_string(need) + " KV sequences, the server holds " +
                           std::to_string(limits.max_sequences) + " (raise --parallel or --max-chains)");
     }

@@ -10,6 +10,7 @@
 
 #include "http-front.h"
 #include "server-request.h"
+#include "../knob-json.h"
 #include "server-runner.h"
 
 #include <CLI/CLI.hpp>
@@ -86,37 +87,12 @@ json power_stats(const ps::sampling_params & p, const ps::generation_result & g)
         proposals += c.n_proposals;
         accepted += c.n_accepted;
     }
-    json stats = {{"method", ps::method_name(p.method)}, {"alpha", p.alpha}, {"block_size", p.block_size},
-            {"steps", p.n_steps_per_block}, {"chains", p.n_chains}, {"temperature", ps::effective_temperature(p)},
-            {"seed", p.seed}, {"acceptance_rate", proposals ? double(accepted) / double(proposals) : 0.0},
-            {"n_proposals", proposals}, {"n_accepted", accepted}, {"n_tokens_generated", generated},
-            {"n_tokens_decoded", g.n_tokens_decoded}, {"wall_seconds", g.wall_seconds},
-            {"max_tokens_decoded", p.max_tokens_decoded}, {"budget_exhausted", g.budget_exhausted}};
-    // The knobs of the other methods, under the request field names.
-    switch (p.method) {
-        case ps::method::smc:
-            stats["particles"] = p.n_particles;
-            stats["ess_threshold"] = p.ess_threshold;
-            stats["resample_interval"] = p.resample_interval;
-            stats["alpha_ramp"] = p.alpha_ramp_tokens;
-            break;
-        case ps::method::sps:
-            stats["sps_candidates"] = p.sps_candidates;
-            stats["sps_top_k"] = p.sps_top_k;
-            stats["sps_rollouts"] = p.sps_rollouts;
-            stats["sps_lookahead"] = p.sps_lookahead;
-            stats["sps_proposal"] = ps::sps_proposal_name(p.sps_proposal);
-            stats["sps_level"] = ps::sps_level_name(p.sps_level);
-            stats["sps_last_candidates"] = ps::effective_sps_last_candidates(p);
-            stats["sps_last_top_k"] = ps::effective_sps_last_top_k(p);
-            break;
-        case ps::method::power_entropy:
-            stats["entropy_beta"] = p.entropy_beta;
-            stats["entropy_floor"] = p.entropy_floor;
-            break;
-        case ps::method::best_of_n: stats["best_of"] = p.best_of; break;
-        default: break;
-    }
+    // The knobs as they ran, in the knob table's vocabulary (the request's), then the counts.
+    json stats = powersample_tools::knobs_to_json(p);
+    stats.update({{"acceptance_rate", proposals ? double(accepted) / double(proposals) : 0.0},
+                  {"n_proposals", proposals}, {"n_accepted", accepted}, {"n_tokens_generated", generated},
+                  {"n_tokens_decoded", g.n_tokens_decoded}, {"wall_seconds", g.wall_seconds},
+                  {"budget_exhausted", g.budget_exhausted}});
     return stats;
 }
 
@@ -269,20 +245,25 @@ private:
     void check_budget(const ps::sampling_params & p, const ps::decode_cost & cost) const {
         if (cost.expected <= options_.max_request_tokens) return;
         // Blame the knob that multiplies the cost most for the method.
-        const char * field = p.method == ps::method::power || p.method == ps::method::power_entropy ? "steps"
-                           : p.method == ps::method::smc                                          ? "particles"
-                           : p.method == ps::method::sps                                          ? "sps_rollouts"
-                           : p.method == ps::method::best_of_n                                    ? "best_of"
-                                                                                                  : "max_tokens";
+        using P = ps::sampling_params;
+        const auto name = [](auto member) { return ps::knob_for(member).name(); };
+        const std::string field = p.method == ps::method::power || p.method == ps::method::power_entropy
+                                      ? name(&P::n_steps_per_block)
+                                  : p.method == ps::method::smc       ? name(&P::n_particles)
+                                  : p.method == ps::method::sps       ? name(&P::sps_rollouts)
+                                  : p.method == ps::method::best_of_n ? name(&P::best_of)
+                                                                      : name(&P::max_new_tokens);
+        const std::string max_tokens = name(&P::max_new_tokens), block_size = name(&P::block_size),
+                          steps = name(&P::n_steps_per_block), chains = name(&P::n_chains);
         throw request_error(400, field,
-                            std::string(field) + ": max_tokens = " + std::to_string(p.max_new_tokens) +
-                                ", block_size = " + std::to_string(p.block_size) + ", steps = " +
-                                std::to_string(p.n_steps_per_block) + ", chains = " + std::to_string(p.n_chains) +
+                            field + ": " + max_tokens + " = " + std::to_string(p.max_new_tokens) + ", " + block_size +
+                                " = " + std::to_string(p.block_size) + ", " + steps + " = " +
+                                std::to_string(p.n_steps_per_block) + ", " + chains + " = " + std::to_string(p.n_chains) +
                                 " (method " + ps::method_name(p.method) + ") would decode about " +
                                 std::to_string(cost.expected) + " tokens (at most " + std::to_string(cost.worst) +
                                 "), above this server's budget of " + std::to_string(options_.max_request_tokens) +
-                                " per request (--max-request-tokens); lower steps, max_tokens or chains, or raise "
-                                "block_size");
+                                " per request (--max-request-tokens); lower " + steps + ", " + max_tokens + " or " +
+                                chains + ", or raise " + block_size);
     }
 
     std::vector<ps::token_id> prompt_tokens(const parsed_request & r) const {
