@@ -253,6 +253,32 @@ TEST(cli, batch_reports_bad_lines_and_resumes) {
     expect_error("--batch " + in + " -n 8 -s 3", "duplicate id 'a'");
 }
 
+TEST(cli, batch_lines_name_knobs_as_the_knob_table_does) {
+    // A line may set any knob by its JSON name, a method's own nested under its group; the
+    // results echo them under the same names.
+    const std::string in = temp_path("batch-knobs.jsonl"), out = temp_path("results-knobs.jsonl");
+    write_file(in,
+               "{\"id\": \"smc\", \"prompt\": \"Name a fruit.\", \"method\": \"smc\", \"smc\": {\"particles\": 2}, "
+               "\"max_tokens\": 6}\n"
+               "{\"id\": \"bad\", \"prompt\": \"x\", \"method\": \"smc\", \"smc\": {\"particles\": \"two\"}}\n"
+               "{\"id\": \"old\", \"prompt\": \"x\", \"max_new_tokens\": 6}\n"
+               "{\"id\": \"other\", \"prompt\": \"x\", \"sps\": {\"top_k\": 2}}\n");
+    std::remove(out.c_str());
+    const run_result r = run_cli("--batch " + in + " -o " + out + " -n 8 -s 3");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find(":2: smc.particles: must be an integer, got string"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(":3: unknown field 'max_new_tokens'"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(":4: sps: holds another method's knobs"), std::string::npos) << r.err;
+    std::ifstream f(out);
+    std::string line;
+    ASSERT_TRUE(std::getline(f, line));
+    const auto row = nlohmann::json::parse(line);
+    EXPECT_EQ(row["id"], "smc");
+    EXPECT_EQ(row["params"]["smc"]["particles"], 2) << line;
+    EXPECT_EQ(row["params"]["max_tokens"], 6) << line;
+    EXPECT_FALSE(std::getline(f, line)) << "only the good line ran";
+}
+
 TEST(cli, sigint_stops_cleanly_and_prints_what_was_finished) {
     const std::string out = temp_path("sigint.out"), err = temp_path("sigint.err");
     const pid_t pid = fork();
