@@ -4,7 +4,7 @@
 #include "powersample/knobs.h"
 
 #include "completion-end.h"
-#include "mh-kernel.h"
+#include "mh-chain.h"
 #include "request-runner.h"
 #include "token-sampler.h"
 
@@ -38,28 +38,10 @@ struct chain_state {
     random_stream token_rng;     // block extensions' token draws
     random_stream proposal_rng;  // the current proposal's token draws: a stream per proposal, so
                                  // that a proposal stopped early (early rejection) shifts no later draw
-    random_stream kernel_rng;    // positions and accept uniforms, so token draws never shift them
     uint64_t      chain_seed_index = 0;
 
-    // Current state x, with the per-token values cached when each token was drawn.
-    std::vector<token_id> x;
-    std::vector<double>   x_log_p;
-    std::vector<double>   x_weight;  // w_i = alpha * log p_i - log q_i
-    std::vector<double>   x_entropy; // H_i: entropy of p_i, for entropy-guided cuts
-
-    // Proposal under construction: x'[0:m] = x[0:m], then these tokens.
-    int32_t               suffix_start = 0;
-    std::vector<token_id> y;
-    std::vector<double>   y_log_p;
-    std::vector<double>   y_weight;
-    std::vector<double>   y_entropy;
-    double                log_cut_forward = 0.0;  // log q_cut(m | x) of the step under way
-    // The step's accept uniform, drawn before its proposal (so early rejection can use it), and
-    // for early rejection: sum_{i>=m} w_i of x and the proposal's partial sum of w'.
-    double                log_u = 0.0;
-    bool                  early_rejection = false;
-    double                suffix_weight_current = 0.0;
-    double                proposal_weight_so_far = 0.0;
+    // The state x, the step under way and its decisions (mh-chain.h); this file feeds it tokens.
+    mh_chain mh;
 
     phase   state      = phase::extending;
     int32_t block      = 1;
@@ -68,8 +50,6 @@ struct chain_state {
 
     bool         has_pending = false;
     decode_entry pending{};
-
-    sample_result result;
 };
 
 struct live_request {
@@ -95,26 +75,6 @@ struct live_request {
     bool                            scoring = false;
     generation_result               sampled;
 };
-
-// q_cut(m | x) for every cut m of a state with next-token entropies H (ref: arXiv 2605.30327): a mixture of
-// the entropy-rise weights g(m) = max(0, H_m - H_{m-1})^beta (H_{-1} = 0) and, with weight
-// `floor`, the uniform cut, so that every position stays reachable and the chain stays
-// irreducible. With no rise anywhere the cut is uniform.
-std::vector<double> cut_probabilities(const std::vector<double> & H, double beta, double floor) {
-    const size_t n = H.size();
-    std::vector<double> g(n);
-    double total = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-        const double rise = std::max(0.0, H[i] - (i == 0 ? 0.0 : H[i - 1]));
-        g[i] = std::pow(rise, beta);
-        total += g[i];
-    }
-    for (size_t i = 0; i < n; ++i) {
-        const double entropy_part = total > 0.0 ? g[i] / total : 1.0 / double(n);
-        g[i] = (1.0 - floor) * entropy_part + floor / double(n);
-    }
-    return g;
-}
 
 }  // namespace
 
@@ -294,7 +254,8 @@ struct engine::impl {
             ch.seq_work   = take_seq(true);
             ch.seq_kept   = take_seq(false);
             ch.token_rng  = random_stream(sp.seed, uint64_t(c), 0);
-            ch.kernel_rng = random_stream(sp.seed, uint64_t(c), 1);
+            ch.mh         = mh_chain(sp, uint64_t(c));
+            ch.mh.set_acceptance_variant(variant);
             ch.chain_seed_index = uint64_t(c);
             ch.target_len = std::min(r.block_len, sp.max_new_tokens);
             lm.seq_copy_prefix(prompt_seq, ch.seq_work, P - 1);
@@ -316,57 +277,29 @@ struct engine::impl {
         p.n_blocks           = r.n_blocks;
         p.step               = ch.step;
         p.n_steps            = r.n_steps;
-        p.length             = int32_t(ch.x.size());
-        p.n_proposals        = ch.result.n_proposals;
-        p.n_accepted         = ch.result.n_accepted;
-        p.n_tokens_generated = ch.result.n_tokens_generated;
+        p.length             = int32_t(ch.mh.tokens().size());
+        p.n_proposals        = ch.mh.result().n_proposals;
+        p.n_accepted         = ch.mh.result().n_accepted;
+        p.n_tokens_generated = ch.mh.result().n_tokens_generated;
         p.done               = ch.state == phase::done;
         on_progress(p);
     }
 
     token_id token_before(const live_request & r, const chain_state & ch, int32_t m) const {
-        return m == 0 ? r.req.prompt.back() : ch.x[size_t(m - 1)];
+        return m == 0 ? r.req.prompt.back() : ch.mh.tokens()[size_t(m - 1)];
     }
 
     void start_proposal(live_request & r, chain_state & ch) {
         const auto & sp = r.req.params;
         const int32_t P = int32_t(r.req.prompt.size());
-        int32_t m = 0;
-        if (sp.method == method::power_entropy) {
-            const auto q_cut = cut_probabilities(ch.x_entropy, sp.entropy_beta, sp.entropy_floor);
-            const double u = ch.kernel_rng.uniform_open01();
-            double cum = 0.0;
-            m = int32_t(q_cut.size()) - 1;
-            for (size_t i = 0; i < q_cut.size(); ++i) {
-                cum += q_cut[i];
-                if (u < cum) {
-                    m = int32_t(i);
-                    break;
-                }
-            }
-            ch.log_cut_forward = std::log(q_cut[size_t(m)]);
-        } else {
-            m = int32_t(ch.kernel_rng.uniform_below(uint32_t(ch.x.size())));
-            ch.log_cut_forward = -std::log(double(ch.x.size()));
-        }
-        ch.suffix_start = m;
-        // The accept uniform comes right after m from the same stream, in the same order as if
-        // it were drawn at the step's end: decisions do not depend on early rejection.
-        ch.log_u = std::log(ch.kernel_rng.uniform_open01());
-        ch.early_rejection = early_rejection_applies(sp);
-        ch.suffix_weight_current = 0.0;
-        for (size_t i = size_t(m); i < ch.x.size(); ++i) ch.suffix_weight_current += ch.x_weight[i];
-        ch.proposal_weight_so_far = 0.0;
-        ch.proposal_rng = random_stream(sp.seed, ch.chain_seed_index, 2 + uint64_t(ch.result.n_proposals));
-        ch.y.clear();
-        ch.y_log_p.clear();
-        ch.y_weight.clear();
-        ch.y_entropy.clear();
+        const int32_t x_len = int32_t(ch.mh.tokens().size());
+        const int32_t m = ch.mh.begin_step();
+        ch.proposal_rng = random_stream(sp.seed, ch.chain_seed_index, 2 + uint64_t(ch.mh.result().n_proposals));
         // Share the prefix; the token at P + m - 1 is decoded again because its logits row (the
         // distribution of x'_m) was not kept: one extra token per step, no prefix recompute.
         if (!ch.kept_holds_x) {
             if (lm.shares_prefix_cells()) {
-                lm.seq_copy_prefix(ch.seq_work, ch.seq_kept, P + int32_t(ch.x.size()) - 1);
+                lm.seq_copy_prefix(ch.seq_work, ch.seq_kept, P + x_len - 1);
             } else {
                 // A copy would decode the whole state again: swap the ids instead (free; it only
                 // costs the consecutive ids that batching across chains prefers).
@@ -384,13 +317,12 @@ struct engine::impl {
     void finish_chain(live_request & r, chain_state & ch, finish_reason why, int32_t stop_index = -1) {
         ch.state       = phase::done;
         ch.has_pending = false;
-        sample_result & res = ch.result;
+        sample_result & res = ch.mh.result();
         res.finish      = why;
         if (stop_index >= 0) res.stop = r.ends->stops()[size_t(stop_index)];
-        res.tokens      = ch.x;
-        res.token_log_p = ch.x_log_p;
-        res.log_p       = 0.0;
-        for (double lp : ch.x_log_p) res.log_p += lp;
+        res.tokens      = ch.mh.tokens();
+        res.token_log_p = ch.mh.token_log_p();
+        res.log_p       = ch.mh.log_p();
         release_seq(ch.seq_kept);
         release_seq(ch.seq_work);
         ch.seq_kept = ch.seq_work = -1;
@@ -399,11 +331,12 @@ struct engine::impl {
 
     void end_block(live_request & r, chain_state & ch) {
         const auto & sp = r.req.params;
-        if (const completion_end_hit hit = r.ends->at({span_of(ch.x)}); hit.kind != completion_end_kind::none) {
+        const std::vector<token_id> & x = ch.mh.tokens();
+        if (const completion_end_hit hit = r.ends->at({span_of(x)}); hit.kind != completion_end_kind::none) {
             finish_chain(r, ch, finish_of(hit), hit.stop_index);
             return;
         }
-        if (int32_t(ch.x.size()) >= sp.max_new_tokens) {
+        if (int32_t(x.size()) >= sp.max_new_tokens) {
             finish_chain(r, ch, finish_reason::length);
             return;
         }
@@ -414,14 +347,14 @@ struct engine::impl {
         if (!ch.work_holds_x) {
             const int32_t P = int32_t(r.req.prompt.size());
             if (lm.shares_prefix_cells()) {
-                lm.seq_copy_prefix(ch.seq_kept, ch.seq_work, P + int32_t(ch.x.size()) - 1);
+                lm.seq_copy_prefix(ch.seq_kept, ch.seq_work, P + int32_t(x.size()) - 1);
             } else {
                 std::swap(ch.seq_work, ch.seq_kept);  // as in start_proposal
                 ch.kept_holds_x = false;
             }
             ch.work_holds_x = true;
         }
-        ch.pending    = {ch.seq_work, ch.x.back(), true};
+        ch.pending    = {ch.seq_work, x.back(), true};
         ch.has_pending = true;
     }
 
@@ -436,117 +369,13 @@ struct engine::impl {
         }
     }
 
-    double log_p_of(const chain_state & ch) const {
-        double s = 0.0;
-        for (double lp : ch.x_log_p) s += lp;
-        return s;
-    }
-
-    void after_proposal(live_request & r, chain_state & ch) {
-        const auto & sp = r.req.params;
-        const size_t m = size_t(ch.suffix_start);
-
-        // Both sums run over the whole suffix of each sequence, whatever their lengths.
-        double w_cur = 0.0, w_prop = 0.0, lp_cur = 0.0, lp_prop = 0.0;
-        for (size_t i = m; i < ch.x.size(); ++i) { w_cur += ch.x_weight[i]; lp_cur += ch.x_log_p[i]; }
-        for (size_t i = 0; i < ch.y.size(); ++i) { w_prop += ch.y_weight[i]; lp_prop += ch.y_log_p[i]; }
-        // log q_cut(m | x') - log q_cut(m | x): the reverse over the forward cut probability. For
-        // uniform cuts this is log len(x) - log len(x'), as the choice depends on the length.
-        double length_correction = uniform_cut_correction(ch.x.size(), m + ch.y.size());
-        if (sp.method == method::power_entropy) {
-            std::vector<double> h_prop(ch.x_entropy.begin(), ch.x_entropy.begin() + long(m));
-            h_prop.insert(h_prop.end(), ch.y_entropy.begin(), ch.y_entropy.end());
-            const auto q_cut_prop = cut_probabilities(h_prop, sp.entropy_beta, sp.entropy_floor);
-            length_correction = std::log(q_cut_prop[m]) - ch.log_cut_forward;
-        }
-
-        double log_accept = 0.0;
-        switch (variant) {
-            case acceptance_variant::exact:
-            case acceptance_variant::without_bridging_term:            // concerns Power-SMC only
-            case acceptance_variant::early_bound_assuming_full_length:  // concerns the bound only
-            case acceptance_variant::stop_in_last_token_only:           // concerns where chains end
-                log_accept = log_acceptance_ratio(w_cur, w_prop, length_correction);
-                break;
-            case acceptance_variant::without_proposal_terms:
-                log_accept = sp.alpha * (lp_prop - lp_cur) + length_correction;
-                break;
-            case acceptance_variant::without_length_correction:
-                log_accept = w_prop - w_cur;
-                break;
-            case acceptance_variant::without_reverse_cut:
-                log_accept = w_prop - w_cur - ch.log_cut_forward;
-                break;
-        }
-        const bool accepted = ch.log_u < log_accept;
-        finish_step(r, ch, accepted, log_accept, lp_cur, lp_prop, false);
-    }
-
-    // An upper bound on the final log A of the proposal under way that never rises with more
-    // tokens (sampling_params::early_rejection): the remaining w' are <= 0 and len(x') >= m + k.
-    // For entropy-guided cuts the reverse cut probability is <= 1, so its log is bounded by 0.
-    double early_rejection_bound(const live_request & r, const chain_state & ch) const {
-        const double partial = ch.proposal_weight_so_far - ch.suffix_weight_current;
-        if (r.req.params.method == method::power_entropy) return partial - ch.log_cut_forward;
-        const size_t shortest = variant == acceptance_variant::early_bound_assuming_full_length
-                                    ? size_t(ch.target_len)
-                                    : size_t(ch.suffix_start) + ch.y.size();
-        return partial + uniform_cut_correction(ch.x.size(), shortest);
-    }
-
-    void reject_early(live_request & r, chain_state & ch, double bound) {
-        double lp_cur = 0.0, lp_prop = 0.0;
-        for (size_t i = size_t(ch.suffix_start); i < ch.x.size(); ++i) lp_cur += ch.x_log_p[i];
-        for (double lp : ch.y_log_p) lp_prop += lp;
-        ch.result.n_early_rejections += 1;
-        ch.result.n_tokens_saved += std::max<int64_t>(0, int64_t(ch.target_len) - ch.suffix_start - int64_t(ch.y.size()));
-        finish_step(r, ch, false, bound, lp_cur, lp_prop, true);
-    }
-
-    void finish_step(live_request & r, chain_state & ch, bool accepted, double log_accept, double lp_cur,
-                     double lp_prop, bool stopped_early) {
-        const auto & sp = r.req.params;
-        const size_t m = size_t(ch.suffix_start);
-        const double len_cur  = double(ch.x.size());
-        const double len_prop = double(m + ch.y.size());
-
-        step_record rec;
-        if (sp.record_trace) {
-            rec.log_p_suffix_current  = lp_cur;
-            rec.log_p_suffix_proposal = lp_prop;
-            if (sp.record_suffixes) {
-                rec.suffix_current.assign(ch.x.begin() + std::ptrdiff_t(m), ch.x.end());
-                rec.suffix_proposal = ch.y;
-            }
-        }
-
-        ch.result.n_proposals += 1;
-        if (accepted) {
-            ch.result.n_accepted += 1;
-            ch.x.resize(m);
-            ch.x_log_p.resize(m);
-            ch.x_weight.resize(m);
-            ch.x_entropy.resize(m);
-            ch.x_entropy.insert(ch.x_entropy.end(), ch.y_entropy.begin(), ch.y_entropy.end());
-            ch.x.insert(ch.x.end(), ch.y.begin(), ch.y.end());
-            ch.x_log_p.insert(ch.x_log_p.end(), ch.y_log_p.begin(), ch.y_log_p.end());
-            ch.x_weight.insert(ch.x_weight.end(), ch.y_weight.begin(), ch.y_weight.end());
+    // The step is over: the chain decided (mh_chain::end_step); keep the KV cache's bookkeeping
+    // and go on with the next step or block.
+    void end_step(live_request & r, chain_state & ch, bool stopped_early) {
+        if (ch.mh.end_step(ch.block, ch.target_len, stopped_early)) {
             // seq_work now holds the new x; seq_kept is brought up to date when next needed.
             ch.work_holds_x = true;
             ch.kept_holds_x = false;
-        }
-
-        if (sp.record_trace) {
-            rec.block            = ch.block;
-            rec.position         = int32_t(m);
-            rec.len_current      = int32_t(len_cur);
-            rec.len_proposal     = int32_t(len_prop);
-            rec.log_accept_ratio = log_accept;
-            rec.accepted         = accepted;
-            rec.n_tokens_proposed = int32_t(ch.y.size());
-            rec.stopped_early    = stopped_early;
-            rec.log_p_after      = log_p_of(ch);
-            ch.result.trace.push_back(std::move(rec));
         }
         ch.step += 1;
         report(r, ch);
@@ -557,47 +386,33 @@ struct engine::impl {
         }
     }
 
-    // Rounding can make a w_i a few ulps positive where it is log sum p^alpha ~ 0 (one token
-    // holds all the mass): allow 1e-9 per token still to come, so that no rounding can turn a
-    // decision the full computation would make.
-    static double early_rejection_margin(const chain_state & ch) {
-        return 1e-9 * double(ch.target_len - ch.suffix_start - int32_t(ch.y.size()) + 1);
-    }
-
     void on_logits(live_request & r, chain_state & ch, const float * row) {
-        const auto & sp = r.req.params;
         random_stream & rng = ch.state == phase::extending ? ch.token_rng : ch.proposal_rng;
         const token_draw d = draw_token(row, lm.n_vocab(), r.proposal, rng, scratch);
-        const double weight = sp.alpha * d.log_p - d.log_q;
-        ch.result.n_tokens_generated += 1;
+        ch.mh.result().n_tokens_generated += 1;
 
         if (ch.state == phase::extending) {
-            ch.x.push_back(d.token);
-            ch.x_log_p.push_back(d.log_p);
-            ch.x_weight.push_back(weight);
-            ch.x_entropy.push_back(d.entropy);
-            const bool ends = r.ends->at({span_of(ch.x)}).kind != completion_end_kind::none;
-            if (ends || int32_t(ch.x.size()) >= ch.target_len) {
+            ch.mh.extend(d.token, d.log_p, d.log_q, d.entropy);
+            const std::vector<token_id> & x = ch.mh.tokens();
+            const bool ends = r.ends->at({span_of(x)}).kind != completion_end_kind::none;
+            if (ends || int32_t(x.size()) >= ch.target_len) {
                 after_extension(r, ch);
             } else {
                 ch.pending     = {ch.seq_work, d.token, true};
                 ch.has_pending = true;
             }
         } else {
-            ch.y.push_back(d.token);
-            ch.y_log_p.push_back(d.log_p);
-            ch.y_weight.push_back(weight);
-            ch.y_entropy.push_back(d.entropy);
-            ch.proposal_weight_so_far += weight;
+            ch.mh.propose(d.token, d.log_p, d.log_q, d.entropy);
             // The proposal x' = x[0:m] + y ends where the same rule ends it (EOG or a stop,
             // also one that starts inside the kept prefix).
+            const int32_t m = ch.mh.cut();
+            const auto &  y = ch.mh.proposal();
             const bool ends =
-                r.ends->at({span_of(ch.x, size_t(ch.suffix_start)), span_of(ch.y)}).kind != completion_end_kind::none;
-            if (ends || ch.suffix_start + int32_t(ch.y.size()) >= ch.target_len) {
-                after_proposal(r, ch);
-            } else if (ch.early_rejection &&
-                       early_rejection_bound(r, ch) + early_rejection_margin(ch) < ch.log_u) {
-                reject_early(r, ch, early_rejection_bound(r, ch));
+                r.ends->at({span_of(ch.mh.tokens(), size_t(m)), span_of(y)}).kind != completion_end_kind::none;
+            if (ends || m + int32_t(y.size()) >= ch.target_len) {
+                end_step(r, ch, false);
+            } else if (ch.mh.cannot_be_accepted(ch.target_len)) {
+                end_step(r, ch, true);
             } else {
                 ch.pending     = {ch.seq_work, d.token, true};
                 ch.has_pending = true;
@@ -627,7 +442,7 @@ struct engine::impl {
                 }
             }
         } else {
-            for (auto & ch : r.chains) results.push_back(std::move(ch.result));
+            for (auto & ch : r.chains) results.push_back(std::move(ch.mh.result()));
         }
         if (r.req.params.method == method::best_of_n) {
             // Keep the most likely of each group of best_of samples; the cost is the group's.
@@ -794,7 +609,7 @@ struct engine::impl {
                     continue;
                 }
                 auto & ch = r.chains[owners[e].second];
-                ch.result.n_tokens_decoded += 1;
+                ch.mh.result().n_tokens_decoded += 1;
                 on_logits(r, ch, lm.logits(int32_t(e)));
             }
         }

@@ -1,8 +1,9 @@
-// The power-sampling chain over a sequence_generator: Alg. 1 of arXiv 2510.14901 with the exact
-// ratio of docs/algorithm.md, each proposal one generate() call (a server generates whole suffixes).
+// The power-sampling chain over a sequence_generator: the same MH chain as the in-process engine
+// (mh-chain.h), each block extension and each proposal one generate() call (a server generates
+// whole suffixes).
 #include "powersample/remote.h"
 
-#include "mh-kernel.h"
+#include "mh-chain.h"
 #include "token-sampler.h"
 
 #include <algorithm>
@@ -12,12 +13,6 @@
 namespace powersample {
 
 namespace {
-
-struct chain_run {
-    std::vector<token_id> x;
-    std::vector<double>   x_log_p;
-    std::vector<double>   x_weight;
-};
 
 // Server seeds are 32-bit, and llama-server reads 0xFFFFFFFF as "random".
 uint32_t request_seed(random_stream & rng) { return uint32_t(rng.next_u64() % 0xFFFFFFFEull); }
@@ -40,7 +35,6 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
         throw invalid_argument_error("top_k", "top_k/top_p/min_p: the remote backend samples untruncated proposals only");
     }
     const double  temperature = effective_temperature(params);
-    const double  alpha       = params.alpha;
     const int32_t T           = params.max_new_tokens;
     const int32_t B           = std::min(params.block_size, T);
     const int32_t N           = params.method == method::power ? params.n_steps_per_block : 0;
@@ -53,15 +47,14 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
     auto cancelled = [&] { return options.cancel && options.cancel->load(); };
 
     for (int32_t c = 0; c < params.n_chains; ++c) {
-        random_stream token_rng(params.seed, uint64_t(c), 0);   // request seeds
-        random_stream kernel_rng(params.seed, uint64_t(c), 1);  // positions and accept uniforms
-        chain_run st;
-        sample_result res;
+        random_stream token_rng(params.seed, uint64_t(c), 0);  // request seeds
+        mh_chain chain(params, uint64_t(c));                   // cuts and accept uniforms: (seed, c, 1)
+        sample_result & res = chain.result();
         bool stopped = false;
 
         auto draw = [&](int32_t m, int32_t target) {
             std::vector<token_id> context = prompt;
-            context.insert(context.end(), st.x.begin(), st.x.begin() + m);
+            context.insert(context.end(), chain.tokens().begin(), chain.tokens().begin() + m);
             generated_suffix s = gen.generate(context, target - m, temperature, request_seed(token_rng));
             out.n_requests += 1;
             if (s.tokens.empty() || s.tokens.size() != s.log_p.size() || s.tokens.size() != s.log_q.size()) {
@@ -89,7 +82,7 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
             p.n_blocks = n_blocks;
             p.step = step;
             p.n_steps = N;
-            p.length = int32_t(st.x.size());
+            p.length = int32_t(chain.tokens().size());
             p.n_proposals = res.n_proposals;
             p.n_accepted = res.n_accepted;
             p.n_tokens_generated = res.n_tokens_generated;
@@ -99,71 +92,31 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
 
         for (int32_t block = 1; block <= n_blocks && !stopped; ++block) {
             const int32_t target = std::min<int64_t>(int64_t(block) * block_len, T);
-            const bool ends_eog = !st.x.empty() && res.finish == finish_reason::eog;
-            if (int32_t(st.x.size()) < target && !ends_eog) {
+            const bool ends_eog = !chain.tokens().empty() && res.finish == finish_reason::eog;
+            if (int32_t(chain.tokens().size()) < target && !ends_eog) {
                 if (cancelled()) { stopped = true; break; }
-                generated_suffix s = draw(int32_t(st.x.size()), target);
-                for (size_t i = 0; i < s.tokens.size(); ++i) {
-                    st.x.push_back(s.tokens[i]);
-                    st.x_log_p.push_back(s.log_p[i]);
-                    st.x_weight.push_back(alpha * s.log_p[i] - s.log_q[i]);
-                }
+                generated_suffix s = draw(int32_t(chain.tokens().size()), target);
+                // No entropies from a server: power-entropy does not run remotely.
+                for (size_t i = 0; i < s.tokens.size(); ++i) chain.extend(s.tokens[i], s.log_p[i], s.log_q[i], 0.0);
                 res.finish = s.eog ? finish_reason::eog : finish_reason::length;
             }
             report(block, 0, false);
             for (int32_t step = 0; step < N; ++step) {
                 if (cancelled()) { stopped = true; break; }
-                const int32_t m = int32_t(kernel_rng.uniform_below(uint32_t(st.x.size())));
+                // The whole suffix arrives at once, so nothing is left to stop early: the step
+                // ends with the full decision (docs/remote.md).
+                const int32_t m = chain.begin_step();
                 generated_suffix s = draw(m, target);
-                double w_cur = 0.0, w_prop = 0.0;
-                for (size_t i = size_t(m); i < st.x.size(); ++i) w_cur += st.x_weight[i];
-                std::vector<double> y_weight;
-                for (size_t i = 0; i < s.tokens.size(); ++i) {
-                    y_weight.push_back(alpha * s.log_p[i] - s.log_q[i]);
-                    w_prop += y_weight.back();
-                }
-                const size_t len_cur = st.x.size(), len_prop = size_t(m) + s.tokens.size();
-                const double log_accept =
-                    log_acceptance_ratio(w_cur, w_prop, uniform_cut_correction(len_cur, len_prop));
-                const bool accepted = std::log(kernel_rng.uniform_open01()) < log_accept;
-                double lp_cur = 0.0, lp_prop = 0.0;  // for the trace: the suffixes compared
-                for (size_t i = size_t(m); i < st.x_log_p.size(); ++i) lp_cur += st.x_log_p[i];
-                for (double v : s.log_p) lp_prop += v;
-                res.n_proposals += 1;
-                if (accepted) {
-                    res.n_accepted += 1;
-                    st.x.resize(size_t(m));
-                    st.x_log_p.resize(size_t(m));
-                    st.x_weight.resize(size_t(m));
-                    st.x.insert(st.x.end(), s.tokens.begin(), s.tokens.end());
-                    st.x_log_p.insert(st.x_log_p.end(), s.log_p.begin(), s.log_p.end());
-                    st.x_weight.insert(st.x_weight.end(), y_weight.begin(), y_weight.end());
-                    res.finish = s.eog ? finish_reason::eog : finish_reason::length;
-                }
-                if (params.record_trace) {
-                    double lp = 0.0;
-                    for (double v : st.x_log_p) lp += v;
-                    step_record rec;
-                    rec.block = block;
-                    rec.position = m;
-                    rec.len_current = int32_t(len_cur);
-                    rec.len_proposal = int32_t(len_prop);
-                    rec.log_accept_ratio = log_accept;
-                    rec.accepted = accepted;
-                    rec.log_p_after = lp;
-                    rec.log_p_suffix_current = lp_cur;
-                    rec.log_p_suffix_proposal = lp_prop;
-                    res.trace.push_back(std::move(rec));
-                }
+                for (size_t i = 0; i < s.tokens.size(); ++i) chain.propose(s.tokens[i], s.log_p[i], s.log_q[i], 0.0);
+                if (chain.end_step(block, target, false)) res.finish = s.eog ? finish_reason::eog : finish_reason::length;
                 report(block, step + 1, false);
             }
-            if (res.finish == finish_reason::eog || int32_t(st.x.size()) >= T) break;
+            if (res.finish == finish_reason::eog || int32_t(chain.tokens().size()) >= T) break;
         }
         if (stopped) res.finish = finish_reason::cancelled;
-        res.tokens      = st.x;
-        res.token_log_p = st.x_log_p;
-        res.log_p       = 0.0;
-        for (double v : st.x_log_p) res.log_p += v;
+        res.tokens      = chain.tokens();
+        res.token_log_p = chain.token_log_p();
+        res.log_p       = chain.log_p();
         out.result.n_tokens_decoded += res.n_tokens_decoded;
         out.result.chains.push_back(std::move(res));
         report(n_blocks, N, true);

@@ -505,7 +505,9 @@ TEST(knobs, every_range_is_checked_under_the_knob_name) {
     for_each_knob([&](const knob_info & k, auto) {
         ++n;
         names.insert(k.name());
-        if (*k.flags) EXPECT_TRUE(flags.insert(k.long_flag()).second) << k.long_flag();
+        if (*k.flags) {
+            EXPECT_TRUE(flags.insert(k.long_flag()).second) << k.long_flag();
+        }
     });
     EXPECT_EQ(int(names.size()), n);
     EXPECT_EQ(knob_for(&sampling_params::n_particles).name(), "smc.particles");

@@ -63,6 +63,44 @@ TEST(remote_sampler, chain_over_whole_suffixes_matches_power_target_and_broken_r
     EXPECT_GT(tv_broken, 0.05);
 }
 
+// The remote driver runs the engine's MH chain (src/mh-chain.h), trace included: each entry
+// says what was compared, and with record_suffixes holds the suffixes themselves.
+TEST(remote_sampler, the_trace_is_the_engines) {
+    toy_model lm(4, 3, 0.7, -1.0);
+    toy_generator gen(lm, false);
+    sampling_params sp;
+    sp.alpha = 2.0;
+    sp.block_size = 4;
+    sp.max_new_tokens = 8;
+    sp.n_steps_per_block = 6;
+    sp.seed = 11;
+    sp.record_suffixes = true;
+    const remote_result r = sample_remote(gen, prompt, sp);
+    const sample_result & c = r.result.chains[0];
+    ASSERT_EQ(int32_t(c.trace.size()), c.n_proposals);
+    ASSERT_GT(c.n_proposals, 0);
+    int32_t accepted = 0;
+    for (const step_record & s : c.trace) {
+        EXPECT_EQ(int32_t(s.suffix_current.size()), s.len_current - s.position);
+        EXPECT_EQ(int32_t(s.suffix_proposal.size()), s.len_proposal - s.position);
+        EXPECT_EQ(s.n_tokens_proposed, s.len_proposal - s.position);
+        EXPECT_FALSE(s.stopped_early);  // whole suffixes: nothing to stop
+        accepted += s.accepted;
+    }
+    EXPECT_EQ(accepted, c.n_accepted);
+    EXPECT_EQ(c.n_early_rejections, 0);
+    EXPECT_DOUBLE_EQ(c.trace.back().log_p_after, c.log_p);
+    // The last accepted proposal's suffix is where the final state ends.
+    for (auto it = c.trace.rbegin(); it != c.trace.rend(); ++it) {
+        if (!it->accepted) continue;
+        const std::vector<token_id> tail(c.tokens.begin() + it->position, c.tokens.end());
+        if (it->len_proposal == int32_t(c.tokens.size())) {
+            EXPECT_EQ(tail, it->suffix_proposal);
+        }
+        break;
+    }
+}
+
 TEST(remote_sampler, rejects_what_it_cannot_do_remotely) {
     toy_model lm(4, 3, 0.7, -1.0);
     toy_generator gen(lm, false);

@@ -106,6 +106,19 @@ void print_trace(const ps::sample_result & c) {
 
 }  // namespace
 
+void print_summary(const run_report & r) {
+    const bool many = r.result.chains.size() > 1;
+    for (size_t i = 0; i < r.result.chains.size(); ++i) {
+        const auto & c = r.result.chains[i];
+        std::fprintf(stderr, "[%s%s] log p %.2f | %d tokens%s | acceptance %d/%d | generated %lld tokens\n",
+                     ps::method_name(r.params.method), many ? fmt::format(" chain {}", i).c_str() : "", c.log_p,
+                     int(c.tokens.size()), c.finish == ps::finish_reason::cancelled ? " (interrupted)" : "",
+                     c.n_accepted, c.n_proposals, (long long) c.n_tokens_generated);
+    }
+    std::fprintf(stderr, "[%s] %s: %.2f s, %lld tokens decoded\n", ps::method_name(r.params.method),
+                 describe(r.params).c_str(), r.result.wall_seconds, (long long) r.result.n_tokens_decoded);
+}
+
 void print_reports(const ps::model & m, const std::string & prompt, const std::vector<run_report> & reports,
                    const output_style & style) {
     if (style.json) {
@@ -127,18 +140,8 @@ void print_reports(const ps::model & m, const std::string & prompt, const std::v
                 std::cout << "\n";
                 print_trace(c);
             }
-            if (!style.quiet) {
-                std::fprintf(stderr, "[%s%s] log p %.2f | %d tokens%s | acceptance %d/%d | generated %lld tokens\n",
-                             ps::method_name(r.params.method), many ? fmt::format(" chain {}", i).c_str() : "",
-                             c.log_p, int(c.tokens.size()),
-                             c.finish == ps::finish_reason::cancelled ? " (interrupted)" : "", c.n_accepted,
-                             c.n_proposals, (long long) c.n_tokens_generated);
-            }
         }
-        if (!style.quiet) {
-            std::fprintf(stderr, "[%s] %s: %.2f s, %lld tokens decoded\n", ps::method_name(r.params.method),
-                         describe(r.params).c_str(), r.result.wall_seconds, (long long) r.result.n_tokens_decoded);
-        }
+        if (!style.quiet) print_summary(r);
         if (style.compare) std::cout << "\n";
     }
     if (style.compare && reports.size() > 1) {

@@ -25,6 +25,10 @@ struct output_style {
 void print_reports(const powersample::model & m, const std::string & prompt, const std::vector<run_report> & reports,
                    const output_style & style);
 
+// The statistics of one run on stderr: a line per chain, then one for the run. Local and
+// remote runs print the same lines (a remote run adds its own after them).
+void print_summary(const run_report & r);
+
 // The JSON form of one run: params, chains (text, tokens, log p, acceptance, trace), timing.
 nlohmann::json report_to_json(const run_report & r);
 nlohmann::json params_to_json(const powersample::sampling_params & p);

@@ -61,12 +61,7 @@ int run_with(Generator & gen, const remote_mode_options & o, const ps::sampling_
     }
     std::cout.flush();
     if (!o.quiet) {
-        for (size_t i = 0; i < r.result.chains.size(); ++i) {
-            const auto & c = r.result.chains[i];
-            std::fprintf(stderr, "chain %zu: %zu tokens, log p %.3f, accepted %d/%d, %lld tokens generated, %s\n", i,
-                         c.tokens.size(), c.log_p, c.n_accepted, c.n_proposals, (long long) c.n_tokens_generated,
-                         ps::finish_reason_name(c.finish));
-        }
+        print_summary({params, r.result});
         std::fprintf(stderr, "remote: %lld requests, %.2f s, acceptance ratio %s", (long long) r.n_requests,
                      r.result.wall_seconds,
                      r.exact ? "exact\n" : "APPROXIMATE (proposal normaliser from the top-K log-probabilities");
