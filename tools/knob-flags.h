@@ -36,7 +36,6 @@ public:
     // one-letter names ("-n") are left to the tool.
     void add_to(CLI::App & app, const powersample::sampling_params & shown, const std::string & common,
                 const std::string & methods, const include_fn & include, bool short_names = true) {
-        app_    = &app;
         values_ = shown;
         powersample::for_each_knob([&](const powersample::knob_info & k, auto member) {
             if (!*k.flags || !include(k)) return;
@@ -113,7 +112,6 @@ private:
         }
     }
 
-    CLI::App *                               app_ = nullptr;
     powersample::sampling_params             values_;
     std::map<std::string, std::string>       choices_;
     std::map<std::string, CLI::Option *>     given_;

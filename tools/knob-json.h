@@ -19,13 +19,13 @@
 namespace powersample_tools {
 
 // The parameters as they ran (powersample::resolved): every common knob, and the knobs of
-// p.method's group only (all groups with all_groups), nested under it.
-inline nlohmann::json knobs_to_json(const powersample::sampling_params & params, bool all_groups = false) {
+// p.method's group only, nested under it.
+inline nlohmann::json knobs_to_json(const powersample::sampling_params & params) {
     const powersample::sampling_params p     = powersample::resolved(params);
     const std::string                  own   = powersample::knob_group(p.method);
     nlohmann::json                     out   = nlohmann::json::object();
     powersample::for_each_knob([&](const powersample::knob_info & k, auto member) {
-        if (*k.group && !all_groups && own != k.group) return;
+        if (*k.group && own != k.group) return;
         nlohmann::json & slot = *k.group ? out[k.group][k.key] : out[k.key];
         using T = std::remove_reference_t<decltype(p.*member)>;
         if constexpr (std::is_enum_v<T>) {
@@ -84,6 +84,13 @@ template <class T> std::string knob_from_json(const nlohmann::json & j, T & valu
     return "";
 }
 
+// Where the object holds the knob's value (its group's object for a method's knob), or nullptr.
+inline const nlohmann::json * knob_value_in(const nlohmann::json & doc, const powersample::knob_info & k) {
+    if (!*k.group) return doc.contains(k.key) ? &doc[k.key] : nullptr;
+    if (!doc.contains(k.group) || !doc[k.group].is_object() || !doc[k.group].contains(k.key)) return nullptr;
+    return &doc[k.group][k.key];
+}
+
 // The top-level keys a JSON object of knobs may hold: the common knobs `takes` accepts, then the
 // method groups. For a caller's unknown-field check (it adds its own fields).
 template <class Takes> std::vector<std::string> knob_keys(const Takes & takes) {
@@ -135,12 +142,7 @@ template <class Takes> void read_knobs(const nlohmann::json & doc, powersample::
     }
     ps::for_each_knob([&](const ps::knob_info & k, auto member) {
         if (!takes(k) || std::is_same_v<decltype(member), ps::method ps::sampling_params::*>) return;
-        const nlohmann::json * at = nullptr;
-        if (!*k.group) {
-            if (doc.contains(k.key)) at = &doc[k.key];
-        } else if (doc.contains(k.group) && doc[k.group].contains(k.key)) {
-            at = &doc[k.group][k.key];
-        }
+        const nlohmann::json * at = knob_value_in(doc, k);
         if (!at || at->is_null()) return;
         const std::string why = knob_from_json(*at, p.*member);
         if (!why.empty()) fail(k.name(), why);

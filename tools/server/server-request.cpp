@@ -150,10 +150,7 @@ bool request_takes(const ps::knob_info & k) {
 // default beyond the limit, such as block_size 64 under --max-tokens 8, only means one block).
 template <class T>
 void cap(const json & doc, const ps::sampling_params & p, T ps::sampling_params::* member, double limit) {
-    const ps::knob_info k     = ps::knob_for(member);
-    const bool          given = *k.group ? doc.contains(k.group) && doc[k.group].is_object() && doc[k.group].contains(k.key)
-                                         : doc.contains(k.key);
-    if (given && double(p.*member) > limit) {
+    if (powersample_tools::knob_value_in(doc, ps::knob_for(member)) && double(p.*member) > limit) {
         std::ostringstream v, l;
         v << p.*member;
         l << limit;
