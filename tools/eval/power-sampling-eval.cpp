@@ -372,15 +372,15 @@ int main(int argc, char ** argv) {
         o.knobs.apply(base);
         base.record_trace = false;  // result files stay small; counts are kept
         // sps: the paper's settings (B 192, 64 rollouts per block to the cap) cost hours per problem
-        // on a small model on a CPU, so the eval starts from the scaled preset (its block size too);
-        // the sps flags given override it.
+        // on a small model on a CPU, so the eval starts from the scaled preset (its block size too,
+        // unless --block-size is given); the sps flags given override it.
         sps = base;
         {
             const ps::sampling_params small = ps::preset("sps-small");
             const char *              group = ps::knob_group(ps::method::sps);
             ps::copy_knobs(small, sps, group);
             o.knobs.apply(sps, group);
-            sps.block_size = small.block_size;
+            if (!o.knobs.given(ps::knob_for(&ps::sampling_params::block_size))) sps.block_size = small.block_size;
             sps.method     = ps::method::sps;
         }
         for (const auto & name : method_names) {
