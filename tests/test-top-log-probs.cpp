@@ -3,7 +3,7 @@
 // method; asking for them changes nothing else; a context with only the sequences one request
 // needs still runs several such requests one after another.
 #include "powersample/engine.h"
-#include "request-runner.h"
+#include "core/request-runner.h"
 #include "toy-model.h"
 
 #include <gtest/gtest.h>

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "powersample/remote.h"
-#include "token-sampler.h"
+#include "core/token-sampler.h"
 #include "toy-model.h"
 
 #include <algorithm>

@@ -5,7 +5,7 @@
 // `language_model`: the Metropolis-Hastings chain runs here over a `sequence_generator` (anything
 // that samples a suffix from the proposal q after a token context and reports, per token, log p
 // under the base model and log q under the proposal). The chain is the engine's own
-// (src/mh-chain.h: state, cuts, decisions, trace), so the two backends cannot drift. docs/remote.md says what
+// (src/core/methods/mh-chain.h: state, cuts, decisions, trace), so the two backends cannot drift. docs/remote.md says what
 // llama-server and vLLM return and when the ratio is exact.
 //
 // Usage:

@@ -1,8 +1,8 @@
 #include "powersample/powersample.h"
 
-#include "llama-backend.h"
-#include "log.h"
-#include "token-sampler.h"
+#include "llama/llama-backend.h"
+#include "llama/log.h"
+#include "core/token-sampler.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "remote-http.h"
+#include "remote/http.h"
 
 #include <httplib.h>
 

@@ -1,12 +1,11 @@
-// The Metropolis-Hastings power sampler as a state machine per chain, driven in batched rounds.
-// ref: arXiv 2510.14901, Alg. 1, with the exact acceptance ratio of docs/algorithm.md.
+// The scheduler: admits requests as their sequence ids and KV cells allow, decodes one batch per
+// round for every request's method (a request_runner: MH, SMC, SPS, ...), and enforces budgets
+// and cancellation. What a method decides lives in its runner, not here.
 #include "powersample/engine.h"
 #include "powersample/knobs.h"
 
-#include "completion-end.h"
-#include "mh-chain.h"
-#include "request-runner.h"
-#include "token-sampler.h"
+#include "core/completion-end.h"
+#include "core/request-runner.h"
 
 #include <algorithm>
 #include <chrono>
@@ -23,51 +22,17 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-enum class phase { extending, proposing, done };
-
-struct chain_state {
-    int32_t index    = 0;
-    // Every token of this chain is decoded into seq_work; seq_kept holds the state x while a
-    // proposal grows in seq_work. Decoding into one fixed id per chain lets a KV cache with one
-    // stream per sequence batch all chains together (llama.cpp puts only consecutive sequence
-    // ids in one micro-batch), and keeps each sequence's cells in position order.
-    int32_t seq_kept = -1;
-    int32_t seq_work = -1;
-    bool    kept_holds_x = false;  // seq_kept's KV = x without its last token
-    bool    work_holds_x = false;  // seq_work's KV = x without its last token
-    random_stream token_rng;     // block extensions' token draws
-    random_stream proposal_rng;  // the current proposal's token draws: a stream per proposal, so
-                                 // that a proposal stopped early (early rejection) shifts no later draw
-    uint64_t      chain_seed_index = 0;
-
-    // The state x, the step under way and its decisions (mh-chain.h); this file feeds it tokens.
-    mh_chain mh;
-
-    phase   state      = phase::extending;
-    int32_t block      = 1;
-    int32_t step       = 0;
-    int32_t target_len = 0;
-
-    bool         has_pending = false;
-    decode_entry pending{};
-};
-
 struct live_request {
     uint64_t                 id = 0;
     request                  req;
-    proposal_config          proposal;
     std::unique_ptr<completion_end> ends;  // EOG and stop strings: where a completion ends
-    int32_t                  n_steps   = 0;  // MH steps per block actually run
-    int32_t                  n_blocks  = 1;
-    int32_t                  block_len = 0;
     int64_t                  cells     = 0;  // reserved KV cells
-    std::vector<chain_state> chains;
     clock_type::time_point   start;
     int64_t                  prompt_decoded = 0;
     int64_t                  n_decoded = 0;  // prompt and every entry so far: the budget's count
     bool                     cancelled = false;
     bool                     budget_exhausted = false;
-    // method::smc and method::sps run as a state machine of their own over these sequences.
+    // The method's state machine (request-runner.h) and the sequence ids it holds.
     std::unique_ptr<request_runner> runner;
     std::vector<int32_t>            runner_seqs;
     // Sampling done, request::n_top_log_p asked: `runner` now finds the alternatives, and this
@@ -183,7 +148,6 @@ struct engine::impl {
     std::vector<finished_request> finished;
     progress_callback         on_progress;
     acceptance_variant        variant = acceptance_variant::exact;
-    draw_scratch              scratch;
 
     std::mutex       cancel_mutex;
     std::set<uint64_t> cancel_ids;
@@ -246,177 +210,28 @@ struct engine::impl {
                            : make_scalable_power_sampling_runner(lm, prompt, sp, *r.ends, r.runner_seqs);
             return;
         }
+        // MH and the plain decoders: a work and a kept id per chain; the prompt's is shared once.
         const int32_t n_chains = sp.n_chains * (sp.method == method::best_of_n ? sp.best_of : 1);
-        r.chains.resize(size_t(n_chains));
         for (int32_t c = 0; c < n_chains; ++c) {
-            chain_state & ch = r.chains[size_t(c)];
-            ch.index      = c;
-            ch.seq_work   = take_seq(true);
-            ch.seq_kept   = take_seq(false);
-            ch.token_rng  = random_stream(sp.seed, uint64_t(c), 0);
-            ch.mh         = mh_chain(sp, uint64_t(c));
-            ch.mh.set_acceptance_variant(variant);
-            ch.chain_seed_index = uint64_t(c);
-            ch.target_len = std::min(r.block_len, sp.max_new_tokens);
-            lm.seq_copy_prefix(prompt_seq, ch.seq_work, P - 1);
-            // The last prompt token is decoded per chain: its logits give x_0.
-            ch.pending     = {ch.seq_work, prompt.back(), true};
-            ch.has_pending = true;
+            r.runner_seqs.push_back(take_seq(true));
+            r.runner_seqs.push_back(take_seq(false));
         }
+        chain_progress report = [this, id = r.id](progress p) {
+            if (!on_progress) return;
+            p.request_id = id;
+            on_progress(p);
+        };
+        r.runner = make_mh_runner(lm, prompt, sp, *r.ends, prompt_seq, r.runner_seqs, variant, std::move(report));
         release_seq(prompt_seq);
     }
 
-    void report(const live_request & r, const chain_state & ch) {
-        if (!on_progress) {
-            return;
-        }
-        progress p{};
-        p.request_id         = r.id;
-        p.chain              = ch.index;
-        p.block              = ch.block;
-        p.n_blocks           = r.n_blocks;
-        p.step               = ch.step;
-        p.n_steps            = r.n_steps;
-        p.length             = int32_t(ch.mh.tokens().size());
-        p.n_proposals        = ch.mh.result().n_proposals;
-        p.n_accepted         = ch.mh.result().n_accepted;
-        p.n_tokens_generated = ch.mh.result().n_tokens_generated;
-        p.done               = ch.state == phase::done;
-        on_progress(p);
-    }
-
-    token_id token_before(const live_request & r, const chain_state & ch, int32_t m) const {
-        return m == 0 ? r.req.prompt.back() : ch.mh.tokens()[size_t(m - 1)];
-    }
-
-    void start_proposal(live_request & r, chain_state & ch) {
-        const auto & sp = r.req.params;
-        const int32_t P = int32_t(r.req.prompt.size());
-        const int32_t x_len = int32_t(ch.mh.tokens().size());
-        const int32_t m = ch.mh.begin_step();
-        ch.proposal_rng = random_stream(sp.seed, ch.chain_seed_index, 2 + uint64_t(ch.mh.result().n_proposals));
-        // Share the prefix; the token at P + m - 1 is decoded again because its logits row (the
-        // distribution of x'_m) was not kept: one extra token per step, no prefix recompute.
-        if (!ch.kept_holds_x) {
-            if (lm.shares_prefix_cells()) {
-                lm.seq_copy_prefix(ch.seq_work, ch.seq_kept, P + x_len - 1);
-            } else {
-                // A copy would decode the whole state again: swap the ids instead (free; it only
-                // costs the consecutive ids that batching across chains prefers).
-                std::swap(ch.seq_work, ch.seq_kept);
-            }
-            ch.kept_holds_x = true;
-        }
-        lm.seq_copy_prefix(ch.seq_kept, ch.seq_work, P + m - 1);
-        ch.work_holds_x = false;
-        ch.pending      = {ch.seq_work, token_before(r, ch, m), true};
-        ch.has_pending = true;
-        ch.state       = phase::proposing;
-    }
-
-    void finish_chain(live_request & r, chain_state & ch, finish_reason why, int32_t stop_index = -1) {
-        ch.state       = phase::done;
-        ch.has_pending = false;
-        sample_result & res = ch.mh.result();
-        res.finish      = why;
-        if (stop_index >= 0) res.stop = r.ends->stops()[size_t(stop_index)];
-        res.tokens      = ch.mh.tokens();
-        res.token_log_p = ch.mh.token_log_p();
-        res.log_p       = ch.mh.log_p();
-        release_seq(ch.seq_kept);
-        release_seq(ch.seq_work);
-        ch.seq_kept = ch.seq_work = -1;
-        report(r, ch);
-    }
-
-    void end_block(live_request & r, chain_state & ch) {
-        const auto & sp = r.req.params;
-        const std::vector<token_id> & x = ch.mh.tokens();
-        if (const completion_end_hit hit = r.ends->at({span_of(x)}); hit.kind != completion_end_kind::none) {
-            finish_chain(r, ch, finish_of(hit), hit.stop_index);
-            return;
-        }
-        if (int32_t(x.size()) >= sp.max_new_tokens) {
-            finish_chain(r, ch, finish_reason::length);
-            return;
-        }
-        ch.block += 1;
-        ch.step       = 0;
-        ch.target_len = std::min<int64_t>(int64_t(ch.block) * r.block_len, sp.max_new_tokens);
-        ch.state      = phase::extending;
-        if (!ch.work_holds_x) {
-            const int32_t P = int32_t(r.req.prompt.size());
-            if (lm.shares_prefix_cells()) {
-                lm.seq_copy_prefix(ch.seq_kept, ch.seq_work, P + int32_t(x.size()) - 1);
-            } else {
-                std::swap(ch.seq_work, ch.seq_kept);  // as in start_proposal
-                ch.kept_holds_x = false;
-            }
-            ch.work_holds_x = true;
-        }
-        ch.pending    = {ch.seq_work, x.back(), true};
-        ch.has_pending = true;
-    }
-
-    void after_extension(live_request & r, chain_state & ch) {
-        ch.work_holds_x = true;  // the block was decoded into seq_work
-        ch.kept_holds_x = false;
-        report(r, ch);
-        if (r.n_steps > 0) {
-            start_proposal(r, ch);
-        } else {
-            end_block(r, ch);
-        }
-    }
-
-    // The step is over: the chain decided (mh_chain::end_step); keep the KV cache's bookkeeping
-    // and go on with the next step or block.
-    void end_step(live_request & r, chain_state & ch, bool stopped_early) {
-        if (ch.mh.end_step(ch.block, ch.target_len, stopped_early)) {
-            // seq_work now holds the new x; seq_kept is brought up to date when next needed.
-            ch.work_holds_x = true;
-            ch.kept_holds_x = false;
-        }
-        ch.step += 1;
-        report(r, ch);
-        if (ch.step < r.n_steps) {
-            start_proposal(r, ch);
-        } else {
-            end_block(r, ch);
-        }
-    }
-
-    void on_logits(live_request & r, chain_state & ch, const float * row) {
-        random_stream & rng = ch.state == phase::extending ? ch.token_rng : ch.proposal_rng;
-        const token_draw d = draw_token(row, lm.n_vocab(), r.proposal, rng, scratch);
-        ch.mh.result().n_tokens_generated += 1;
-
-        if (ch.state == phase::extending) {
-            ch.mh.extend(d.token, d.log_p, d.log_q, d.entropy);
-            const std::vector<token_id> & x = ch.mh.tokens();
-            const bool ends = r.ends->at({span_of(x)}).kind != completion_end_kind::none;
-            if (ends || int32_t(x.size()) >= ch.target_len) {
-                after_extension(r, ch);
-            } else {
-                ch.pending     = {ch.seq_work, d.token, true};
-                ch.has_pending = true;
-            }
-        } else {
-            ch.mh.propose(d.token, d.log_p, d.log_q, d.entropy);
-            // The proposal x' = x[0:m] + y ends where the same rule ends it (EOG or a stop,
-            // also one that starts inside the kept prefix).
-            const int32_t m = ch.mh.cut();
-            const auto &  y = ch.mh.proposal();
-            const bool ends =
-                r.ends->at({span_of(ch.mh.tokens(), size_t(m)), span_of(y)}).kind != completion_end_kind::none;
-            if (ends || m + int32_t(y.size()) >= ch.target_len) {
-                end_step(r, ch, false);
-            } else if (ch.mh.cannot_be_accepted(ch.target_len)) {
-                end_step(r, ch, true);
-            } else {
-                ch.pending     = {ch.seq_work, d.token, true};
-                ch.has_pending = true;
-            }
+    // Sequence ids a runner no longer uses go back to the pool.
+    void reclaim_released_seqs(live_request & r) {
+        for (int32_t s : r.runner->take_released_seqs()) {
+            const auto it = std::find(r.runner_seqs.begin(), r.runner_seqs.end(), s);
+            if (it == r.runner_seqs.end()) throw error("engine: a runner released a sequence id it does not hold");
+            r.runner_seqs.erase(it);
+            release_seq(s);
         }
     }
 
@@ -432,35 +247,12 @@ struct engine::impl {
         generation_result g;
         g.n_prompt_tokens  = int32_t(r.req.prompt.size());
         g.n_tokens_decoded = r.prompt_decoded;
-        std::vector<sample_result> results;
-        if (r.runner) {
-            results = take_runner_results(r);
-            // The runner was stopped by cancel(); to the caller it ran out of length, not intent.
-            if (r.budget_exhausted && !r.cancelled) {
-                for (auto & res : results) {
-                    if (res.finish == finish_reason::cancelled) res.finish = finish_reason::length;
-                }
+        std::vector<sample_result> results = take_runner_results(r);
+        // The runner was stopped by cancel(); to the caller it ran out of length, not intent.
+        if (r.budget_exhausted && !r.cancelled) {
+            for (auto & res : results) {
+                if (res.finish == finish_reason::cancelled) res.finish = finish_reason::length;
             }
-        } else {
-            for (auto & ch : r.chains) results.push_back(std::move(ch.mh.result()));
-        }
-        if (r.req.params.method == method::best_of_n) {
-            // Keep the most likely of each group of best_of samples; the cost is the group's.
-            const size_t n = size_t(r.req.params.best_of);
-            std::vector<sample_result> best;
-            for (size_t start = 0; start + n <= results.size(); start += n) {
-                size_t pick = start;
-                int64_t generated = 0, decoded = 0;
-                for (size_t i = start; i < start + n; ++i) {
-                    if (results[i].log_p > results[pick].log_p) pick = i;
-                    generated += results[i].n_tokens_generated;
-                    decoded += results[i].n_tokens_decoded;
-                }
-                best.push_back(std::move(results[pick]));
-                best.back().n_tokens_generated = generated;
-                best.back().n_tokens_decoded   = decoded;
-            }
-            results = std::move(best);
         }
         for (auto & res : results) {
             g.n_tokens_decoded += res.n_tokens_decoded;
@@ -494,11 +286,7 @@ struct engine::impl {
             }
         }
         for (auto & r : live) {
-            if (!r.cancelled) continue;
-            if (r.runner && !r.runner->done()) r.runner->cancel();
-            for (auto & ch : r.chains) {
-                if (ch.state != phase::done) finish_chain(r, ch, finish_reason::cancelled);
-            }
+            if (r.cancelled && !r.runner->done()) r.runner->cancel();
         }
     }
 
@@ -509,23 +297,15 @@ struct engine::impl {
             const int64_t budget = r.req.params.max_tokens_decoded;
             if (budget <= 0 || r.scoring || r.cancelled || r.budget_exhausted || r.n_decoded < budget) continue;
             r.budget_exhausted = true;
-            if (r.runner) {
-                if (!r.runner->done()) r.runner->cancel();
-                continue;
-            }
-            for (auto & ch : r.chains) {
-                if (ch.state != phase::done) finish_chain(r, ch, finish_reason::length);
-            }
+            if (!r.runner->done()) r.runner->cancel();
         }
     }
 
     void retire_finished() {
         for (size_t i = 0; i < live.size();) {
             auto & r = live[i];
-            const bool all_done = r.runner ? r.runner->done()
-                                           : std::all_of(r.chains.begin(), r.chains.end(),
-                                                         [](const chain_state & c) { return c.state == phase::done; });
-            if (!all_done) {
+            reclaim_released_seqs(r);
+            if (!r.runner->done()) {
                 ++i;
                 continue;
             }
@@ -571,50 +351,27 @@ struct engine::impl {
         }
 
         std::vector<decode_entry> entries;
-        std::vector<std::pair<size_t, size_t>> owners;  // (request, chain) of each entry
-        constexpr size_t runner_owner = SIZE_MAX;        // chain slot of a runner's entry: its index
-        std::vector<size_t> runner_entry_index;         // per entry of a runner: k within that runner
+        std::vector<size_t>  owner;        // the request of each entry
+        std::vector<int32_t> within_owner;  // its index among that runner's entries this round
         for (size_t ri = 0; ri < live.size(); ++ri) {
-            if (live[ri].runner && !live[ri].runner->done()) {
-                const size_t before = entries.size();
-                live[ri].runner->collect(entries);
-                for (size_t e = before; e < entries.size(); ++e) {
-                    owners.emplace_back(ri, runner_owner);
-                }
-            }
-        }
-        runner_entry_index.assign(entries.size(), 0);
-        {
-            std::vector<size_t> next(live.size(), 0);
-            for (size_t e = 0; e < entries.size(); ++e) runner_entry_index[e] = next[owners[e].first]++;
-        }
-        for (size_t ri = 0; ri < live.size(); ++ri) {
-            for (size_t ci = 0; ci < live[ri].chains.size(); ++ci) {
-                chain_state & ch = live[ri].chains[ci];
-                if (ch.state != phase::done && ch.has_pending) {
-                    entries.push_back(ch.pending);
-                    owners.emplace_back(ri, ci);
-                    ch.has_pending = false;
-                }
+            if (live[ri].runner->done()) continue;
+            const size_t before = entries.size();
+            live[ri].runner->collect(entries);
+            for (size_t e = before; e < entries.size(); ++e) {
+                owner.push_back(ri);
+                within_owner.push_back(int32_t(e - before));
             }
         }
         if (!entries.empty()) {
             lm.decode(entries);
             for (size_t e = 0; e < entries.size(); ++e) {
-                auto & r  = live[owners[e].first];
+                auto & r = live[owner[e]];
                 r.n_decoded += 1;
-                if (owners[e].second == runner_owner) {
-                    r.runner->deliver(int32_t(runner_entry_index[e]),
-                                      entries[e].want_logits ? lm.logits(int32_t(e)) : nullptr);
-                    continue;
-                }
-                auto & ch = r.chains[owners[e].second];
-                ch.mh.result().n_tokens_decoded += 1;
-                on_logits(r, ch, lm.logits(int32_t(e)));
+                r.runner->deliver(within_owner[e], entries[e].want_logits ? lm.logits(int32_t(e)) : nullptr);
             }
         }
         for (auto & r : live) {
-            if (r.runner && !r.runner->done()) r.runner->end_round();
+            if (!r.runner->done()) r.runner->end_round();
         }
         stop_over_budget();
         retire_finished();
@@ -672,21 +429,6 @@ uint64_t engine::submit(request req) {
                                      std::to_string(r.cells) + " KV cells, the context has " +
                                      std::to_string(impl_->lm.n_cells()));
     }
-    const auto & p = r.req.params;
-    r.proposal.greedy          = p.method == method::greedy;
-    r.proposal.inv_temperature = r.proposal.greedy ? 1.0 : 1.0 / effective_temperature(p);
-    r.proposal.top_k           = p.top_k;
-    r.proposal.top_p           = p.top_p;
-    r.proposal.min_p           = p.min_p;
-    if (p.method == method::power || p.method == method::power_entropy) {
-        r.n_steps   = p.n_steps_per_block;
-        r.block_len = p.block_size;
-    } else {
-        // Plain decoding: one block the length of the cap, no MH steps.
-        r.n_steps   = 0;
-        r.block_len = p.max_new_tokens;
-    }
-    r.n_blocks = (p.max_new_tokens + r.block_len - 1) / r.block_len;
     const uint64_t id = r.id;
     impl_->queued.push_back(std::move(r));
     return id;

@@ -24,8 +24,8 @@
 // is truncated, the ratio is estimated from M rollouts and the look-ahead may be cut. Every
 // candidate and rollout token is counted as decoded.
 #include "powersample/engine.h"
-#include "request-runner.h"
-#include "token-sampler.h"
+#include "core/request-runner.h"
+#include "core/token-sampler.h"
 
 #include <algorithm>
 #include <cmath>

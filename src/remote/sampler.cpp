@@ -3,8 +3,8 @@
 // whole suffixes).
 #include "powersample/remote.h"
 
-#include "mh-chain.h"
-#include "token-sampler.h"
+#include "core/methods/mh-chain.h"
+#include "core/token-sampler.h"
 
 #include <algorithm>
 #include <chrono>

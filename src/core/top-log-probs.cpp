@@ -3,8 +3,8 @@
 // tokens they drew; storing every position's alternatives while sampling would cost a sort per
 // drawn token in every proposal, almost all of them rejected. One pass over the one sample
 // that is returned costs a prefill, batched with whatever else the engine decodes.
-#include "request-runner.h"
-#include "token-sampler.h"
+#include "core/request-runner.h"
+#include "core/token-sampler.h"
 
 #include <algorithm>
 #include <cmath>

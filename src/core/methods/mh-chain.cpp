@@ -1,4 +1,4 @@
-#include "mh-chain.h"
+#include "core/methods/mh-chain.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,8 +1,8 @@
-#include "llama-backend.h"
+#include "llama/llama-backend.h"
 
 #include "powersample/text.h"
 
-#include "log.h"
+#include "llama/log.h"
 
 #include <cstdio>
 #include <cstring>

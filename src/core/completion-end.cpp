@@ -1,4 +1,4 @@
-#include "completion-end.h"
+#include "core/completion-end.h"
 
 #include <algorithm>
 

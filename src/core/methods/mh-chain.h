@@ -18,7 +18,7 @@
 #include "powersample/engine.h"
 #include "powersample/sampling.h"
 
-#include "token-sampler.h"
+#include "core/token-sampler.h"
 
 #include <cstdint>
 #include <vector>

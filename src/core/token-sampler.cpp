@@ -1,4 +1,4 @@
-#include "token-sampler.h"
+#include "core/token-sampler.h"
 
 #include <algorithm>
 #include <cmath>

@@ -6,8 +6,8 @@
 #include "powersample/remote.h"
 #include "powersample/text.h"
 
-#include "remote-http.h"
-#include "remote-normaliser.h"
+#include "remote/http.h"
+#include "remote/normaliser.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,4 +1,4 @@
-#include "log.h"
+#include "llama/log.h"
 
 #include "llama.h"
 

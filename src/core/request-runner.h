@@ -1,13 +1,15 @@
-// The engine's interface to samplers that are not a set of independent MH chains (Power-SMC,
-// Scalable Power Sampling). Each is a per-request state machine: every round the engine asks it
-// for the tokens it wants decoded, puts them into the one batch it decodes for all requests
-// (continuous batching), hands back the logits, and lets it advance.
+// The engine's interface to every sampling method. Each method is a per-request state machine:
+// every round the engine asks it for the tokens it wants decoded, puts them into the one batch it
+// decodes for all requests (continuous batching), hands back the logits, and lets it advance. The
+// engine itself only schedules: sequence ids, KV cells, budgets, cancellation.
 #pragma once
 
-#include "completion-end.h"
+#include "core/completion-end.h"
+#include "powersample/engine.h"
 #include "powersample/language-model.h"
 #include "powersample/sampling.h"
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -30,7 +32,25 @@ public:
     virtual void cancel() = 0;
     // One result per chain, in chain order; valid once done().
     virtual std::vector<sample_result> take_results() = 0;
+    // Sequence ids of the runner's that it no longer uses (a chain that has finished), so that
+    // the engine can admit other requests before this one ends. The rest go back when it ends.
+    virtual std::vector<int32_t> take_released_seqs() { return {}; }
 };
+
+// A chain's progress, with progress::request_id left for the engine to fill in.
+using chain_progress = std::function<void(const progress &)>;
+
+// method::power and power_entropy (the MH power sampler), the plain decoders greedy, sample and
+// low_temp (the same chains with no MH step and one block the length of the cap) and best_of_n
+// (best_of such chains per chain, the most likely kept, carrying its group's cost).
+// prompt_seq holds the prompt minus its last token and is read in the constructor only (the
+// caller may release it after); seqs are two per chain (best_of_n: best_of per chain), the
+// chain's work and kept ids in turn, and are the runner's alone. `report` (may be empty) is
+// called when a chain finishes a block extension or an MH step, and when it ends.
+std::unique_ptr<request_runner> make_mh_runner(language_model & lm, const std::vector<token_id> & prompt,
+                                               const sampling_params & params, const completion_end & ends,
+                                               int32_t prompt_seq, std::vector<int32_t> seqs,
+                                               engine::acceptance_variant variant, chain_progress report);
 
 // method::sps: the candidate sequence ids of one chain (sequences_needed() counts them).
 int32_t sps_candidate_sequences(const sampling_params & params);

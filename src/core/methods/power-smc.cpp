@@ -13,8 +13,8 @@
 // (seq_copy_prefix into a second set of ids: a copy of each stream, since every sequence has a KV
 // stream of its own; docs/algorithm.md, "KV cache"). The answer is
 // one particle drawn in proportion to the final weights.
-#include "request-runner.h"
-#include "token-sampler.h"
+#include "core/request-runner.h"
+#include "core/token-sampler.h"
 
 #include <algorithm>
 #include <cmath>
