@@ -40,7 +40,7 @@ public:
         powersample::for_each_knob([&](const powersample::knob_info & k, auto member) {
             if (!*k.flags || !include(k)) return;
             using T = std::remove_reference_t<decltype(values_.*member)>;
-            const std::string names = short_names ? std::string(k.flags) : long_names(k.flags);
+            const std::string names = short_names ? std::string(k.flags) : long_names(k);
             std::string help = k.help;
             const std::string range = k.range_text();
             if (!range.empty()) help += "; " + range;
@@ -94,10 +94,9 @@ public:
     }
 
 private:
-    static std::string long_names(const std::string & flags) {
+    static std::string long_names(const powersample::knob_info & k) {
         std::string out;
-        std::stringstream in(flags);
-        for (std::string one; std::getline(in, one, ',');) {
+        for (const std::string & one : k.flag_names()) {
             if (one.rfind("--", 0) == 0) out += (out.empty() ? "" : ",") + one;
         }
         return out;

@@ -48,15 +48,21 @@ struct knob_info {
 
     // "group.key", or "key" for a common knob: the field an error names.
     std::string name() const { return *group ? std::string(group) + "." + key : std::string(key); }
+    // The command-line names, one per entry: {"-n", "--n-predict"}.
+    std::vector<std::string> flag_names() const {
+        std::vector<std::string> out;
+        const std::string        all = flags;
+        for (size_t at = 0; at < all.size();) {
+            const size_t end = std::min(all.find(',', at), all.size());
+            out.push_back(all.substr(at, end - at));
+            at = end + 1;
+        }
+        return out;
+    }
     // The flag an error names: the first long one ("--n-predict"), or "" when there is none.
     std::string long_flag() const {
-        const std::string all = flags;
-        size_t at = 0;
-        while (at < all.size()) {
-            const size_t end = std::min(all.find(',', at), all.size());
-            const std::string one = all.substr(at, end - at);
+        for (const std::string & one : flag_names()) {
             if (one.rfind("--", 0) == 0) return one;
-            at = end + 1;
         }
         return "";
     }

@@ -1,4 +1,5 @@
 #include "datasets.h"
+#include "graders/scan.h"
 
 #include <zlib.h>
 
@@ -42,15 +43,7 @@ std::string join(const std::vector<std::string> & items, std::string_view sep) {
     return out;
 }
 
-std::string_view trim(std::string_view s) {
-    const char * ws = " \t\r\n";
-    const auto b = s.find_first_not_of(ws);
-    if (b == std::string_view::npos) {
-        return {};
-    }
-    const auto e = s.find_last_not_of(ws);
-    return s.substr(b, e - b + 1);
-}
+using scan::trim;
 
 // Thrown while converting one row; caught per line and turned into a warning.
 struct row_error : std::runtime_error {

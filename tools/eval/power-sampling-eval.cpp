@@ -260,10 +260,24 @@ void write_text_atomically(const fs::path & file, const std::string & text) {
     fs::rename(tmp, file);
 }
 
-}  // namespace
+// What the checked command line asks for: the steps of main share it.
+struct run_plan {
+    std::vector<std::string> method_names;
+    bool                     user_file = false;  // --dataset names a .jsonl file, not a built-in set
+    ps::sampling_params      base;               // every method's parameters, but sps's
+    ps::sampling_params      sps;                // sps's: the sps-small preset's knobs unless given
+    fs::path                 out_dir;
+};
 
-int main(int argc, char ** argv) {
-    options o;
+// The selected problems, and their ids (what the summary and --regrade read).
+struct problem_set {
+    std::vector<ev::problem> problems;
+    std::set<std::string>    ids;
+};
+
+// Parses argv into o. Returns the exit code when the process ends here (--help, --version, a
+// usage error), nullopt to go on.
+std::optional<int> parse_command_line(int argc, char ** argv, options & o) {
     CLI::App app{ "power-sampling-eval: compare decoding methods (greedy, sampling, power sampling, best-of-N, "
                   "majority votes) on a dataset" };
     app.set_version_flag("--version", powersample::version_line(), "Print the version (commit, llama.cpp) and exit");
@@ -325,12 +339,19 @@ int main(int argc, char ** argv) {
         return app.exit(e) == 0 ? 0 : 1;  // usage errors exit 1, as the other tools'
     }
 
-    // ---- validate ----
     if (app.count("-n")) {
         usage_error("-n " + ambiguous_n + ": ambiguous here; give --n-samples N (samples per problem) or "
                     "--n-predict N (the token cap, power-sampling's -n)");
     }
-    const auto method_names = split_list(o.methods);
+    return std::nullopt;
+}
+
+// Checks what the options ask for before anything is loaded (a usage error exits 1): methods,
+// dataset, the parameters of every method, and that --out can be written.
+run_plan plan_run(const options & o) {
+    run_plan plan;
+    plan.method_names = split_list(o.methods);
+    const auto & method_names = plan.method_names;
     if (method_names.empty()) usage_error("--methods: empty; valid methods: " + ev::eval_method_names());
     for (const auto & m : method_names) {
         if (!ev::find_eval_method(m)) {
@@ -342,7 +363,6 @@ int main(int argc, char ** argv) {
         usage_error("--n-samples: " + std::to_string(o.n_samples) + " must be in [1, 127]");
     }
     const bool need_dataset = !(o.summary_only || o.regrade);
-    bool user_file = false;
     if (!o.dataset.empty() && !ev::is_builtin_dataset(o.dataset)) {
         const bool looks_like_file = o.dataset.find(".jsonl") != std::string::npos;
         if (!looks_like_file || !fs::is_regular_file(o.dataset)) {
@@ -350,7 +370,7 @@ int main(int argc, char ** argv) {
                         (looks_like_file ? " (no such file)" : "") +
                         "; valid names: " + join(ev::builtin_dataset_names(), ", ") + ", or a .jsonl file");
         }
-        user_file = true;
+        plan.user_file = true;
         const auto & tasks = ev::valid_tasks();
         if (std::find(tasks.begin(), tasks.end(), o.task) == tasks.end()) {
             usage_error("--task: unknown task '" + o.task + "'; valid tasks: " + join(tasks, ", "));
@@ -361,13 +381,13 @@ int main(int argc, char ** argv) {
                     ", or a .jsonl file");
     }
 
-    ps::sampling_params base;
+    ps::sampling_params & base = plan.base;
     try {
         if (!o.preset.empty()) base = ps::preset(o.preset);
     } catch (const ps::invalid_argument_error & e) {
         usage_error(std::string("--preset: ") + e.what());
     }
-    ps::sampling_params sps;
+    ps::sampling_params & sps = plan.sps;
     try {
         o.knobs.apply(base);
         base.record_trace = false;  // result files stay small; counts are kept
@@ -394,8 +414,8 @@ int main(int argc, char ** argv) {
         usage_error(powersample_tools::name_the_flag(e).what());
     }
 
-    const fs::path out_dir = o.out;
-    const bool tty = isatty(STDERR_FILENO);
+    plan.out_dir = o.out;
+    const fs::path & out_dir = plan.out_dir;
     // Checked before the model loads (which takes minutes), not when the first result is due.
     if (!o.summary_only) {
         std::vector<fs::path> dirs{ out_dir };
@@ -404,10 +424,14 @@ int main(int argc, char ** argv) {
             if (const auto why = unwritable_dir(dir, !o.regrade)) usage_error("--out '" + o.out + "': " + *why);
         }
     }
+    return plan;
+}
 
-    // ---- load problems ----
-    std::vector<ev::problem> problems;
-    std::set<std::string> selected_ids;
+// The problems --dataset and the selection flags name; nullopt (after a message) when the
+// dataset cannot be read.
+std::optional<problem_set> load_problems(const options & o, const run_plan & plan) {
+    problem_set set;
+    auto & problems = set.problems;
     if (!o.dataset.empty()) {
         ev::load_options lo;
         lo.offset = o.offset;
@@ -418,7 +442,7 @@ int main(int argc, char ** argv) {
             fmt::print(stderr, "{}:{}: skipped: {}\n", w.file, w.line, w.reason);
         };
         try {
-            if (user_file) {
+            if (plan.user_file) {
                 ev::field_mapping fm{ o.question_field, o.answer_field, o.id_field, o.task };
                 problems = ev::load_jsonl_dataset(o.dataset, fm, lo).problems;
             } else {
@@ -436,251 +460,269 @@ int main(int argc, char ** argv) {
             usage_error(std::string("--dataset: ") + e.what());
         } catch (const std::exception & e) {
             fmt::print(stderr, "power-sampling-eval: --dataset '{}': {}\n", o.dataset, e.what());
-            return 2;
+            return std::nullopt;
         }
-        for (const auto & p : problems) selected_ids.insert(p.id);
+        for (const auto & p : problems) set.ids.insert(p.id);
         fmt::print(stderr, "{} problems from {}\n", problems.size(), o.dataset);
     }
+    return set;
+}
 
-    int exit_code = 0;
-    std::map<std::string, std::string> settings_from_files;
+// --regrade: grades every finished result file again, in place.
+void regrade(const run_plan & plan, const options & o, const problem_set & set) {
+    size_t n = 0;
+    for (auto & rec : read_records(plan.out_dir, plan.method_names, o.dataset.empty() ? nullptr : &set.ids)) {
+        const fs::path file = rec.at("_file").get<std::string>();
+        rec.erase("_file");
+        ev::grade_record(rec);
+        ev::write_json_atomically(file, rec);
+        ++n;
+    }
+    fmt::print(stderr, "regraded {} result files\n", n);
+}
 
-    if (o.regrade) {
-        size_t n = 0;
-        for (auto & rec : read_records(out_dir, method_names, o.dataset.empty() ? nullptr : &selected_ids)) {
-            const fs::path file = rec.at("_file").get<std::string>();
-            rec.erase("_file");
-            ev::grade_record(rec);
-            ev::write_json_atomically(file, rec);
-            ++n;
-        }
-        fmt::print(stderr, "regraded {} result files\n", n);
-    } else if (!o.summary_only) {
-        // ---- generate ----
-        std::shared_ptr<ps::model> model;
-        try {
-            model = ps::model::load({ o.model });
-        } catch (const ps::invalid_argument_error & e) {
-            usage_error(std::string("--model: ") + e.what());
-        } catch (const std::exception & e) {
-            fmt::print(stderr, "power-sampling-eval: --model '{}': {}\n", o.model, e.what());
-            return 2;
-        }
-        const bool chat = o.raw ? false : (o.chat || model->has_chat_template());
-        if (chat && !model->has_chat_template()) usage_error("--chat: the model has no chat template");
-        ps::context_params cp;
-        cp.n_threads = o.threads;
-        cp.n_ctx = o.ctx_size;
-        ps::power_sampler sampler(model, cp);
-        std::signal(SIGINT, on_sigint);
-        std::signal(SIGTERM, on_sigint);
+// Runs every method on the problems without a finished result, writing each result as it
+// finishes. Returns the exit code: 0, 1 (a compute-matched method had nothing to match), 2 (the
+// model failed) or 130 (interrupted; finished results are kept).
+int generate(const run_plan & plan, const options & o, const problem_set & set) {
+    const auto &     method_names = plan.method_names;
+    const fs::path & out_dir      = plan.out_dir;
+    const auto &     problems     = set.problems;
+    const auto &     selected_ids = set.ids;
+    const ps::sampling_params & base = plan.base;
+    const ps::sampling_params & sps  = plan.sps;
+    const bool       tty          = isatty(STDERR_FILENO);
+    int              exit_code    = 0;
+    std::shared_ptr<ps::model> model;
+    try {
+        model = ps::model::load({ o.model });
+    } catch (const ps::invalid_argument_error & e) {
+        usage_error(std::string("--model: ") + e.what());
+    } catch (const std::exception & e) {
+        fmt::print(stderr, "power-sampling-eval: --model '{}': {}\n", o.model, e.what());
+        return 2;
+    }
+    const bool chat = o.raw ? false : (o.chat || model->has_chat_template());
+    if (chat && !model->has_chat_template()) usage_error("--chat: the model has no chat template");
+    ps::context_params cp;
+    cp.n_threads = o.threads;
+    cp.n_ctx = o.ctx_size;
+    ps::power_sampler sampler(model, cp);
+    std::signal(SIGINT, on_sigint);
+    std::signal(SIGTERM, on_sigint);
 
-        // Methods that draw the same kind of samples (best-of-n and maj-vote: N samples at T = 1)
-        // share one generation, so they are compared on identical samples.
-        // Compute-matched methods run last, once the methods they are matched to have finished.
-        std::vector<std::vector<ev::eval_method>> groups;
-        for (const bool matched : { false, true }) {
-            for (const auto & name : method_names) {
-                const auto m = *ev::find_eval_method(name);
-                if (m.matched_to.empty() == matched) continue;
-                bool placed = false;
-                for (auto & g : groups) {
-                    if (m.uses_n && g[0].engine == m.engine && g[0].uses_n && m.matched_to.empty() &&
-                        g[0].matched_to.empty()) {
-                        g.push_back(m);
-                        placed = true;
-                    }
+    // Methods that draw the same kind of samples (best-of-n and maj-vote: N samples at T = 1)
+    // share one generation, so they are compared on identical samples.
+    // Compute-matched methods run last, once the methods they are matched to have finished.
+    std::vector<std::vector<ev::eval_method>> groups;
+    for (const bool matched : { false, true }) {
+        for (const auto & name : method_names) {
+            const auto m = *ev::find_eval_method(name);
+            if (m.matched_to.empty() == matched) continue;
+            bool placed = false;
+            for (auto & g : groups) {
+                if (m.uses_n && g[0].engine == m.engine && g[0].uses_n && m.matched_to.empty() &&
+                    g[0].matched_to.empty()) {
+                    g.push_back(m);
+                    placed = true;
                 }
-                if (!placed) groups.push_back({ m });
             }
-        }
-
-        for (const auto & group : groups) {
-            if (g_cancel.load()) break;
-            std::vector<std::string> names;
-            for (const auto & m : group) {
-                names.push_back(m.name);
-                fs::create_directories(out_dir / m.name);
-            }
-            const std::string label = join(names, "+");
-            ps::sampling_params sp = group[0].engine == "sps" ? sps : base;
-            sp.method = ps::method_from_name(group[0].engine);
-            sp.n_chains = group[0].uses_n ? o.n_samples : 1;
-            if (sp.method == ps::method::sample) sp.temperature = 1.0;
-            if (!group[0].matched_to.empty()) {
-                const auto n = matched_n_samples(out_dir, group[0].matched_to, selected_ids, sp.max_new_tokens);
-                if (!n) {
-                    fmt::print(stderr, "[{}] skipped: no finished results of '{}' to match (run it first)\n",
-                               label, group[0].matched_to);
-                    exit_code = 1;
-                    continue;
-                }
-                sp.n_chains = n->n_samples;
-                fmt::print(stderr, "[{}] N = {}: {} spent {:.1f} tokens per problem, a sample at T = 1 {:.1f}{}\n",
-                           label, n->n_samples, group[0].matched_to, n->method_tokens, n->sample_tokens,
-                           n->sample_tokens_measured ? "" : " (no T = 1 samples yet: the cap, an upper bound)");
-            }
-
-            // Pending: problems for which some method of the group has no finished file.
-            std::vector<size_t> pending;
-            std::vector<std::pair<std::string, ps::sampling_params>> requests;  // the prompt as recorded
-            // What is sampled from: a chat prompt tokenized so that a question cannot write the
-            // template's markers (model::tokenize_chat).
-            std::vector<std::pair<std::vector<ps::token_id>, ps::sampling_params>> token_requests;
-            std::vector<ev::prompt_text> prompts;
-            size_t n_skipped = 0;
-            for (size_t i = 0; i < problems.size(); ++i) {
-                bool missing = false;
-                for (const auto & m : group) {
-                    missing |= !ev::is_finished_record(out_dir / m.name / (ev::sanitize_id(problems[i].id) + ".json"));
-                }
-                if (!missing) continue;
-                auto pt = ev::build_prompt(problems[i], chat);
-                auto req = sp;
-                req.seed = problem_seed(o.seed, problems[i].id);
-                std::string text = chat ? model->format_chat(pt.text) : pt.text;
-                // What is sampled from: a chat prompt tokenized so that a question cannot write
-                // the template's markers (model::tokenize_chat).
-                std::vector<ps::token_id> tokens =
-                    chat ? model->tokenize_chat({{"user", pt.text}}) : model->tokenize(pt.text, true);
-                // One problem whose prompt cannot fit must not stop the run: generate_batch checks
-                // every request before it starts and would refuse the whole batch.
-                if (auto why = beyond_context(*model, tokens, sp.max_new_tokens)) {
-                    ++n_skipped;
-                    fmt::print(stderr, "[{}] skipped {}: {}\n", label, problems[i].id, *why);
-                    for (const auto & m : group) {
-                        const fs::path file = out_dir / m.name / (ev::sanitize_id(problems[i].id) + ".json");
-                        if (ev::is_finished_record(file)) continue;
-                        ev::write_json_atomically(file, { { "version", ev::record_version },
-                                                          { "problem_id", problems[i].id },
-                                                          { "dataset", o.dataset },
-                                                          { "task", problems[i].task },
-                                                          { "method", m.name },
-                                                          { "engine", m.engine },
-                                                          { "model", model->path() },
-                                                          { "chat", chat },
-                                                          { "question", problems[i].question },
-                                                          { "reference", problems[i].reference },
-                                                          { "params", powersample_tools::knobs_to_json(sp) },
-                                                          { "samples", nlohmann::json::array() },
-                                                          { "skipped", *why } });
-                    }
-                    continue;
-                }
-                requests.emplace_back(std::move(text), req);
-                token_requests.emplace_back(std::move(tokens), req);
-                prompts.push_back(pt);
-                pending.push_back(i);
-            }
-            fmt::print(stderr, "[{}] {} to run, {} already done{}\n", label, pending.size(),
-                       problems.size() - pending.size() - n_skipped,
-                       n_skipped ? fmt::format(", {} skipped", n_skipped) : std::string());
-            if (pending.empty()) continue;
-
-            const auto t0 = std::chrono::steady_clock::now();
-            auto t_last = t0;
-            size_t n_done = 0;
-            int64_t tokens_done = 0;
-            ps::run_options ro;
-            ro.cancel = &g_cancel;
-            auto on_result = [&](size_t k, const ps::generation_result & g) {
-                for (const auto & c : g.chains) {
-                    // A cancelled chain is not a result: the problem stays pending for the rerun.
-                    if (c.finish == ps::finish_reason::cancelled) return;
-                }
-                const auto & p = problems[pending[k]];
-                nlohmann::json samples = nlohmann::json::array();
-                int64_t tokens = 0;
-                for (const auto & c : g.chains) {
-                    samples.push_back({ { "text", c.text },
-                                        { "n_tokens", c.tokens.size() },
-                                        { "log_p", c.log_p },
-                                        { "finish", ps::finish_reason_name(c.finish) },
-                                        { "n_tokens_generated", c.n_tokens_generated },
-                                        { "n_tokens_decoded", c.n_tokens_decoded },
-                                        { "n_proposals", c.n_proposals },
-                                        { "n_accepted", c.n_accepted },
-                                        { "n_early_rejections", c.n_early_rejections },
-                                        { "n_tokens_saved", c.n_tokens_saved } });
-                    tokens += c.n_tokens_generated;
-                }
-                for (const auto & m : group) {
-                    const fs::path file = out_dir / m.name / (ev::sanitize_id(p.id) + ".json");
-                    if (ev::is_finished_record(file)) continue;
-                    nlohmann::json rec{
-                        { "version", ev::record_version },
-                        { "problem_id", p.id },
-                        { "dataset", o.dataset },
-                        { "task", p.task },
-                        { "method", m.name },
-                        { "engine", m.engine },
-                        { "model", model->path() },
-                        { "chat", chat },
-                        { "question", p.question },
-                        { "prompt", requests[k].first },
-                        { "stop", prompts[k].stop },
-                        { "reference", p.reference },
-                        // How it was made, in the knob table's vocabulary, with this problem's seed.
-                        { "params", powersample_tools::knobs_to_json(requests[k].second) },
-                        { "samples", samples },
-                        { "n_tokens_generated", tokens },
-                        { "n_prompt_tokens", g.n_prompt_tokens },
-                        { "wall_seconds", g.wall_seconds },
-                    };
-                    if (!m.matched_to.empty()) rec["matched_to"] = m.matched_to;
-                    if (p.task == "humaneval") {
-                        rec["test"] = p.raw.value("test", "");
-                        rec["entry_point"] = p.raw.value("entry_point", "");
-                    }
-                    ev::grade_record(rec);
-                    ev::write_json_atomically(file, rec);
-                }
-                ++n_done;
-                tokens_done += tokens;
-                // Time per finished problem, written as it finishes so that a kill loses only the
-                // work in flight: the batch's elapsed time since the previous finish goes with this
-                // problem, so the lines of a batch add up to its throughput.
-                const auto now = std::chrono::steady_clock::now();
-                const double gap = std::chrono::duration<double>(now - t_last).count();
-                t_last = now;
-                const std::string line = nlohmann::json{ { "seconds", gap },
-                                                         { "problems", 1 },
-                                                         { "group", label },
-                                                         { "problem_id", p.id },
-                                                         { "interrupted", false } }
-                                             .dump() +
-                                         "\n";
-                for (const auto & name : names) {
-                    std::ofstream(out_dir / name / "_timing.jsonl", std::ios::app) << line << std::flush;
-                }
-                const double s = std::chrono::duration<double>(now - t0).count();
-                // The ETA assumes the remaining problems cost what the finished ones did.
-                const double eta = n_done ? s / double(n_done) * double(pending.size() - n_done) : 0.0;
-                if (tty) {
-                    fmt::print(stderr, "\r[{}] {}/{} done, {} tokens, {:.0f} s, ETA {:.0f} s", label, n_done,
-                               pending.size(), tokens_done, s, eta);
-                } else if (n_done % 10 == 0 || n_done == pending.size()) {
-                    fmt::print(stderr, "[{}] {}/{} done, {} tokens, {:.0f} s, ETA {:.0f} s\n", label, n_done,
-                               pending.size(), tokens_done, s, eta);
-                }
-            };
-            try {
-                sampler.generate_batch_tokens(token_requests, ro, on_result);
-            } catch (const ps::invalid_argument_error & e) {
-                usage_error(powersample_tools::name_the_flag(e).what());
-            } catch (const std::exception & e) {
-                fmt::print(stderr, "\npower-sampling-eval: [{}] generation failed: {}\n", label, e.what());
-                return 2;
-            }
-            if (tty) fmt::print(stderr, "\n");
-        }
-        if (g_cancel.load()) {
-            fmt::print(stderr, "interrupted: finished results are kept; rerun the same command to resume\n");
-            exit_code = 130;
+            if (!placed) groups.push_back({ m });
         }
     }
 
-    // ---- summarise ----
+    for (const auto & group : groups) {
+        if (g_cancel.load()) break;
+        std::vector<std::string> names;
+        for (const auto & m : group) {
+            names.push_back(m.name);
+            fs::create_directories(out_dir / m.name);
+        }
+        const std::string label = join(names, "+");
+        ps::sampling_params sp = group[0].engine == "sps" ? sps : base;
+        sp.method = ps::method_from_name(group[0].engine);
+        sp.n_chains = group[0].uses_n ? o.n_samples : 1;
+        if (sp.method == ps::method::sample) sp.temperature = 1.0;
+        if (!group[0].matched_to.empty()) {
+            const auto n = matched_n_samples(out_dir, group[0].matched_to, selected_ids, sp.max_new_tokens);
+            if (!n) {
+                fmt::print(stderr, "[{}] skipped: no finished results of '{}' to match (run it first)\n",
+                           label, group[0].matched_to);
+                exit_code = 1;
+                continue;
+            }
+            sp.n_chains = n->n_samples;
+            fmt::print(stderr, "[{}] N = {}: {} spent {:.1f} tokens per problem, a sample at T = 1 {:.1f}{}\n",
+                       label, n->n_samples, group[0].matched_to, n->method_tokens, n->sample_tokens,
+                       n->sample_tokens_measured ? "" : " (no T = 1 samples yet: the cap, an upper bound)");
+        }
+
+        // Pending: problems for which some method of the group has no finished file.
+        std::vector<size_t> pending;
+        std::vector<std::pair<std::string, ps::sampling_params>> requests;  // the prompt as recorded
+        // What is sampled from: a chat prompt tokenized so that a question cannot write the
+        // template's markers (model::tokenize_chat).
+        std::vector<std::pair<std::vector<ps::token_id>, ps::sampling_params>> token_requests;
+        std::vector<ev::prompt_text> prompts;
+        size_t n_skipped = 0;
+        for (size_t i = 0; i < problems.size(); ++i) {
+            bool missing = false;
+            for (const auto & m : group) {
+                missing |= !ev::is_finished_record(out_dir / m.name / (ev::sanitize_id(problems[i].id) + ".json"));
+            }
+            if (!missing) continue;
+            auto pt = ev::build_prompt(problems[i], chat);
+            auto req = sp;
+            req.seed = problem_seed(o.seed, problems[i].id);
+            std::string text = chat ? model->format_chat(pt.text) : pt.text;
+            // What is sampled from: a chat prompt tokenized so that a question cannot write
+            // the template's markers (model::tokenize_chat).
+            std::vector<ps::token_id> tokens =
+                chat ? model->tokenize_chat({{"user", pt.text}}) : model->tokenize(pt.text, true);
+            // One problem whose prompt cannot fit must not stop the run: generate_batch checks
+            // every request before it starts and would refuse the whole batch.
+            if (auto why = beyond_context(*model, tokens, sp.max_new_tokens)) {
+                ++n_skipped;
+                fmt::print(stderr, "[{}] skipped {}: {}\n", label, problems[i].id, *why);
+                for (const auto & m : group) {
+                    const fs::path file = out_dir / m.name / (ev::sanitize_id(problems[i].id) + ".json");
+                    if (ev::is_finished_record(file)) continue;
+                    ev::write_json_atomically(file, { { "version", ev::record_version },
+                                                      { "problem_id", problems[i].id },
+                                                      { "dataset", o.dataset },
+                                                      { "task", problems[i].task },
+                                                      { "method", m.name },
+                                                      { "engine", m.engine },
+                                                      { "model", model->path() },
+                                                      { "chat", chat },
+                                                      { "question", problems[i].question },
+                                                      { "reference", problems[i].reference },
+                                                      { "params", powersample_tools::knobs_to_json(sp) },
+                                                      { "samples", nlohmann::json::array() },
+                                                      { "skipped", *why } });
+                }
+                continue;
+            }
+            requests.emplace_back(std::move(text), req);
+            token_requests.emplace_back(std::move(tokens), req);
+            prompts.push_back(pt);
+            pending.push_back(i);
+        }
+        fmt::print(stderr, "[{}] {} to run, {} already done{}\n", label, pending.size(),
+                   problems.size() - pending.size() - n_skipped,
+                   n_skipped ? fmt::format(", {} skipped", n_skipped) : std::string());
+        if (pending.empty()) continue;
+
+        const auto t0 = std::chrono::steady_clock::now();
+        auto t_last = t0;
+        size_t n_done = 0;
+        int64_t tokens_done = 0;
+        ps::run_options ro;
+        ro.cancel = &g_cancel;
+        auto on_result = [&](size_t k, const ps::generation_result & g) {
+            for (const auto & c : g.chains) {
+                // A cancelled chain is not a result: the problem stays pending for the rerun.
+                if (c.finish == ps::finish_reason::cancelled) return;
+            }
+            const auto & p = problems[pending[k]];
+            nlohmann::json samples = nlohmann::json::array();
+            int64_t tokens = 0;
+            for (const auto & c : g.chains) {
+                samples.push_back({ { "text", c.text },
+                                    { "n_tokens", c.tokens.size() },
+                                    { "log_p", c.log_p },
+                                    { "finish", ps::finish_reason_name(c.finish) },
+                                    { "n_tokens_generated", c.n_tokens_generated },
+                                    { "n_tokens_decoded", c.n_tokens_decoded },
+                                    { "n_proposals", c.n_proposals },
+                                    { "n_accepted", c.n_accepted },
+                                    { "n_early_rejections", c.n_early_rejections },
+                                    { "n_tokens_saved", c.n_tokens_saved } });
+                tokens += c.n_tokens_generated;
+            }
+            for (const auto & m : group) {
+                const fs::path file = out_dir / m.name / (ev::sanitize_id(p.id) + ".json");
+                if (ev::is_finished_record(file)) continue;
+                nlohmann::json rec{
+                    { "version", ev::record_version },
+                    { "problem_id", p.id },
+                    { "dataset", o.dataset },
+                    { "task", p.task },
+                    { "method", m.name },
+                    { "engine", m.engine },
+                    { "model", model->path() },
+                    { "chat", chat },
+                    { "question", p.question },
+                    { "prompt", requests[k].first },
+                    { "stop", prompts[k].stop },
+                    { "reference", p.reference },
+                    // How it was made, in the knob table's vocabulary, with this problem's seed.
+                    { "params", powersample_tools::knobs_to_json(requests[k].second) },
+                    { "samples", samples },
+                    { "n_tokens_generated", tokens },
+                    { "n_prompt_tokens", g.n_prompt_tokens },
+                    { "wall_seconds", g.wall_seconds },
+                };
+                if (!m.matched_to.empty()) rec["matched_to"] = m.matched_to;
+                if (p.task == "humaneval") {
+                    rec["test"] = p.raw.value("test", "");
+                    rec["entry_point"] = p.raw.value("entry_point", "");
+                }
+                ev::grade_record(rec);
+                ev::write_json_atomically(file, rec);
+            }
+            ++n_done;
+            tokens_done += tokens;
+            // Time per finished problem, written as it finishes so that a kill loses only the
+            // work in flight: the batch's elapsed time since the previous finish goes with this
+            // problem, so the lines of a batch add up to its throughput.
+            const auto now = std::chrono::steady_clock::now();
+            const double gap = std::chrono::duration<double>(now - t_last).count();
+            t_last = now;
+            const std::string line = nlohmann::json{ { "seconds", gap },
+                                                     { "problems", 1 },
+                                                     { "group", label },
+                                                     { "problem_id", p.id },
+                                                     { "interrupted", false } }
+                                         .dump() +
+                                     "\n";
+            for (const auto & name : names) {
+                std::ofstream(out_dir / name / "_timing.jsonl", std::ios::app) << line << std::flush;
+            }
+            const double s = std::chrono::duration<double>(now - t0).count();
+            // The ETA assumes the remaining problems cost what the finished ones did.
+            const double eta = n_done ? s / double(n_done) * double(pending.size() - n_done) : 0.0;
+            if (tty) {
+                fmt::print(stderr, "\r[{}] {}/{} done, {} tokens, {:.0f} s, ETA {:.0f} s", label, n_done,
+                           pending.size(), tokens_done, s, eta);
+            } else if (n_done % 10 == 0 || n_done == pending.size()) {
+                fmt::print(stderr, "[{}] {}/{} done, {} tokens, {:.0f} s, ETA {:.0f} s\n", label, n_done,
+                           pending.size(), tokens_done, s, eta);
+            }
+        };
+        try {
+            sampler.generate_batch_tokens(token_requests, ro, on_result);
+        } catch (const ps::invalid_argument_error & e) {
+            usage_error(powersample_tools::name_the_flag(e).what());
+        } catch (const std::exception & e) {
+            fmt::print(stderr, "\npower-sampling-eval: [{}] generation failed: {}\n", label, e.what());
+            return 2;
+        }
+        if (tty) fmt::print(stderr, "\n");
+    }
+    if (g_cancel.load()) {
+        fmt::print(stderr, "interrupted: finished results are kept; rerun the same command to resume\n");
+        exit_code = 130;
+    }
+    return exit_code;
+}
+
+// Summarises every finished result of the selected problems (stdout, and summary.md,
+// summary.json and report.html in --out). Returns exit_code, or 2 when --out cannot be written.
+int summarise(const run_plan & plan, const options & o, const problem_set & set, int exit_code) {
+    const auto &     method_names = plan.method_names;
+    const fs::path & out_dir      = plan.out_dir;
+    const auto &     selected_ids = set.ids;
     auto records = read_records(out_dir, method_names, o.dataset.empty() ? nullptr : &selected_ids, true);
     for (auto & rec : records) {
         if (!rec.contains("grade") && !rec.contains("skipped")) ev::grade_record(rec);
@@ -745,4 +787,22 @@ int main(int argc, char ** argv) {
         return 2;
     }
     return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char ** argv) {
+    options o;
+    if (const auto code = parse_command_line(argc, argv, o)) return *code;
+    const run_plan plan = plan_run(o);
+    const auto     set  = load_problems(o, plan);
+    if (!set) return 2;
+    int exit_code = 0;
+    if (o.regrade) {
+        regrade(plan, o, *set);
+    } else if (!o.summary_only) {
+        exit_code = generate(plan, o, *set);
+        if (exit_code == 2) return 2;
+    }
+    return summarise(plan, o, *set, exit_code);
 }
