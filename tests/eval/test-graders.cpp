@@ -16,6 +16,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -71,7 +72,9 @@ TEST(ExtractNumeric, NumberFormats) {
     EXPECT_EQ(extract_numeric_answer("\\boxed{-\\dfrac{3}{4}}"), "-3/4");
     EXPECT_EQ(extract_numeric_answer("ratio 3/4"), "3/4");
     EXPECT_EQ(extract_numeric_answer("50%"), "50");
-    EXPECT_EQ(extract_numeric_answer("\xE2\x88\x92" "7 is it"), "-7");
+    EXPECT_EQ(extract_numeric_answer("\xE2\x88\x92"
+                                     "7 is it"),
+              "-7");
 }
 
 TEST(ExtractNumeric, ListsAndSubtraction) {
@@ -111,17 +114,17 @@ TEST(ParseNumber, Accepts) {
 }
 
 TEST(ParseNumber, Rejects) {
-    for (const char * s : { "", "abc", "1/0", "12a", "1,23", "1 2", "3.4.5", "--3", ".", "$", "\\frac{1}{x}", "1e5",
-                            "(1,2)" }) {
+    for (const char * s :
+         { "", "abc", "1/0", "12a", "1,23", "1 2", "3.4.5", "--3", ".", "$", "\\frac{1}{x}", "1e5", "(1,2)" }) {
         EXPECT_EQ(parse_number(s), std::nullopt) << s;
     }
 }
 
 TEST(NumericEqual, EqualPairs) {
     const std::vector<std::pair<const char *, const char *>> pairs{
-        { "12", "12.0" },       { "12", "12.00" }, { "3/4", "0.75" },   { "1,234", "1234" },  { "-0.5", "-1/2" },
-        { "$18", "18" },        { "0", "-0" },     { "0.1", "0.10000000001" },
-        { "\\frac{1}{3}", "0.333333333" },
+        { "12", "12.0" },    { "12", "12.00" },          { "3/4", "0.75" },
+        { "1,234", "1234" }, { "-0.5", "-1/2" },         { "$18", "18" },
+        { "0", "-0" },       { "0.1", "0.10000000001" }, { "\\frac{1}{3}", "0.333333333" },
     };
     for (const auto & [a, b] : pairs) {
         EXPECT_TRUE(numeric_equal(a, b)) << a << " vs " << b;
@@ -131,8 +134,8 @@ TEST(NumericEqual, EqualPairs) {
 
 TEST(NumericEqual, UnequalPairs) {
     const std::vector<std::pair<const char *, const char *>> pairs{
-        { "12", "13" }, { "2", "-2" }, { "0.75", "0.76" }, { "1/3", "0.333" }, { "1", "1.00001" },
-        { "abc", "abc" }, { "", "" }, { "5", "" }, { "1e6", "1000000" }, { "1450001", "1,450,000" },
+        { "12", "13" },   { "2", "-2" }, { "0.75", "0.76" }, { "1/3", "0.333" },   { "1", "1.00001" },
+        { "abc", "abc" }, { "", "" },    { "5", "" },        { "1e6", "1000000" }, { "1450001", "1,450,000" },
     };
     for (const auto & [a, b] : pairs) {
         EXPECT_FALSE(numeric_equal(a, b)) << a << " vs " << b;
@@ -293,7 +296,7 @@ TEST(GradeMath, Math500BoxedAgreesWithAnswerLine) {
     int disagree = 0;
     for (const auto & p : r.problems) {
         const std::string answer = p.raw.at("answer");
-        const auto pos = answer.rfind("The answer is:");
+        const auto        pos    = answer.rfind("The answer is:");
         ASSERT_NE(pos, std::string::npos) << p.id;
         const std::string line = answer.substr(pos + 14);
         if (!math_equal(p.reference, line)) {
@@ -326,8 +329,7 @@ TEST(ExtractPython, BodyStopsAtTopLevelCode) {
     EXPECT_EQ(prog, std::string(k_prompt) + "    return sum(xs)\n\n\n");
     const auto prog2 = extract_python_function("    return sum(xs)\nprint(add([1, 2]))\n", k_prompt, "add");
     EXPECT_EQ(prog2, std::string(k_prompt) + "    return sum(xs)\n");
-    const auto prog3 =
-        extract_python_function("    return sum(xs)\nThis function sums the list.\n", k_prompt, "add");
+    const auto prog3 = extract_python_function("    return sum(xs)\nThis function sums the list.\n", k_prompt, "add");
     EXPECT_EQ(prog3, std::string(k_prompt) + "    return sum(xs)\n");
 }
 
@@ -342,19 +344,20 @@ TEST(ExtractPython, FencedFullFunction) {
         "Here is the solution:\n```python\nfrom typing import List\n\ndef add(xs: List[int]) -> int:\n"
         "    return sum(xs)\n```\nIt works because sum adds.\n```python\nprint(add([1]))\n```\n";
     const auto prog = extract_python_function(response, k_prompt, "add");
-    EXPECT_EQ(prog, std::string(k_prompt) + "\nfrom typing import List\n\ndef add(xs: List[int]) -> int:\n"
-                                           "    return sum(xs)\n\n");
+    EXPECT_EQ(prog, std::string(k_prompt) +
+                        "\nfrom typing import List\n\ndef add(xs: List[int]) -> int:\n"
+                        "    return sum(xs)\n\n");
 }
 
 TEST(ExtractPython, FencedFullFunctionWithTrailingScript) {
     const std::string response = "```py\ndef add(xs):\n    return sum(xs)\n\nassert add([1]) == 1\nprint('ok')\n```";
-    const auto prog = extract_python_function(response, k_prompt, "add");
+    const auto        prog     = extract_python_function(response, k_prompt, "add");
     EXPECT_EQ(prog, std::string(k_prompt) + "\ndef add(xs):\n    return sum(xs)\n\n");
 }
 
 TEST(ExtractPython, PromptAlreadyEchoedIsNotDuplicated) {
     const std::string response = std::string(k_prompt) + "    return sum(xs)\n";
-    const auto prog = extract_python_function(response, k_prompt, "add");
+    const auto        prog     = extract_python_function(response, k_prompt, "add");
     EXPECT_EQ(prog, response + "\n");
 }
 
@@ -375,9 +378,7 @@ namespace {
 
 const char * k_test = "def check(candidate):\n    assert candidate([1, 2]) == 3\n    assert candidate([]) == 0\n";
 
-std::string with_body(const std::string & body) {
-    return std::string(k_prompt) + body;
-}
+std::string with_body(const std::string & body) { return std::string(k_prompt) + body; }
 
 sandbox_limits fast_limits() {
     sandbox_limits l;
@@ -386,9 +387,7 @@ sandbox_limits fast_limits() {
 }
 
 // A name unique to this test process, for files and processes the sandboxed code may leave.
-std::string marker(const std::string & what) {
-    return "ps-sandbox-" + what + "-" + std::to_string(::getpid());
-}
+std::string marker(const std::string & what) { return "ps-sandbox-" + what + "-" + std::to_string(::getpid()); }
 
 // Python lines (at `indent`) that try to leave files starting with `name` in /tmp and /dev/shm,
 // ignoring refusals.
@@ -422,11 +421,11 @@ bool process_survives(const std::string & name) {
     // Up to 10 s: the kernel tears a PID namespace down after its init exits, and on a loaded
     // machine (the test suite runs two at a time beside other work) that has taken over 1 s.
     for (int attempt = 0; attempt < 200; ++attempt) {
-        bool found = false;
+        bool            found = false;
         std::error_code ec;
         for (const auto & e : fs::directory_iterator("/proc", ec)) {
             std::ifstream in(e.path() / "cmdline");
-            std::string argv0;
+            std::string   argv0;
             if (std::getline(in, argv0, '\0') && argv0 == name) {
                 found = true;
             }
@@ -469,8 +468,8 @@ TEST(RunHumanEval, InvalidEntryPointIsRejected) {
 }
 
 TEST(RunHumanEval, MissingInterpreterIsReported) {
-    auto l = fast_limits();
-    l.python = "no-such-python-interpreter";
+    auto l       = fast_limits();
+    l.python     = "no-such-python-interpreter";
     const auto r = run_humaneval_test(with_body("    return sum(xs)\n"), k_test, "add", l);
     EXPECT_FALSE(r.passed);
     EXPECT_NE(r.error_text.find("not found"), std::string::npos) << r.error_text;
@@ -478,9 +477,9 @@ TEST(RunHumanEval, MissingInterpreterIsReported) {
 
 TEST(RunHumanEval, InfiniteLoopTimesOut) {
     sandbox_limits l;
-    l.wall_time = 1s;
-    const auto start = std::chrono::steady_clock::now();
-    const auto r = run_humaneval_test(with_body("    while True:\n        pass\n"), k_test, "add", l);
+    l.wall_time        = 1s;
+    const auto start   = std::chrono::steady_clock::now();
+    const auto r       = run_humaneval_test(with_body("    while True:\n        pass\n"), k_test, "add", l);
     const auto elapsed = std::chrono::steady_clock::now() - start;
     EXPECT_FALSE(r.passed);
     EXPECT_TRUE(r.timed_out) << r.error_text;
@@ -489,10 +488,11 @@ TEST(RunHumanEval, InfiniteLoopTimesOut) {
 }
 
 TEST(RunHumanEval, ForkBombIsContained) {
-    auto l = fast_limits();
-    l.wall_time = 2s;
+    auto l           = fast_limits();
+    l.wall_time      = 2s;
     const auto start = std::chrono::steady_clock::now();
-    const auto r = run_humaneval_test(with_body("    import os\n    while True:\n        os.fork()\n"), k_test, "add", l);
+    const auto r =
+        run_humaneval_test(with_body("    import os\n    while True:\n        os.fork()\n"), k_test, "add", l);
     EXPECT_FALSE(r.passed);
     EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
     // With the PID namespace every forked process dies with the child; verify none of them
@@ -505,11 +505,14 @@ TEST(RunHumanEval, SetsidEscapeIsKilledWithTheSandbox) {
     // A grandchild that leaves the process group and would outlive a process-group kill: it
     // becomes a `sleep` whose argv[0] names this test, so it can be looked for in the host's /proc.
     const std::string name = marker("setsid");
-    const std::string body = "    import os\n"
-                             "    if os.fork() == 0:\n"
-                             "        os.setsid()\n"
-                             "        os.execv('/bin/sleep', ['" + name + "', '30'])\n"
-                             "    return sum(xs)\n";
+    const std::string body =
+        "    import os\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        os.execv('/bin/sleep', ['" +
+        name +
+        "', '30'])\n"
+        "    return sum(xs)\n";
     const auto r = run_humaneval_test(with_body(body), k_test, "add", fast_limits());
     EXPECT_TRUE(r.passed) << r.error_text;
     if (r.sandbox == "fork") {
@@ -519,19 +522,18 @@ TEST(RunHumanEval, SetsidEscapeIsKilledWithTheSandbox) {
 }
 
 TEST(RunHumanEval, MemoryLimitStopsHugeAllocation) {
-    const auto r =
-        run_humaneval_test(with_body("    x = bytearray(10 * 1024 ** 3)\n    return sum(xs)\n"), k_test, "add",
-                           fast_limits());
+    const auto r = run_humaneval_test(with_body("    x = bytearray(10 * 1024 ** 3)\n    return sum(xs)\n"), k_test,
+                                      "add", fast_limits());
     EXPECT_FALSE(r.passed);
     EXPECT_FALSE(r.timed_out);
     EXPECT_NE(r.error_text.find("MemoryError"), std::string::npos) << r.error_text;
 }
 
 TEST(RunHumanEval, FileSizeLimit) {
-    auto l = fast_limits();
+    auto l            = fast_limits();
     l.file_size_bytes = 1 << 20;
-    const auto r = run_humaneval_test(
-        with_body("    open('big', 'wb').write(b'x' * (4 << 20))\n    return sum(xs)\n"), k_test, "add", l);
+    const auto r = run_humaneval_test(with_body("    open('big', 'wb').write(b'x' * (4 << 20))\n    return sum(xs)\n"),
+                                      k_test, "add", l);
     EXPECT_FALSE(r.passed);
     // Python ignores SIGXFSZ, so the limit surfaces as EFBIG.
     EXPECT_NE(r.error_text.find("File too large"), std::string::npos) << r.error_text;
@@ -539,11 +541,12 @@ TEST(RunHumanEval, FileSizeLimit) {
 }
 
 TEST(RunHumanEval, ScratchDirIsCwdWritableAndRemoved) {
-    const std::string body = "    import os\n"
-                             "    open('note.txt', 'w').write('hi')\n"
-                             "    assert open('note.txt').read() == 'hi'\n"
-                             "    print('CWD=' + os.getcwd())\n"
-                             "    return sum(xs) if xs else 1\n";
+    const std::string body =
+        "    import os\n"
+        "    open('note.txt', 'w').write('hi')\n"
+        "    assert open('note.txt').read() == 'hi'\n"
+        "    print('CWD=' + os.getcwd())\n"
+        "    return sum(xs) if xs else 1\n";
     const auto r = run_humaneval_test(with_body(body), k_test, "add", fast_limits());
     // The failing assert makes the output visible in error_text.
     ASSERT_FALSE(r.passed);
@@ -556,29 +559,31 @@ TEST(RunHumanEval, ScratchDirIsCwdWritableAndRemoved) {
 
 TEST(RunHumanEval, IsolatedEnvironmentAndStdin) {
     ::setenv("POWERSAMPLE_SECRET_FOR_TEST", "leak", 1);
-    const std::string body = "    import os, sys\n"
-                             "    assert 'POWERSAMPLE_SECRET_FOR_TEST' not in os.environ\n"
-                             "    assert sys.stdin.read() == ''\n"
-                             "    assert sys.flags.isolated == 1\n"
-                             "    return sum(xs)\n";
+    const std::string body =
+        "    import os, sys\n"
+        "    assert 'POWERSAMPLE_SECRET_FOR_TEST' not in os.environ\n"
+        "    assert sys.stdin.read() == ''\n"
+        "    assert sys.flags.isolated == 1\n"
+        "    return sum(xs)\n";
     const auto r = run_humaneval_test(with_body(body), k_test, "add", fast_limits());
     ::unsetenv("POWERSAMPLE_SECRET_FOR_TEST");
     EXPECT_TRUE(r.passed) << r.error_text;
 }
 
 TEST(RunHumanEval, NoNetworkWhenNamespacesAreAvailable) {
-    const std::string body = "    import socket\n"
-                             "    s = socket.socket()\n"
-                             "    s.settimeout(1)\n"
-                             "    try:\n"
-                             "        s.connect(('1.1.1.1', 53))\n"
-                             "        raise SystemExit(3)\n"
-                             "    except OSError:\n"
-                             "        pass\n"
-                             "    import os\n"
-                             "    ifaces = [n for _, n in socket.if_nameindex()]\n"
-                             "    assert ifaces == ['lo'], ifaces\n"
-                             "    return sum(xs)\n";
+    const std::string body =
+        "    import socket\n"
+        "    s = socket.socket()\n"
+        "    s.settimeout(1)\n"
+        "    try:\n"
+        "        s.connect(('1.1.1.1', 53))\n"
+        "        raise SystemExit(3)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    import os\n"
+        "    ifaces = [n for _, n in socket.if_nameindex()]\n"
+        "    assert ifaces == ['lo'], ifaces\n"
+        "    return sum(xs)\n";
     const auto r = run_humaneval_test(with_body(body), k_test, "add", fast_limits());
     if (!r.network_isolated) {
         GTEST_SKIP() << "network namespaces unavailable here; isolation is not provided";
@@ -587,7 +592,7 @@ TEST(RunHumanEval, NoNetworkWhenNamespacesAreAvailable) {
 }
 
 // What the sandbox guarantees about writes outside the scratch directory: when running as
-// root it drops to nobody, which cannot write into a root-owned 0755 directory (such as the
+// root it drops to an unprivileged uid, which cannot write into a root-owned 0755 directory (such as the
 // project tree), whether or not bwrap hides the directory as well.
 TEST(RunHumanEval, CannotWriteIntoRootOwnedDirectory) {
     if (::geteuid() != 0) {
@@ -596,12 +601,12 @@ TEST(RunHumanEval, CannotWriteIntoRootOwnedDirectory) {
     const fs::path guarded = fs::temp_directory_path() / ("powersample-escape-test-" + std::to_string(::getpid()));
     fs::create_directories(guarded);
     ::chmod(guarded.c_str(), 0755);
-    const auto target = guarded / "escaped.txt";
-    const std::string body = "    open('" + target.string() + "', 'w').write('escaped')\n    return sum(xs)\n";
-    const auto r = run_humaneval_test(with_body(body), k_test, "add", fast_limits());
+    const auto        target = guarded / "escaped.txt";
+    const std::string body   = "    open('" + target.string() + "', 'w').write('escaped')\n    return sum(xs)\n";
+    const auto        r      = run_humaneval_test(with_body(body), k_test, "add", fast_limits());
     EXPECT_TRUE(r.privileges_dropped);
     EXPECT_FALSE(r.passed);
-    // PermissionError as nobody; FileNotFoundError under bwrap, where /tmp is empty and read-only.
+    // PermissionError as that uid; FileNotFoundError under bwrap, where /tmp is empty and read-only.
     EXPECT_TRUE(r.error_text.find("PermissionError") != std::string::npos ||
                 r.error_text.find("FileNotFoundError") != std::string::npos)
         << r.error_text;
@@ -619,10 +624,10 @@ TEST(RunHumanEval, SandboxKindIsReported) {
     const auto r = run_humaneval_test(with_body("    return sum(xs)\n"), k_test, "add", fast_limits());
     EXPECT_TRUE(r.passed) << r.error_text;
     EXPECT_TRUE(r.sandbox == "bwrap" || r.sandbox == "namespaces" || r.sandbox == "fork") << r.sandbox;
-    auto l = fast_limits();
-    l.use_bwrap = false;
+    auto l               = fast_limits();
+    l.use_bwrap          = false;
     l.isolate_namespaces = false;
-    const auto plain = run_humaneval_test(with_body("    return sum(xs)\n"), k_test, "add", l);
+    const auto plain     = run_humaneval_test(with_body("    return sum(xs)\n"), k_test, "add", l);
     EXPECT_TRUE(plain.passed) << plain.error_text;
     EXPECT_EQ(plain.sandbox, "fork");
     EXPECT_FALSE(plain.network_isolated);
@@ -633,12 +638,12 @@ TEST(RunHumanEval, SandboxKindIsReported) {
 }
 
 TEST(RunHumanEval, WritesOutsideScratchAreRefusedAndLeaveNothing) {
-    const std::string name = marker("write");
-    const fs::path project_file = fs::path(POWERSAMPLE_SOURCE_DIR) / (name + ".txt");
-    for (const std::string & target : { "/tmp/" + name, "/dev/shm/" + name, project_file.string(),
-                                        "/" + name, "/usr/" + name }) {
+    const std::string name         = marker("write");
+    const fs::path    project_file = fs::path(POWERSAMPLE_SOURCE_DIR) / (name + ".txt");
+    for (const std::string & target :
+         { "/tmp/" + name, "/dev/shm/" + name, project_file.string(), "/" + name, "/usr/" + name }) {
         const std::string body = "    open('" + target + "', 'w').write('escaped')\n    return sum(xs)\n";
-        const auto r = run_humaneval_test(with_body(body), k_test, "add", fast_limits());
+        const auto        r    = run_humaneval_test(with_body(body), k_test, "add", fast_limits());
         if (r.sandbox != "bwrap") {
             std::error_code ec;
             fs::remove(target, ec);
@@ -652,18 +657,24 @@ TEST(RunHumanEval, WritesOutsideScratchAreRefusedAndLeaveNothing) {
 }
 
 TEST(RunHumanEval, PlantedFileUnderTmpIsNotVisible) {
-    const std::string name = marker("planted");
-    const fs::path planted = fs::path("/tmp") / name;
+    const std::string name    = marker("planted");
+    const fs::path    planted = fs::path("/tmp") / name;
     std::ofstream(planted) << "secret";
-    fs::permissions(planted, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                                 fs::perms::others_read);
-    const std::string body = "    import os\n"
-                             "    assert open('" + planted.string() + "').read() == 'secret'\n"
-                             "    return sum(xs)\n";
-    const auto r = run_humaneval_test(with_body(body), k_test, "add", fast_limits());
-    const std::string listing_body = "    import os\n"
-                                     "    assert '" + name + "' in os.listdir('/tmp')\n"
-                                     "    return sum(xs)\n";
+    fs::permissions(planted,
+                    fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
+    const std::string body =
+        "    import os\n"
+        "    assert open('" +
+        planted.string() +
+        "').read() == 'secret'\n"
+        "    return sum(xs)\n";
+    const auto        r = run_humaneval_test(with_body(body), k_test, "add", fast_limits());
+    const std::string listing_body =
+        "    import os\n"
+        "    assert '" +
+        name +
+        "' in os.listdir('/tmp')\n"
+        "    return sum(xs)\n";
     const auto listing = run_humaneval_test(with_body(listing_body), k_test, "add", fast_limits());
     fs::remove(planted);
     if (r.sandbox != "bwrap") {
@@ -676,10 +687,11 @@ TEST(RunHumanEval, PlantedFileUnderTmpIsNotVisible) {
 
 TEST(RunHumanEval, OwnProcView) {
     // The host's /proc lists every process of the machine; the sandbox's only its own few.
-    const std::string body = "    import os\n"
-                             "    pids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
-                             "    assert len(pids) > 5, pids\n"
-                             "    return sum(xs)\n";
+    const std::string body =
+        "    import os\n"
+        "    pids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+        "    assert len(pids) > 5, pids\n"
+        "    return sum(xs)\n";
     const auto r = run_humaneval_test(with_body(body), k_test, "add", fast_limits());
     if (r.sandbox != "bwrap") {
         GTEST_SKIP() << "bwrap unavailable (" << r.sandbox << "): /proc is the host's";
@@ -692,16 +704,18 @@ TEST(RunHumanEval, LoopbackServerIsUnreachable) {
     const int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ASSERT_GE(server, 0);
     sockaddr_in a{};
-    a.sin_family = AF_INET;
+    a.sin_family      = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ASSERT_EQ(::bind(server, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
     ASSERT_EQ(::listen(server, 4), 0);
     socklen_t len = sizeof a;
     ::getsockname(server, reinterpret_cast<sockaddr *>(&a), &len);
-    const std::string body = "    import socket\n"
-                             "    socket.create_connection(('127.0.0.1', " + std::to_string(ntohs(a.sin_port)) +
-                             "), timeout=2).close()\n"
-                             "    return sum(xs)\n";
+    const std::string body =
+        "    import socket\n"
+        "    socket.create_connection(('127.0.0.1', " +
+        std::to_string(ntohs(a.sin_port)) +
+        "), timeout=2).close()\n"
+        "    return sum(xs)\n";
     const auto r = run_humaneval_test(with_body(body), k_test, "add", fast_limits());
     ::close(server);
     if (!r.network_isolated) {
@@ -711,18 +725,46 @@ TEST(RunHumanEval, LoopbackServerIsUnreachable) {
     EXPECT_NE(r.error_text.find("ConnectionRefusedError"), std::string::npos) << r.error_text;
 }
 
+// The process limit is per user and machine-wide: each sandbox runs as a uid of its own, so that
+// a program holding all of its processes cannot make the sandbox beside it fail to start (under
+// one shared `nobody` the second program failed with "Resource temporarily unavailable").
+TEST(RunHumanEval, AForkBombDoesNotStarveTheSandboxBesideIt) {
+    if (::geteuid() != 0) GTEST_SKIP() << "no privilege drop when not root: both run as the harness user";
+    auto bomb_limits      = fast_limits();
+    bomb_limits.wall_time = 4s;
+    // Fills its process limit with sleeping children, then holds them until the wall limit.
+    const std::string bomb =
+        "    import os, time\n"
+        "    for _ in range(1000):\n"
+        "        try:\n"
+        "            if os.fork() == 0:\n"
+        "                time.sleep(30)\n"
+        "                os._exit(0)\n"
+        "        except OSError:\n"
+        "            break\n"
+        "    time.sleep(30)\n";
+    std::thread bomb_thread([&] { run_humaneval_test(with_body(bomb), k_test, "add", bomb_limits); });
+    std::this_thread::sleep_for(1500ms);  // the bomb has filled its limit by now
+    std::vector<test_outcome> beside;
+    for (int i = 0; i < 3; ++i)
+        beside.push_back(run_humaneval_test(with_body("    return sum(xs)\n"), k_test, "add", fast_limits()));
+    bomb_thread.join();
+    for (const auto & r : beside) EXPECT_TRUE(r.passed) << r.sandbox << ": " << r.error_text;
+}
+
 TEST(RunHumanEval, UnboundedForkIsCountedFailedAndLeavesNothing) {
     const std::string name = marker("fork");
-    auto l = fast_limits();
-    l.wall_time = 3s;
+    auto              l    = fast_limits();
+    l.wall_time            = 3s;
     // Every child becomes a long `sleep` named after the test, until the process limit stops
     // the loop; none of them may outlive the sandbox.
-    const std::string body = "    import os\n"
-                             "    while True:\n"
-                             "        if os.fork() == 0:\n" + leave_files(name, "            ") +
-                             "            os.execv('/bin/sleep', ['" + name + "', '30'])\n";
+    const std::string body =
+        "    import os\n"
+        "    while True:\n"
+        "        if os.fork() == 0:\n" +
+        leave_files(name, "            ") + "            os.execv('/bin/sleep', ['" + name + "', '30'])\n";
     const auto start = std::chrono::steady_clock::now();
-    const auto r = run_humaneval_test(with_body(body), k_test, "add", l);
+    const auto r     = run_humaneval_test(with_body(body), k_test, "add", l);
     EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
     EXPECT_FALSE(r.passed);
     if (r.sandbox == "fork") {
@@ -751,12 +793,12 @@ TEST(RunHumanEval, UnboundedAllocationIsCountedFailedAndLeavesNothing) {
 
 TEST(RunHumanEval, SleepPastTheLimitIsCountedFailedAndLeavesNothing) {
     const std::string name = marker("sleep");
-    auto l = fast_limits();
-    l.wall_time = 1s;
-    const std::string body = "    import os\n" + leave_files(name, "    ") +
-                             "    os.execv('/bin/sleep', ['" + name + "', '30'])\n";
+    auto              l    = fast_limits();
+    l.wall_time            = 1s;
+    const std::string body =
+        "    import os\n" + leave_files(name, "    ") + "    os.execv('/bin/sleep', ['" + name + "', '30'])\n";
     const auto start = std::chrono::steady_clock::now();
-    const auto r = run_humaneval_test(with_body(body), k_test, "add", l);
+    const auto r     = run_humaneval_test(with_body(body), k_test, "add", l);
     EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
     EXPECT_FALSE(r.passed);
     EXPECT_TRUE(r.timed_out) << r.error_text;
@@ -770,9 +812,9 @@ TEST(RunHumanEval, CanonicalSolutionsFromSampleData) {
     const auto r = load_builtin_dataset("humaneval", POWERSAMPLE_TEST_DATA_DIR);
     ASSERT_EQ(r.problems.size(), 3u);
     for (const auto & p : r.problems) {
-        const auto entry = p.raw.at("entry_point").get<std::string>();
+        const auto entry   = p.raw.at("entry_point").get<std::string>();
         const auto program = extract_python_function(p.reference, p.question, entry);
-        const auto ok = run_humaneval_test(program, p.raw.at("test").get<std::string>(), entry, fast_limits());
+        const auto ok      = run_humaneval_test(program, p.raw.at("test").get<std::string>(), entry, fast_limits());
         EXPECT_TRUE(ok.passed) << p.id << ": " << ok.error_text;
         // Returning None is wrong for every HumanEval task.
         const auto bad = run_humaneval_test(p.question + "    return None\n", p.raw.at("test").get<std::string>(),
@@ -839,12 +881,13 @@ TEST(Wilson, WiderForHigherConfidence) {
 // Model output is arbitrary text; graders must treat garbage as a wrong answer, not crash.
 TEST(Robustness, GradersNeverThrowOnRandomInput) {
     const std::string alphabet = "0123456789.,-+/$%{}()[]\\ \n=#:abxAnswerisboxedfracsqrtext^_\xE2\x88\x92`";
-    const std::vector<std::string> pieces{ "\\boxed{", "\\frac", "\\sqrt", "\\text{", "####", "answer is", "```python\n",
-                                           "\\left(", "\\right]", "def f(", "1,000", "-$", "\\dfrac{1}{2}" };
-    std::mt19937_64 rng(12345);
+    const std::vector<std::string> pieces{ "\\boxed{",  "\\frac",      "\\sqrt",       "\\text{",  "####",
+                                           "answer is", "```python\n", "\\left(",      "\\right]", "def f(",
+                                           "1,000",     "-$",          "\\dfrac{1}{2}" };
+    std::mt19937_64                rng(12345);
     for (int iter = 0; iter < 3000; ++iter) {
         std::string s;
-        const auto len = uniform_below(rng, 40);
+        const auto  len = uniform_below(rng, 40);
         for (std::uint64_t i = 0; i < len; ++i) {
             if (uniform_below(rng, 5) == 0) {
                 s += pieces[uniform_below(rng, pieces.size())];
@@ -872,12 +915,13 @@ TEST(GradeNumeric, RealReferencesGradeThemselves) {
     if (!fs::exists(shared / "gsm8k_test.jsonl")) {
         GTEST_SKIP() << "shared datasets not present";
     }
-    for (const char * name : { "gsm8k", "mawps-singleop", "mawps-addsub", "mawps-singleeq", "mawps-multiarith", "svamp" }) {
+    for (const char * name :
+         { "gsm8k", "mawps-singleop", "mawps-addsub", "mawps-singleeq", "mawps-multiarith", "svamp" }) {
         const auto r = load_builtin_dataset(name, shared);
         ASSERT_FALSE(r.problems.empty()) << name;
         for (const auto & p : r.problems) {
-            const std::string response = std::string(name) == "gsm8k" ? p.raw.at("answer").get<std::string>() :
-                                                                         "The answer is " + p.reference + ".";
+            const std::string response = std::string(name) == "gsm8k" ? p.raw.at("answer").get<std::string>()
+                                                                      : "The answer is " + p.reference + ".";
             EXPECT_TRUE(grade_numeric(response, p.reference)) << p.id << ": " << p.reference;
             const double wrong = *parse_number(p.reference) + 1.0;
             EXPECT_FALSE(grade_numeric("The answer is " + format_number(wrong), p.reference)) << p.id;

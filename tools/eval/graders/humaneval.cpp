@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -37,7 +38,7 @@ namespace {
 
 std::vector<std::string_view> split_lines(std::string_view s) {
     std::vector<std::string_view> lines;
-    std::size_t start = 0;
+    std::size_t                   start = 0;
     while (start <= s.size()) {
         const auto nl = s.find('\n', start);
         if (nl == std::string_view::npos) {
@@ -76,9 +77,7 @@ bool continues_module(std::string_view line) {
     return false;
 }
 
-bool is_indented(std::string_view line) {
-    return !line.empty() && (line[0] == ' ' || line[0] == '\t');
-}
+bool is_indented(std::string_view line) { return !line.empty() && (line[0] == ' ' || line[0] == '\t'); }
 
 // The code of the fenced block that defines entry_point, else of the first python (or
 // untagged) block, else of the first block; the whole response when there is no fence.
@@ -88,17 +87,17 @@ std::string_view select_code(std::string_view response, std::string_view entry_p
         std::string_view code;
     };
     std::vector<block> blocks;
-    std::size_t pos = 0;
+    std::size_t        pos = 0;
     while ((pos = response.find("```", pos)) != std::string_view::npos) {
         const auto lang_start = pos + 3;
-        auto nl = response.find('\n', lang_start);
+        auto       nl         = response.find('\n', lang_start);
         if (nl == std::string_view::npos) {
             break;
         }
-        const auto lang = trim(response.substr(lang_start, nl - lang_start));
+        const auto lang       = trim(response.substr(lang_start, nl - lang_start));
         const auto code_start = nl + 1;
-        const auto close = response.find("```", code_start);
-        const auto code_end = close == std::string_view::npos ? response.size() : close;
+        const auto close      = response.find("```", code_start);
+        const auto code_end   = close == std::string_view::npos ? response.size() : close;
         blocks.push_back({ lang, response.substr(code_start, code_end - code_start) });
         if (close == std::string_view::npos) {
             break;  // an unterminated fence runs to the end of the response
@@ -126,9 +125,8 @@ std::string_view select_code(std::string_view response, std::string_view entry_p
 
 }  // namespace
 
-std::string extract_python_function(std::string_view response, std::string_view prompt,
-                                    std::string_view entry_point) {
-    const auto code = select_code(response, entry_point);
+std::string extract_python_function(std::string_view response, std::string_view prompt, std::string_view entry_point) {
+    const auto code  = select_code(response, entry_point);
     const auto lines = split_lines(code);
 
     std::size_t def_line = lines.size();
@@ -150,14 +148,14 @@ std::string extract_python_function(std::string_view response, std::string_view 
 
     std::string kept;
     for (std::size_t i = 0; i < lines.size(); ++i) {
-        const auto line = lines[i];
-        const bool blank = trim(line).empty();
+        const auto        line      = lines[i];
+        const bool        blank     = trim(line).empty();
         const std::size_t scan_from = full_function ? def_line + 1 : 0;
         if (i >= scan_from && !blank && !is_indented(line)) {
             if (unindented_body) {
                 bool stop = false;
-                for (std::string_view marker : { "```", "if __name__", "print(", "assert ", "assert(", "check(",
-                                                 "def ", "class ", ">>>" }) {
+                for (std::string_view marker :
+                     { "```", "if __name__", "print(", "assert ", "assert(", "check(", "def ", "class ", ">>>" }) {
                     stop = stop || starts_with(line, marker);
                 }
                 if (stop) {
@@ -175,7 +173,7 @@ std::string extract_python_function(std::string_view response, std::string_view 
     }
 
     std::string program;
-    const auto trimmed_prompt = trim(prompt);
+    const auto  trimmed_prompt = trim(prompt);
     if (full_function) {
         // The prompt carries imports and helpers the model may have omitted; redefining the
         // entry point afterwards is harmless, so it is prepended unless already echoed.
@@ -216,8 +214,8 @@ std::string resolve_executable(const std::string & name) {
     }
     std::string_view dirs = k_sandbox_path;
     while (!dirs.empty()) {
-        const auto colon = dirs.find(':');
-        const auto dir = dirs.substr(0, colon);
+        const auto        colon     = dirs.find(':');
+        const auto        dir       = dirs.substr(0, colon);
         const std::string candidate = std::string(dir) + "/" + name;
         if (::access(candidate.c_str(), X_OK) == 0) {
             return candidate;
@@ -271,23 +269,35 @@ const char * stage_name(int stage) {
 }
 
 [[noreturn]] void child_fail(int status_fd, int stage) {
-    const int report[2] = { stage, errno };
-    [[maybe_unused]] const auto n = ::write(status_fd, report, sizeof report);
+    const int                   report[2] = { stage, errno };
+    [[maybe_unused]] const auto n         = ::write(status_fd, report, sizeof report);
     ::_exit(127);
 }
 
 struct child_plan {
-    const char * scratch;
+    const char *         scratch;
     const char * const * argv;
     const char * const * envp;
-    int devnull;
-    int out_write;
-    int status_write;
-    rlimit as, fsize, cpu, nproc, core, nofile;
-    bool drop;
-    uid_t uid;
-    gid_t gid;
+    int                  devnull;
+    int                  out_write;
+    int                  status_write;
+    rlimit               as, fsize, cpu, nproc, core, nofile;
+    bool                 drop;
+    uid_t                uid;
+    gid_t                gid;
 };
+
+// The uid a sandbox runs as after the privilege drop: one of its own, unused by any account, not
+// nobody's. RLIMIT_NPROC counts every process of a user on the machine, so under one shared uid a
+// fork bomb filling its 64 processes made every sandbox running beside it (the next problem,
+// another eval, another test) fail to fork and its program count as wrong. The ids come from
+// [2^30, 2^31): above login, system and subordinate (/etc/subuid) ranges, by pid and a
+// per-process counter, so that concurrent sandboxes do not share one.
+uid_t sandbox_uid() {
+    static std::atomic<std::uint32_t> counter{ 0 };
+    const std::uint32_t               pid = std::uint32_t(::getpid()) & 0x3fffffu;  // pid_max is at most 2^22
+    return uid_t((1u << 30) | (pid << 8) | (counter.fetch_add(1) & 0xffu));
+}
 
 // Runs in the child between fork/clone and exec: only async-signal-safe calls.
 [[noreturn]] void child_main(const child_plan & p) {
@@ -360,12 +370,12 @@ int bwrap_signal(const std::string & bwrap, int status) {
 // loopback device of its own).
 std::vector<std::string> bwrap_argv(const std::string & bwrap, const std::string & scratch,
                                     const std::vector<std::string> & python_argv) {
-    namespace fs = std::filesystem;
-    std::vector<std::string> a = { bwrap, "--unshare-all", "--die-with-parent", "--new-session",
-                                   "--ro-bind", "/usr", "/usr" };
+    namespace fs               = std::filesystem;
+    std::vector<std::string> a = { bwrap,  "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind",
+                                   "/usr", "/usr" };
     for (const char * dir : { "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32" }) {
         std::error_code ec;
-        const auto st = fs::symlink_status(dir, ec);
+        const auto      st = fs::symlink_status(dir, ec);
         if (ec) {
             continue;
         }
@@ -380,14 +390,14 @@ std::vector<std::string> bwrap_argv(const std::string & bwrap, const std::string
     }
     // An interpreter outside /usr (a virtual environment, /opt/python) needs its prefix.
     std::error_code ec;
-    const auto real = fs::canonical(python_argv[0], ec);
+    const auto      real = fs::canonical(python_argv[0], ec);
     if (!ec && !starts_with(real.string(), "/usr/")) {
         const auto prefix = real.parent_path().parent_path().string();
         a.insert(a.end(), { "--ro-bind", prefix, prefix });
     }
-    a.insert(a.end(), { "--ro-bind", "/etc", "/etc", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-                        "--bind", scratch, scratch, "--remount-ro", "/tmp", "--remount-ro", "/dev",
-                        "--remount-ro", "/", "--chdir", scratch });
+    a.insert(a.end(), { "--ro-bind",    "/etc", "/etc",         "--dev", "/dev",    "--proc",       "/proc",
+                        "--tmpfs",      "/tmp", "--bind",       scratch, scratch,   "--remount-ro", "/tmp",
+                        "--remount-ro", "/dev", "--remount-ro", "/",     "--chdir", scratch });
     a.insert(a.end(), python_argv.begin(), python_argv.end());
     return a;
 }
@@ -397,10 +407,10 @@ std::vector<std::string> bwrap_argv(const std::string & bwrap, const std::string
 test_outcome run_python_source(const std::string & source, const std::string & python, const std::string & bwrap,
                                const sandbox_limits & limits) {
     test_outcome out;
-    scratch_dir scratch;
+    scratch_dir  scratch;
     {
         std::error_code ec;
-        auto base = std::filesystem::temp_directory_path(ec);
+        auto            base = std::filesystem::temp_directory_path(ec);
         if (ec) {
             base = "/tmp";
         }
@@ -413,8 +423,8 @@ test_outcome run_python_source(const std::string & source, const std::string & p
     }
     const std::string program_path = scratch.path + "/program.py";
     {
-        std::FILE * f = std::fopen(program_path.c_str(), "wb");
-        const bool ok = f && std::fwrite(source.data(), 1, source.size(), f) == source.size();
+        std::FILE * f  = std::fopen(program_path.c_str(), "wb");
+        const bool  ok = f && std::fwrite(source.data(), 1, source.size(), f) == source.size();
         if (f) {
             std::fclose(f);
         }
@@ -425,52 +435,49 @@ test_outcome run_python_source(const std::string & source, const std::string & p
     }
 
     const bool drop = limits.drop_privileges && ::geteuid() == 0;
-    uid_t uid = 65534;
-    gid_t gid = 65534;
+    uid_t      uid  = sandbox_uid();
+    gid_t      gid  = 65534;
     if (drop) {
         // Looked up here because getpwnam is not safe to call after fork.
-        if (const passwd * pw = ::getpwnam("nobody")) {
-            uid = pw->pw_uid;
-            gid = pw->pw_gid;
-        }
+        if (const passwd * pw = ::getpwnam("nobody")) gid = pw->pw_gid;
         if (::chown(scratch.path.c_str(), uid, gid) != 0) {
             out.error_text = std::string("chown of scratch directory failed: ") + std::strerror(errno);
             return out;
         }
     }
 
-    const std::string home = "HOME=" + scratch.path;
-    const std::string tmpdir = "TMPDIR=" + scratch.path;
+    const std::string home     = "HOME=" + scratch.path;
+    const std::string tmpdir   = "TMPDIR=" + scratch.path;
     const std::string path_env = std::string("PATH=") + k_sandbox_path;
     // Only matters when no network namespace could be created: proxy-aware clients are
     // pointed at a closed port. Direct sockets are not blocked in that case.
-    const char * const envp[] = { path_env.c_str(),
-                                  home.c_str(),
-                                  tmpdir.c_str(),
-                                  "LANG=C.UTF-8",
-                                  "PYTHONDONTWRITEBYTECODE=1",
-                                  "PYTHONHASHSEED=0",
-                                  "http_proxy=http://127.0.0.1:9",
-                                  "https_proxy=http://127.0.0.1:9",
-                                  "HTTP_PROXY=http://127.0.0.1:9",
-                                  "HTTPS_PROXY=http://127.0.0.1:9",
-                                  "ALL_PROXY=http://127.0.0.1:9",
-                                  "no_proxy=",
-                                  nullptr };
+    const char * const             envp[]      = { path_env.c_str(),
+                                                   home.c_str(),
+                                                   tmpdir.c_str(),
+                                                   "LANG=C.UTF-8",
+                                                   "PYTHONDONTWRITEBYTECODE=1",
+                                                   "PYTHONHASHSEED=0",
+                                                   "http_proxy=http://127.0.0.1:9",
+                                                   "https_proxy=http://127.0.0.1:9",
+                                                   "HTTP_PROXY=http://127.0.0.1:9",
+                                                   "HTTPS_PROXY=http://127.0.0.1:9",
+                                                   "ALL_PROXY=http://127.0.0.1:9",
+                                                   "no_proxy=",
+                                                   nullptr };
     const std::vector<std::string> python_argv = { python, "-I", "-B", "program.py" };
     const std::vector<std::string> args = bwrap.empty() ? python_argv : bwrap_argv(bwrap, scratch.path, python_argv);
-    std::vector<const char *> argv;
+    std::vector<const char *>      argv;
     for (const auto & arg : args) {
         argv.push_back(arg.c_str());
     }
     argv.push_back(nullptr);
 
-    const auto wall_ms = std::max<std::int64_t>(1, limits.wall_time.count());
-    const rlim_t cpu = limits.cpu_seconds ? limits.cpu_seconds : static_cast<rlim_t>((wall_ms + 999) / 1000 + 1);
+    const auto   wall_ms = std::max<std::int64_t>(1, limits.wall_time.count());
+    const rlim_t cpu     = limits.cpu_seconds ? limits.cpu_seconds : static_cast<rlim_t>((wall_ms + 999) / 1000 + 1);
 
     fd_guard devnull{ ::open("/dev/null", O_RDONLY | O_CLOEXEC) };
-    int out_pipe[2];
-    int status_pipe[2];
+    int      out_pipe[2];
+    int      status_pipe[2];
     if (devnull.fd < 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0) {
         out.error_text = std::string("cannot create pipes: ") + std::strerror(errno);
         return out;
@@ -485,43 +492,43 @@ test_outcome run_python_source(const std::string & source, const std::string & p
     fd_guard status_write{ status_pipe[1] };
 
     child_plan plan{};
-    plan.scratch = scratch.path.c_str();
-    plan.argv = argv.data();
-    plan.envp = envp;
-    plan.devnull = devnull.fd;
-    plan.out_write = out_write.fd;
+    plan.scratch      = scratch.path.c_str();
+    plan.argv         = argv.data();
+    plan.envp         = envp;
+    plan.devnull      = devnull.fd;
+    plan.out_write    = out_write.fd;
     plan.status_write = status_write.fd;
-    plan.as = { limits.address_space_bytes, limits.address_space_bytes };
-    plan.fsize = { limits.file_size_bytes, limits.file_size_bytes };
-    plan.cpu = { cpu, cpu + 1 };
-    plan.nproc = { limits.max_processes, limits.max_processes };
-    plan.core = { 0, 0 };
-    plan.nofile = { 256, 256 };
-    plan.drop = drop;
-    plan.uid = uid;
-    plan.gid = gid;
+    plan.as           = { limits.address_space_bytes, limits.address_space_bytes };
+    plan.fsize        = { limits.file_size_bytes, limits.file_size_bytes };
+    plan.cpu          = { cpu, cpu + 1 };
+    plan.nproc        = { limits.max_processes, limits.max_processes };
+    plan.core         = { 0, 0 };
+    plan.nofile       = { 256, 256 };
+    plan.drop         = drop;
+    plan.uid          = uid;
+    plan.gid          = gid;
 
     pid_t pid = -1;
     if (!bwrap.empty()) {
-        // bwrap makes the namespaces itself, as whichever user runs it (nobody after the drop).
+        // bwrap makes the namespaces itself, as whichever user runs it (the sandbox's uid after the drop).
         pid = ::fork();
         if (pid == 0) {
             child_main(plan);
         }
         out.network_isolated = pid > 0;
-        out.sandbox = "bwrap";
+        out.sandbox          = "bwrap";
     } else {
         // A new PID namespace makes the child its init: when it exits or is killed, the kernel
         // kills every process it left behind, which a process-group kill cannot guarantee
         // (a child may setsid()). The new network namespace has only a down loopback device.
         if (limits.isolate_namespaces) {
-            pid = static_cast<pid_t>(::syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNET | SIGCHLD, nullptr, nullptr,
-                                               nullptr, nullptr));
+            pid = static_cast<pid_t>(
+                ::syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNET | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
             if (pid == 0) {
                 child_main(plan);
             }
             out.network_isolated = pid > 0;
-            out.sandbox = "namespaces";
+            out.sandbox          = "namespaces";
         }
         if (pid < 0) {
             pid = ::fork();
@@ -540,20 +547,20 @@ test_outcome run_python_source(const std::string & source, const std::string & p
     out_write.reset();
     status_write.reset();
 
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wall_ms);
+    const auto  deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wall_ms);
     std::string output;
-    int status = 0;
+    int         status = 0;
 
-    int report[2] = { 0, 0 };
-    ssize_t got = 0;
+    int     report[2] = { 0, 0 };
+    ssize_t got       = 0;
     do {
         got = ::read(status_read.fd, report, sizeof report);
     } while (got < 0 && errno == EINTR);
     if (got == static_cast<ssize_t>(sizeof report)) {
         ::kill(-pid, SIGKILL);
         ::waitpid(pid, &status, 0);
-        out.error_text = std::string("sandbox set-up failed while ") + stage_name(report[0]) + ": " +
-                         std::strerror(report[1]);
+        out.error_text =
+            std::string("sandbox set-up failed while ") + stage_name(report[0]) + ": " + std::strerror(report[1]);
         return out;
     }
 
@@ -570,11 +577,11 @@ test_outcome run_python_source(const std::string & source, const std::string & p
             break;
         }
         const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
-        const int wait_ms = static_cast<int>(std::min<std::int64_t>(remaining + 1, 10));
+        const int  wait_ms   = static_cast<int>(std::min<std::int64_t>(remaining + 1, 10));
         if (output_open) {
             pollfd pfd{ out_read.fd, POLLIN, 0 };
             if (::poll(&pfd, 1, wait_ms) > 0) {
-                char buf[4096];
+                char       buf[4096];
                 const auto n = ::read(out_read.fd, buf, sizeof buf);
                 if (n > 0) {
                     append_capped(output, buf, static_cast<std::size_t>(n));
@@ -589,15 +596,14 @@ test_outcome run_python_source(const std::string & source, const std::string & p
     // Killing the group before reaping the leader keeps its id from being reused meanwhile.
     ::kill(-pid, SIGKILL);
     ::kill(pid, SIGKILL);
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     drain(out_read.fd, output);
 
     if (out.timed_out) {
         out.error_text = "timed out after " + std::to_string(wall_ms) + " ms";
     } else if (WIFEXITED(status) && bwrap_signal(bwrap, status) == 0) {
         const int code = WEXITSTATUS(status);
-        out.passed = code == 0;
+        out.passed     = code == 0;
         if (!out.passed) {
             out.error_text = "exit status " + std::to_string(code);
         }
@@ -605,7 +611,7 @@ test_outcome run_python_source(const std::string & source, const std::string & p
         const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : bwrap_signal(bwrap, status);
         // SIGXCPU, or SIGKILL at the hard CPU limit, means the CPU budget ran out.
         if (sig == SIGXCPU) {
-            out.timed_out = true;
+            out.timed_out  = true;
             out.error_text = "CPU time limit exceeded";
         } else if (sig == SIGXFSZ) {
             out.error_text = "file size limit exceeded";
@@ -627,16 +633,16 @@ test_outcome run_python_source(const std::string & source, const std::string & p
 // forbid them), tried once per process and set-up with a trivial program: a failure of the
 // program under test must never be what moves grading to a weaker sandbox.
 bool bwrap_works(const std::string & bwrap, const std::string & python, const sandbox_limits & limits) {
-    static std::mutex mutex;
+    static std::mutex                  mutex;
     static std::map<std::string, bool> works;
-    const std::string key = bwrap + '\n' + python + '\n' + (limits.drop_privileges ? "drop" : "keep");
-    std::lock_guard<std::mutex> lock(mutex);
+    const std::string                  key = bwrap + '\n' + python + '\n' + (limits.drop_privileges ? "drop" : "keep");
+    std::lock_guard<std::mutex>        lock(mutex);
     if (const auto it = works.find(key); it != works.end()) {
         return it->second;
     }
     sandbox_limits probe = limits;
-    probe.wall_time = std::max(probe.wall_time, std::chrono::milliseconds(10000));
-    return works[key] = run_python_source("import sys\n", python, bwrap, probe).passed;
+    probe.wall_time      = std::max(probe.wall_time, std::chrono::milliseconds(10000));
+    return works[key]    = run_python_source("import sys\n", python, bwrap, probe).passed;
 }
 
 }  // namespace

@@ -13,14 +13,13 @@ namespace powersample::eval {
 // present, else the raw text; the prompt is prepended (it carries imports and helper
 // functions); trailing non-function text (a second fence, `if __name__`, `print(`, prose
 // at column 0) is cut.
-std::string extract_python_function(std::string_view response, std::string_view prompt,
-                                    std::string_view entry_point);
+std::string extract_python_function(std::string_view response, std::string_view prompt, std::string_view entry_point);
 
 struct sandbox_limits {
     std::chrono::milliseconds wall_time{ 10000 };
-    std::uint64_t address_space_bytes = std::uint64_t{ 1 } << 30;
-    std::uint64_t file_size_bytes = std::uint64_t{ 16 } << 20;
-    // Only enforced for unprivileged users, i.e. after dropping to `nobody`; containment
+    std::uint64_t             address_space_bytes = std::uint64_t{ 1 } << 30;
+    std::uint64_t             file_size_bytes     = std::uint64_t{ 16 } << 20;
+    // Only enforced for unprivileged users, i.e. after dropping to the sandbox's own uid; containment
     // as root relies on the PID namespace or the process group kill instead.
     std::uint64_t max_processes = 64;
     // RLIMIT_CPU in seconds; 0 derives it from wall_time.
@@ -35,17 +34,17 @@ struct sandbox_limits {
     // Otherwise (or with use_bwrap off) run in fresh network and PID namespaces when the kernel
     // permits it, else plain fork.
     bool isolate_namespaces = true;
-    // When running as root, run the child as nobody/nogroup.
+    // When running as root, run the child as an unprivileged uid of its own, group nogroup.
     bool drop_privileges = true;
 };
 
 struct test_outcome {
-    bool passed = false;
+    bool passed    = false;
     bool timed_out = false;
     // Diagnostics: the reason for failure and the tail of the program's output.
     std::string error_text;
     // What the sandbox actually achieved, so reports can state it honestly.
-    bool network_isolated = false;
+    bool network_isolated   = false;
     bool privileges_dropped = false;
     // The isolation that ran: "bwrap", "namespaces" (PID + network) or "fork" (neither);
     // empty when nothing ran (a set-up error before the child started).
