@@ -41,9 +41,9 @@ struct sampler {
 // One sampling call's link back to Python: the cancel flag the engine polls and the Python
 // exception (signal or callback error) that caused a cancel, re-raised after the run.
 struct python_hooks {
-    std::atomic<bool>                 cancel{false};
-    std::optional<nb::python_error>   pending;
-    std::optional<nb::callable>       on_progress;
+    std::atomic<bool>               cancel{ false };
+    std::optional<nb::python_error> pending;
+    std::optional<nb::callable>     on_progress;
 
     // Called with the GIL held.
     void fail() {
@@ -53,7 +53,7 @@ struct python_hooks {
 
     ps::run_options options() {
         ps::run_options o;
-        o.cancel      = &cancel;
+        o.cancel   = &cancel;
         o.on_round = [this]() {
             if (cancel) return;
             nb::gil_scoped_acquire gil;
@@ -83,14 +83,14 @@ struct python_hooks {
 };
 
 // prompt: a string (tokenized with BOS) or token ids (used as they are).
-template <typename Prompt>
-ps::generation_result generate(sampler & s, const Prompt & prompt, const ps::sampling_params & params,
-                               std::optional<nb::callable> on_progress) {
+template <typename Prompt> ps::generation_result generate(sampler & s, const Prompt & prompt,
+                                                          const ps::sampling_params & params,
+                                                          std::optional<nb::callable> on_progress) {
     python_hooks hooks;
     hooks.on_progress = std::move(on_progress);
     ps::generation_result out;
     {
-        nb::gil_scoped_release release;
+        nb::gil_scoped_release      release;
         std::lock_guard<std::mutex> lock(s.mutex);
         if constexpr (std::is_same_v<Prompt, std::string>) {
             out = s.impl.generate(prompt, params, hooks.options());
@@ -104,7 +104,7 @@ ps::generation_result generate(sampler & s, const Prompt & prompt, const ps::sam
 
 // requests' prompts: strings (tokenized with BOS) or token ids (used as they are).
 template <typename Prompt>
-std::vector<ps::generation_result> generate_batch(sampler & s,
+std::vector<ps::generation_result> generate_batch(sampler &                                                   s,
                                                   const std::vector<std::pair<Prompt, ps::sampling_params>> & requests,
                                                   std::optional<nb::callable> on_progress,
                                                   std::optional<nb::callable> on_result) {
@@ -125,7 +125,7 @@ std::vector<ps::generation_result> generate_batch(sampler & s,
     }
     std::vector<ps::generation_result> out;
     {
-        nb::gil_scoped_release release;
+        nb::gil_scoped_release      release;
         std::lock_guard<std::mutex> lock(s.mutex);
         if constexpr (std::is_same_v<Prompt, std::string>) {
             out = s.impl.generate_batch(requests, hooks.options(), result_hook);
@@ -193,9 +193,7 @@ NB_MODULE(_powersample, m) {
     nb::enum_<ps::sps_proposal>(m, "SpsProposal")
         .value("base", ps::sps_proposal::base)
         .value("low_temp", ps::sps_proposal::low_temp);
-    nb::enum_<ps::sps_level>(m, "SpsLevel")
-        .value("block", ps::sps_level::block)
-        .value("token", ps::sps_level::token);
+    nb::enum_<ps::sps_level>(m, "SpsLevel").value("block", ps::sps_level::block).value("token", ps::sps_level::token);
     m.def("sps_proposal_from_name", &ps::sps_proposal_from_name, "name"_a);
     m.def("sps_level_from_name", &ps::sps_level_from_name, "name"_a);
 
@@ -213,54 +211,59 @@ NB_MODULE(_powersample, m) {
     // The table itself: (group, key, member, flags, help) per knob, in order.
     m.def("knobs", [] {
         std::vector<std::tuple<std::string, std::string, std::string, std::string, std::string>> rows;
-        ps::for_each_knob([&](const ps::knob_info & k, auto) {
-            rows.emplace_back(k.group, k.key, k.member, k.flags, k.help);
-        });
+        ps::for_each_knob(
+            [&](const ps::knob_info & k, auto) { rows.emplace_back(k.group, k.key, k.member, k.flags, k.help); });
         return rows;
     });
-    m.def("knob_group", [](const std::string & method) { return std::string(ps::knob_group(ps::method_from_name(method))); },
-          "method"_a);
+    m.def(
+        "knob_group",
+        [](const std::string & method) { return std::string(ps::knob_group(ps::method_from_name(method))); },
+        "method"_a);
     // Sets the knob named `name` ("smc.particles", "alpha") from a Python value; a value of the
     // wrong type is a ValueError naming the knob (ranges are validate()'s).
-    m.def("set_knob", [](ps::sampling_params & p, const std::string & name, nb::handle value) {
-        bool found = false;
-        ps::for_each_knob([&](const ps::knob_info & k, auto member) {
-            if (found || k.name() != name) return;
-            found = true;
-            using T = std::remove_reference_t<decltype(p.*member)>;
-            const std::string shown = nb::repr(value).c_str();
-            const auto fail = [&](const std::string & why) {
-                throw ps::invalid_argument_error(name, name + " = " + shown + ": " + why);
-            };
-            const bool is_bool = PyBool_Check(value.ptr());
-            if constexpr (std::is_same_v<T, bool>) {
-                if (!is_bool) fail("must be True or False");
-                p.*member = value.ptr() == Py_True;
-            } else if constexpr (std::is_enum_v<T>) {
-                if (!nb::isinstance<nb::str>(value)) fail("must be a string");
-                ps::parse_choice(nb::cast<std::string>(value), p.*member);
-            } else if constexpr (std::is_floating_point_v<T>) {
-                if (is_bool || !(nb::isinstance<nb::int_>(value) || nb::isinstance<nb::float_>(value))) {
-                    fail("must be a number");
+    m.def(
+        "set_knob",
+        [](ps::sampling_params & p, const std::string & name, nb::handle value) {
+            bool found = false;
+            ps::for_each_knob([&](const ps::knob_info & k, auto member) {
+                if (found || k.name() != name) return;
+                found                   = true;
+                using T                 = std::remove_reference_t<decltype(p.*member)>;
+                const std::string shown = nb::repr(value).c_str();
+                const auto        fail  = [&](const std::string & why) {
+                    throw ps::invalid_argument_error(name, name + " = " + shown + ": " + why);
+                };
+                const bool is_bool = PyBool_Check(value.ptr());
+                if constexpr (std::is_same_v<T, bool>) {
+                    if (!is_bool) fail("must be True or False");
+                    p.*member = value.ptr() == Py_True;
+                } else if constexpr (std::is_enum_v<T>) {
+                    if (!nb::isinstance<nb::str>(value)) fail("must be a string");
+                    ps::parse_choice(nb::cast<std::string>(value), p.*member);
+                } else if constexpr (std::is_floating_point_v<T>) {
+                    if (is_bool || !(nb::isinstance<nb::int_>(value) || nb::isinstance<nb::float_>(value))) {
+                        fail("must be a number");
+                    }
+                    p.*member = nb::cast<double>(value);
+                } else if constexpr (std::is_integral_v<T>) {
+                    if (is_bool || !nb::isinstance<nb::int_>(value)) fail("must be an integer");
+                    T v{};
+                    if (!nb::try_cast<T>(value, v)) fail("out of range");
+                    p.*member = v;
+                } else {
+                    if (!nb::isinstance<nb::list>(value) && !nb::isinstance<nb::tuple>(value))
+                        fail("must be a list of strings");
+                    std::vector<std::string> v;
+                    for (nb::handle e : value) {
+                        if (!nb::isinstance<nb::str>(e)) fail("must be a list of strings");
+                        v.push_back(nb::cast<std::string>(e));
+                    }
+                    p.*member = v;
                 }
-                p.*member = nb::cast<double>(value);
-            } else if constexpr (std::is_integral_v<T>) {
-                if (is_bool || !nb::isinstance<nb::int_>(value)) fail("must be an integer");
-                T v{};
-                if (!nb::try_cast<T>(value, v)) fail("out of range");
-                p.*member = v;
-            } else {
-                if (!nb::isinstance<nb::list>(value) && !nb::isinstance<nb::tuple>(value)) fail("must be a list of strings");
-                std::vector<std::string> v;
-                for (nb::handle e : value) {
-                    if (!nb::isinstance<nb::str>(e)) fail("must be a list of strings");
-                    v.push_back(nb::cast<std::string>(e));
-                }
-                p.*member = v;
-            }
-        });
-        if (!found) throw ps::invalid_argument_error(name, name + ": no such knob");
-    }, "params"_a, "name"_a, "value"_a);
+            });
+            if (!found) throw ps::invalid_argument_error(name, name + ": no such knob");
+        },
+        "params"_a, "name"_a, "value"_a);
     m.def("validate", &ps::validate, "params"_a);
     m.def("effective_temperature", &ps::effective_temperature, "params"_a);
     m.def("preset", &ps::preset, "name"_a);
@@ -319,20 +322,22 @@ NB_MODULE(_powersample, m) {
             "load",
             [](const std::string & path, int32_t n_gpu_layers) {
                 nb::gil_scoped_release release;
-                return ps::model::load({path, n_gpu_layers});
+                return ps::model::load({ path, n_gpu_layers });
             },
             "path"_a, "n_gpu_layers"_a = 0, "Loads a .gguf file or a catalogue model by name.")
         .def("tokenize", &ps::model::tokenize, "text"_a, "add_special"_a = true, "parse_special"_a = true)
         .def("detokenize", &ps::model::detokenize, "tokens"_a)
         .def("token_to_piece", &ps::model::token_to_piece, "token"_a)
         .def("has_chat_template", &ps::model::has_chat_template)
-        .def("format_chat", nb::overload_cast<const std::string &, const std::string &>(&ps::model::format_chat, nb::const_), "user_message"_a, "system_message"_a = "")
+        .def("format_chat",
+             nb::overload_cast<const std::string &, const std::string &>(&ps::model::format_chat, nb::const_),
+             "user_message"_a, "system_message"_a = "")
         .def(
             "tokenize_chat",
             [](const ps::model & m, const std::string & user, const std::string & system) {
                 std::vector<ps::chat_message> messages;
-                if (!system.empty()) messages.push_back({"system", system});
-                messages.push_back({"user", user});
+                if (!system.empty()) messages.push_back({ "system", system });
+                messages.push_back({ "user", user });
                 return m.tokenize_chat(messages);
             },
             "user_message"_a, "system_message"_a = "")
@@ -367,7 +372,7 @@ NB_MODULE(_powersample, m) {
         .def(
             "score",
             [](sampler & s, const std::vector<ps::token_id> & prompt, const std::vector<ps::token_id> & completion) {
-                nb::gil_scoped_release release;
+                nb::gil_scoped_release      release;
                 std::lock_guard<std::mutex> lock(s.mutex);
                 return s.impl.score(prompt, completion);
             },

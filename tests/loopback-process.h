@@ -22,11 +22,11 @@ namespace powersample::testing {
 
 // A port nobody listens on right now (bound and released; a race is possible but unlikely).
 inline int free_loopback_port() {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    const int   fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
-    a.sin_family = AF_INET;
+    a.sin_family      = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
+    a.sin_port        = 0;
     bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a));
     socklen_t len = sizeof(a);
     getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
@@ -39,7 +39,7 @@ class loopback_process {
 public:
     loopback_process(const std::string & binary, std::vector<std::string> args, int port, const std::string & log_file)
         : port_(port) {
-        std::vector<std::string> argv_s = {binary};
+        std::vector<std::string> argv_s = { binary };
         argv_s.insert(argv_s.end(), args.begin(), args.end());
         std::vector<char *> argv;
         for (auto & s : argv_s) argv.push_back(s.data());
@@ -88,7 +88,7 @@ public:
         pid_ = -1;
     }
 
-    int port() const { return port_; }
+    int         port() const { return port_; }
     std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
 private:

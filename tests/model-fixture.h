@@ -19,7 +19,7 @@ inline constexpr const char * test_model_name = "smollm2-135m";
 inline std::shared_ptr<model> test_model() {
     static std::shared_ptr<model> m = [] {
         const char * env = std::getenv("POWERSAMPLE_TEST_MODEL");
-        return model::load({env && *env ? env : test_model_name});
+        return model::load({ env && *env ? env : test_model_name });
     }();
     return m;
 }

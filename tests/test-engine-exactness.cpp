@@ -20,18 +20,18 @@ namespace {
 using distribution = std::map<std::vector<token_id>, double>;
 
 struct run_config {
-    double  alpha      = 4.0;
-    int32_t block_size = 3;
-    int32_t max_len    = 3;
-    int32_t steps      = 100;
-    int32_t n_requests = 20;
-    int32_t n_chains   = 500;
-    engine::acceptance_variant variant = engine::acceptance_variant::exact;
-    method  how        = method::power;
-    double  temperature = 0.0;
+    double                     alpha       = 4.0;
+    int32_t                    block_size  = 3;
+    int32_t                    max_len     = 3;
+    int32_t                    steps       = 100;
+    int32_t                    n_requests  = 20;
+    int32_t                    n_chains    = 500;
+    engine::acceptance_variant variant     = engine::acceptance_variant::exact;
+    method                     how         = method::power;
+    double                     temperature = 0.0;
 };
 
-const std::vector<token_id> prompt = {0, 2};
+const std::vector<token_id> prompt = { 0, 2 };
 
 distribution empirical(toy_model & lm, const run_config & cfg) {
     engine eng(lm);
@@ -51,7 +51,7 @@ distribution empirical(toy_model & lm, const run_config & cfg) {
         eng.submit(req);
     }
     distribution counts;
-    double n = 0;
+    double       n = 0;
     for (const auto & f : eng.run_all()) {
         for (const auto & c : f.result.chains) {
             counts[c.tokens] += 1;
@@ -71,26 +71,26 @@ constexpr double tv_bound = 0.04;
 
 TEST(engine_exactness, single_block_matches_power_target_and_broken_variants_do_not) {
     // Conditionals spread enough that pi is far from degenerate (its largest state has 0.15).
-    toy_model lm(4, 3, 0.7, -1.0);
+    toy_model  lm(4, 3, 0.7, -1.0);
     run_config cfg;
-    cfg.alpha = 2.0;
+    cfg.alpha                 = 2.0;
     const distribution target = power_target(lm.enumerate(prompt, cfg.max_len), cfg.alpha);
     ASSERT_EQ(target.size(), 40u);
 
     const double tv_exact = total_variation(empirical(lm, cfg), target);
     EXPECT_LT(tv_exact, tv_bound);
 
-    cfg.variant = engine::acceptance_variant::without_proposal_terms;
+    cfg.variant                 = engine::acceptance_variant::without_proposal_terms;
     const double tv_no_proposal = total_variation(empirical(lm, cfg), target);
     EXPECT_GT(tv_no_proposal, tv_bound);
 
-    cfg.variant = engine::acceptance_variant::without_length_correction;
+    cfg.variant               = engine::acceptance_variant::without_length_correction;
     const double tv_no_length = total_variation(empirical(lm, cfg), target);
     EXPECT_GT(tv_no_length, tv_bound);
 
     RecordProperty("tv_exact", std::to_string(tv_exact));
-    std::printf("TV exact %.4f, without proposal terms %.4f, without length correction %.4f (bound %.3f)\n",
-                tv_exact, tv_no_proposal, tv_no_length, tv_bound);
+    std::printf("TV exact %.4f, without proposal terms %.4f, without length correction %.4f (bound %.3f)\n", tv_exact,
+                tv_no_proposal, tv_no_length, tv_bound);
 }
 
 TEST(engine_exactness, several_blocks_end_at_the_power_target) {
@@ -98,25 +98,25 @@ TEST(engine_exactness, several_blocks_end_at_the_power_target) {
     // the last block the final state follows pi whatever the block schedule. EOG is made
     // unreachable here: Alg. 1 stops a chain whose block ends in EOG, and the early blocks
     // target the prefix marginal p(x_<kB)^alpha, not pi's, so with EOG the schedule is not exact.
-    toy_model lm(4, 11, 1.0, -30.0);
+    toy_model  lm(4, 11, 1.0, -30.0);
     run_config cfg;
-    cfg.block_size = 1;
-    cfg.alpha      = 2.0;
+    cfg.block_size            = 1;
+    cfg.alpha                 = 2.0;
     const distribution target = power_target(lm.enumerate(prompt, cfg.max_len), cfg.alpha);
     EXPECT_LT(total_variation(empirical(lm, cfg), target), tv_bound);
 }
 
 TEST(engine_exactness, alpha_one_is_the_base_model) {
-    toy_model lm(4, 5, 0.7, -1.0);
+    toy_model  lm(4, 5, 0.7, -1.0);
     run_config cfg;
-    cfg.alpha = 1.0;
+    cfg.alpha                 = 1.0;
     const distribution target = power_target(lm.enumerate(prompt, cfg.max_len), 1.0);
     EXPECT_LT(total_variation(empirical(lm, cfg), target), tv_bound);
 }
 
 TEST(engine_exactness, zero_steps_is_one_sample_from_the_proposal) {
     // With N = 0 the output is a plain sample from q = the model at temperature 1/alpha.
-    toy_model lm(4, 3, 0.7, -1.0);
+    toy_model  lm(4, 3, 0.7, -1.0);
     run_config cfg;
     cfg.alpha = 2.0;
     cfg.steps = 0;
@@ -124,13 +124,13 @@ TEST(engine_exactness, zero_steps_is_one_sample_from_the_proposal) {
     {
         // q(x) = prod_i softmax(alpha * l_i)(x_i): enumerate with logits scaled by alpha.
         const auto completions = lm.enumerate(prompt, cfg.max_len);
-        double z = 0.0;
+        double     z           = 0.0;
         for (const auto & kv : completions) {
             std::vector<token_id> history = prompt;
-            double log_q = 0.0;
+            double                log_q   = 0.0;
             for (token_id t : kv.first) {
                 const auto row = lm.logits_after(history);
-                double mx = -INFINITY;
+                double     mx  = -INFINITY;
                 for (float l : row) mx = std::max(mx, cfg.alpha * l);
                 double s = 0.0;
                 for (float l : row) s += std::exp(cfg.alpha * l - mx);

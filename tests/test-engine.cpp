@@ -14,7 +14,7 @@ namespace {
 
 request make_request(uint64_t seed, int32_t chains = 1) {
     request r;
-    r.prompt                   = {1, 2, 0};
+    r.prompt                   = { 1, 2, 0 };
     r.params.alpha             = 4.0;
     r.params.block_size        = 4;
     r.params.max_new_tokens    = 12;
@@ -36,10 +36,10 @@ TEST(engine, a_step_decodes_only_its_suffix) {
     // Tokens drawn from the proposal equal tokens decoded: the boundary token at P + m - 1 is
     // decoded again, the suffix's last token never is, and the prefix is copied, not recomputed.
     toy_model lm(6, 3, 1.0, -2.0);
-    auto done = run(lm, {make_request(9, 3)});
+    auto      done = run(lm, { make_request(9, 3) });
     ASSERT_EQ(done.size(), 1u);
-    const auto & g = done[0].result;
-    int64_t chain_total = 0;
+    const auto & g           = done[0].result;
+    int64_t      chain_total = 0;
     for (const auto & c : g.chains) {
         int64_t suffix_tokens = 0;
         for (const auto & s : c.trace) suffix_tokens += s.len_proposal - s.position;
@@ -56,7 +56,7 @@ TEST(engine, a_step_decodes_only_its_suffix) {
 
 TEST(engine, trace_is_consistent_with_the_result) {
     toy_model lm(6, 3, 1.0, -2.0);
-    auto done = run(lm, {make_request(5, 2)});
+    auto      done = run(lm, { make_request(5, 2) });
     for (const auto & c : done[0].result.chains) {
         ASSERT_FALSE(c.trace.empty());
         double lp = 0.0;
@@ -75,7 +75,7 @@ TEST(engine, trace_is_consistent_with_the_result) {
         EXPECT_EQ(c.trace.size() % 3, 0u);
         EXPECT_EQ(int32_t(c.trace.size()) / 3, c.trace.back().block);
         // Every token's log p matches the toy model's exact conditional.
-        std::vector<token_id> history = {1, 2, 0};
+        std::vector<token_id> history = { 1, 2, 0 };
         for (size_t i = 0; i < c.tokens.size(); ++i) {
             EXPECT_NEAR(lm.log_probs_after(history)[size_t(c.tokens[i])], c.token_log_p[i], 1e-6);
             history.push_back(c.tokens[i]);
@@ -85,15 +85,15 @@ TEST(engine, trace_is_consistent_with_the_result) {
 
 TEST(engine, trace_records_the_suffixes_compared) {
     toy_model lm(6, 3, 1.0, -2.0);
-    request req = make_request(11, 2);
+    request   req              = make_request(11, 2);
     req.params.record_suffixes = true;
-    auto done = run(lm, {req});
+    auto done                  = run(lm, { req });
     for (const auto & c : done[0].result.chains) {
         ASSERT_FALSE(c.trace.empty());
         // Within a block the state changes only by accepted proposals: x := x[0:m] + x'[m:].
         std::vector<token_id> x;
-        double log_p = 0.0;
-        int32_t block = 0;
+        double                log_p = 0.0;
+        int32_t               block = 0;
         for (const auto & s : c.trace) {
             ASSERT_EQ(int32_t(s.suffix_current.size()), s.len_current - s.position);
             ASSERT_EQ(int32_t(s.suffix_proposal.size()), s.len_proposal - s.position);
@@ -129,7 +129,7 @@ TEST(engine, trace_records_the_suffixes_compared) {
         }
     }
     // Without record_suffixes the trace keeps the log p sums but no tokens.
-    auto plain = run(lm, {make_request(11, 1)});
+    auto plain = run(lm, { make_request(11, 1) });
     for (const auto & s : plain[0].result.chains[0].trace) {
         EXPECT_TRUE(s.suffix_current.empty());
         EXPECT_TRUE(s.suffix_proposal.empty());
@@ -139,10 +139,10 @@ TEST(engine, trace_records_the_suffixes_compared) {
 
 TEST(engine, same_seed_same_tokens_other_seed_other_tokens) {
     toy_model lm(6, 3, 1.0, -2.0);
-    auto a = run(lm, {make_request(42, 4)});
-    auto b = run(lm, {make_request(42, 4)});
-    auto c = run(lm, {make_request(43, 4)});
-    bool any_difference = false;
+    auto      a              = run(lm, { make_request(42, 4) });
+    auto      b              = run(lm, { make_request(42, 4) });
+    auto      c              = run(lm, { make_request(43, 4) });
+    bool      any_difference = false;
     for (size_t i = 0; i < 4; ++i) {
         EXPECT_EQ(a[0].result.chains[i].tokens, b[0].result.chains[i].tokens);
         any_difference |= a[0].result.chains[i].tokens != c[0].result.chains[i].tokens;
@@ -154,15 +154,15 @@ TEST(engine, same_seed_same_tokens_other_seed_other_tokens) {
 
 TEST(engine, results_do_not_depend_on_what_else_is_in_the_batch) {
     toy_model lm(6, 3, 1.0, -2.0);
-    auto alone = run(lm, {make_request(77, 2)});
-    auto together = run(lm, {make_request(1, 3), make_request(77, 2), make_request(2, 1)});
+    auto      alone    = run(lm, { make_request(77, 2) });
+    auto      together = run(lm, { make_request(1, 3), make_request(77, 2), make_request(2, 1) });
     EXPECT_EQ(alone[0].result.chains[0].tokens, together[1].result.chains[0].tokens);
     EXPECT_EQ(alone[0].result.chains[1].tokens, together[1].result.chains[1].tokens);
 }
 
 TEST(engine, requests_wait_for_free_sequences_and_all_finish) {
     // 7 sequence ids fit one request of 3 chains at a time: the others queue.
-    toy_model lm(6, 3, 1.0, -2.0, 7);
+    toy_model            lm(6, 3, 1.0, -2.0, 7);
     std::vector<request> reqs;
     for (int i = 0; i < 5; ++i) reqs.push_back(make_request(uint64_t(i), 3));
     auto done = run(lm, reqs);
@@ -177,7 +177,7 @@ TEST(engine, requests_wait_for_free_sequences_and_all_finish) {
 
 TEST(engine, stops_at_eog_or_cap) {
     toy_model lm(3, 1, 0.5, 1.5);  // EOG likely
-    auto done = run(lm, {make_request(3, 8)});
+    auto      done = run(lm, { make_request(3, 8) });
     for (const auto & c : done[0].result.chains) {
         ASSERT_FALSE(c.tokens.empty());
         if (c.finish == finish_reason::eog) {
@@ -192,9 +192,9 @@ TEST(engine, stops_at_eog_or_cap) {
 
 TEST(engine, greedy_is_the_argmax_path) {
     toy_model lm(6, 3, 1.0, -2.0);
-    request r = make_request(0);
-    r.params.method = method::greedy;
-    auto done = run(lm, {r});
+    request   r                   = make_request(0);
+    r.params.method               = method::greedy;
+    auto                  done    = run(lm, { r });
     std::vector<token_id> history = r.prompt;
     for (token_id t : done[0].result.chains[0].tokens) {
         const auto lp = lm.log_probs_after(history);
@@ -206,10 +206,10 @@ TEST(engine, greedy_is_the_argmax_path) {
 
 TEST(engine, cancel_returns_the_state_reached) {
     toy_model lm(6, 3, 1.0, -2.0);
-    engine eng(lm);
-    request r = make_request(4, 2);
+    engine    eng(lm);
+    request   r             = make_request(4, 2);
     r.params.max_new_tokens = 40;
-    const uint64_t id = eng.submit(r);
+    const uint64_t id       = eng.submit(r);
     for (int i = 0; i < 10; ++i) eng.step();
     eng.cancel(id);
     std::vector<finished_request> done;
@@ -225,8 +225,8 @@ TEST(engine, cancel_returns_the_state_reached) {
 
 TEST(engine, rejects_bad_requests_naming_the_field) {
     toy_model lm(6, 3, 1.0, -2.0, 9, 100);
-    engine eng(lm);
-    auto expect_error = [&](request r, const std::string & needle) {
+    engine    eng(lm);
+    auto      expect_error = [&](request r, const std::string & needle) {
         try {
             eng.submit(r);
             ADD_FAILURE() << "accepted a request that should fail on " << needle;
@@ -234,23 +234,53 @@ TEST(engine, rejects_bad_requests_naming_the_field) {
             EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
         }
     };
-    request r = make_request(1);
+    request r               = make_request(1);
     r.params.max_new_tokens = 8;
-    request bad = r; bad.params.alpha = 0.0;                  expect_error(bad, "alpha");
-    bad = r; bad.params.alpha = std::nan("");                  expect_error(bad, "alpha");
-    bad = r; bad.params.alpha = INFINITY;                      expect_error(bad, "alpha");
-    bad = r; bad.params.block_size = 0;                        expect_error(bad, "block_size");
-    bad = r; bad.params.n_steps_per_block = -1;                expect_error(bad, "steps");
-    bad = r; bad.params.max_new_tokens = 0;                    expect_error(bad, "max_tokens");
-    bad = r; bad.params.max_new_tokens = 1000;                 expect_error(bad, "max_tokens");
-    bad = r; bad.params.temperature = -1;                      expect_error(bad, "temperature");
-    bad = r; bad.params.top_p = 0;                             expect_error(bad, "top_p");
-    bad = r; bad.params.min_p = 1;                             expect_error(bad, "min_p");
-    bad = r; bad.params.top_k = -3;                            expect_error(bad, "top_k");
-    bad = r; bad.params.n_chains = 0;                          expect_error(bad, "chains");
-    bad = r; bad.params.n_chains = 5;                          expect_error(bad, "chains");
-    bad = r; bad.prompt.clear();                               expect_error(bad, "prompt");
-    bad = r; bad.prompt = {99};                                expect_error(bad, "prompt");
+    request bad             = r;
+    bad.params.alpha        = 0.0;
+    expect_error(bad, "alpha");
+    bad              = r;
+    bad.params.alpha = std::nan("");
+    expect_error(bad, "alpha");
+    bad              = r;
+    bad.params.alpha = INFINITY;
+    expect_error(bad, "alpha");
+    bad                   = r;
+    bad.params.block_size = 0;
+    expect_error(bad, "block_size");
+    bad                          = r;
+    bad.params.n_steps_per_block = -1;
+    expect_error(bad, "steps");
+    bad                       = r;
+    bad.params.max_new_tokens = 0;
+    expect_error(bad, "max_tokens");
+    bad                       = r;
+    bad.params.max_new_tokens = 1000;
+    expect_error(bad, "max_tokens");
+    bad                    = r;
+    bad.params.temperature = -1;
+    expect_error(bad, "temperature");
+    bad              = r;
+    bad.params.top_p = 0;
+    expect_error(bad, "top_p");
+    bad              = r;
+    bad.params.min_p = 1;
+    expect_error(bad, "min_p");
+    bad              = r;
+    bad.params.top_k = -3;
+    expect_error(bad, "top_k");
+    bad                 = r;
+    bad.params.n_chains = 0;
+    expect_error(bad, "chains");
+    bad                 = r;
+    bad.params.n_chains = 5;
+    expect_error(bad, "chains");
+    bad = r;
+    bad.prompt.clear();
+    expect_error(bad, "prompt");
+    bad        = r;
+    bad.prompt = { 99 };
+    expect_error(bad, "prompt");
     EXPECT_EQ(eng.n_queued(), 0u);
 }
 
@@ -269,15 +299,23 @@ TEST(engine, decode_cost_estimate_follows_its_formula) {
     EXPECT_EQ(estimate_decode_cost(p, 1).worst, 2 * 256);
     EXPECT_EQ(estimate_decode_cost(p, 1).expected, 2 * 256);
     // A last block shorter than B: lengths 64, 100.
-    p.n_chains = 1; p.block_size = 64; p.max_new_tokens = 100; p.n_steps_per_block = 5;
+    p.n_chains          = 1;
+    p.block_size        = 64;
+    p.max_new_tokens    = 100;
+    p.n_steps_per_block = 5;
     EXPECT_EQ(estimate_decode_cost(p, 1).worst, 100 + 5 * (64 + 100));
     EXPECT_EQ(estimate_decode_cost(p, 1).expected, 100 + 5 * (64 + 100 + 2) / 2);
-    p.method = method::best_of_n; p.best_of = 4;
+    p.method  = method::best_of_n;
+    p.best_of = 4;
     EXPECT_EQ(estimate_decode_cost(p, 1).worst, 400);
-    p.method = method::smc; p.n_particles = 8;
+    p.method      = method::smc;
+    p.n_particles = 8;
     EXPECT_EQ(estimate_decode_cost(p, 1).worst, 800);
     // Saturates rather than overflowing.
-    p.method = method::power; p.max_new_tokens = INT32_MAX; p.block_size = 1; p.n_steps_per_block = INT32_MAX;
+    p.method            = method::power;
+    p.max_new_tokens    = INT32_MAX;
+    p.block_size        = 1;
+    p.n_steps_per_block = INT32_MAX;
     EXPECT_EQ(estimate_decode_cost(p, 1).worst, INT64_MAX);
 }
 
@@ -286,12 +324,12 @@ TEST(engine, decode_cost_estimate_bounds_and_predicts_the_real_cost) {
     // is the cut: over 200 seeds the mean cost is within 3% of the expected one (its spread
     // over 200 runs is about 0.8%), and no run exceeds the worst case.
     toy_model lm(6, 3, 1.0, -50.0);
-    engine eng(lm);
-    request r = make_request(0);
+    engine    eng(lm);
+    request   r                = make_request(0);
     r.params.max_new_tokens    = 24;
     r.params.block_size        = 4;
     r.params.n_steps_per_block = 4;
-    const decode_cost cost = estimate_decode_cost(r.params, int64_t(r.prompt.size()));
+    const decode_cost cost     = estimate_decode_cost(r.params, int64_t(r.prompt.size()));
     for (uint64_t seed = 0; seed < 200; ++seed) {
         r.params.seed = seed;
         eng.submit(r);
@@ -306,16 +344,16 @@ TEST(engine, decode_cost_estimate_bounds_and_predicts_the_real_cost) {
 
 TEST(engine, a_request_stops_at_its_budget) {
     toy_model lm(6, 3, 1.0, -50.0);
-    engine eng(lm);
-    request r = make_request(2, 3);
-    r.params.max_new_tokens     = 40;
-    r.params.max_tokens_decoded = 50;
-    request free_run = r;
+    engine    eng(lm);
+    request   r                        = make_request(2, 3);
+    r.params.max_new_tokens            = 40;
+    r.params.max_tokens_decoded        = 50;
+    request free_run                   = r;
     free_run.params.max_tokens_decoded = 0;
     eng.submit(r);
     eng.submit(free_run);
-    const auto done = eng.run_all();
-    const auto & g = done[0].result;
+    const auto   done = eng.run_all();
+    const auto & g    = done[0].result;
     EXPECT_TRUE(g.budget_exhausted);
     // Stopped in the round that reached 50: at most one more token per chain.
     EXPECT_GE(g.n_tokens_decoded, 50);
@@ -330,7 +368,7 @@ TEST(engine, a_request_stops_at_its_budget) {
     for (int32_t s = 0; s < lm.n_seq_max(); ++s) EXPECT_EQ(lm.seq_length(s), 0);
 
     // The samplers with a runner of their own (here Power-SMC) stop the same way.
-    request smc = r;
+    request smc            = r;
     smc.params.method      = method::smc;
     smc.params.n_particles = 4;
     smc.params.n_chains    = 1;

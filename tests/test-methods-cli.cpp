@@ -22,11 +22,11 @@ run_result run_cli(const std::string & args) {
 // Runs a method twice with one seed; returns the first run's chain.
 nlohmann::json run_twice(const std::string & args) {
     const std::string full = "-p 'What is 7*8?' --json -q -s 7 -n 12 " + args;
-    const run_result a = run_cli(full), b = run_cli(full);
+    const run_result  a = run_cli(full), b = run_cli(full);
     EXPECT_EQ(a.exit_code, 0) << a.err;
     EXPECT_EQ(b.exit_code, 0) << b.err;
     if (a.exit_code != 0 || b.exit_code != 0) return {};
-    const auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
+    const auto   ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
     const auto & c = ja["runs"][0]["chains"][0];
     EXPECT_EQ(c["tokens"], jb["runs"][0]["chains"][0]["tokens"]) << args;
     EXPECT_FALSE(c["tokens"].empty());
@@ -50,26 +50,28 @@ TEST(methods_cli, smc_is_reproducible_and_counts_every_particle) {
 }
 
 TEST(methods_cli, sps_is_reproducible_and_counts_candidates_and_rollouts) {
-    const auto run = run_twice("--method sps --block-size 4 --sps-candidates 4 --sps-top-k 2 --sps-rollouts 2 "
-                               "--sps-lookahead 4");
+    const auto run = run_twice(
+        "--method sps --block-size 4 --sps-candidates 4 --sps-top-k 2 --sps-rollouts 2 "
+        "--sps-lookahead 4");
     if (run.empty()) return;
-    const auto & c = run["chains"][0];
-    const auto len = int64_t(c["tokens"].size());
+    const auto & c   = run["chains"][0];
+    const auto   len = int64_t(c["tokens"].size());
     // Per block: 4 candidates of up to 4 tokens, then 2 x 2 rollouts: well beyond the answer.
     EXPECT_GT(c["n_tokens_decoded"].get<int64_t>(), 2 * len);
 }
 
 TEST(methods_cli, sps_variants_are_selected_and_reported) {
     // The importance-weighted proposal at the token level, with its own last window.
-    const auto run = run_twice("--method sps --sps-proposal low-temp --sps-level token --sps-top-k 2 "
-                               "--sps-rollouts 2 --sps-lookahead 2 --sps-last-top-k 3");
+    const auto run = run_twice(
+        "--method sps --sps-proposal low-temp --sps-level token --sps-top-k 2 "
+        "--sps-rollouts 2 --sps-lookahead 2 --sps-last-top-k 3");
     if (run.empty()) return;
     // The method's own knobs nest under its group, as the knob table names them.
     EXPECT_EQ(run["params"]["sps"]["proposal"], "low-temp");
     EXPECT_EQ(run["params"]["sps"]["level"], "token");
     EXPECT_EQ(run["params"]["sps"]["last_top_k"], 3);
     EXPECT_EQ(run["params"]["sps"]["last_candidates"], 16);  // 0 = --sps-candidates
-    EXPECT_FALSE(run["params"].contains("smc"));  // only the method's own group
+    EXPECT_FALSE(run["params"].contains("smc"));             // only the method's own group
     const auto & c = run["chains"][0];
     // One decode per token for its candidates, plus 2 x 2 rollouts of up to 2 tokens after each
     // but the last.
@@ -99,23 +101,23 @@ TEST(methods_cli, best_of_n_is_reproducible_and_counts_all_samples) {
 
 TEST(methods_cli, bad_values_name_the_flag) {
     const std::pair<const char *, const char *> cases[] = {
-        {"--method smc --particles 0", "--particles = 0"},
-        {"--method smc --ess-threshold 1.5", "--ess-threshold = 1.5"},
-        {"--method smc --ess-threshold 0", "--ess-threshold = 0"},
-        {"--method sps --sps-top-k 9 --sps-candidates 4", "--sps-top-k = 9"},
-        {"--method sps --sps-rollouts 1", "--sps-rollouts = 1"},
-        {"--method sps --sps-lookahead -1", "--sps-lookahead = -1"},
-        {"--method sps --block-size 0", "--block-size = 0"},
-        {"--method sps --sps-last-candidates 2 --sps-last-top-k 3", "--sps-last-top-k = 3"},
-        {"--method sps --sps-last-candidates 2", "--sps-last-candidates = 2"},
-        {"--method sps --sps-proposal q", "--sps-proposal = 'q'"},
-        {"--method sps --sps-level word", "--sps-level = 'word'"},
-        {"--method sps --block-size 8", "--n-predict = 4"},  // T 4 cannot hold a block of 8
-        {"--method power-entropy --entropy-beta -1", "--entropy-beta = -1"},
-        {"--method power-entropy --entropy-floor 0", "--entropy-floor = 0"},
-        {"--method best-of-n --best-of 0", "--best-of = 0"},
-        {"--method smc --top-p 0.9", "--top-p = 0.9"},
-        {"--method nope", "nope"},
+        { "--method smc --particles 0", "--particles = 0" },
+        { "--method smc --ess-threshold 1.5", "--ess-threshold = 1.5" },
+        { "--method smc --ess-threshold 0", "--ess-threshold = 0" },
+        { "--method sps --sps-top-k 9 --sps-candidates 4", "--sps-top-k = 9" },
+        { "--method sps --sps-rollouts 1", "--sps-rollouts = 1" },
+        { "--method sps --sps-lookahead -1", "--sps-lookahead = -1" },
+        { "--method sps --block-size 0", "--block-size = 0" },
+        { "--method sps --sps-last-candidates 2 --sps-last-top-k 3", "--sps-last-top-k = 3" },
+        { "--method sps --sps-last-candidates 2", "--sps-last-candidates = 2" },
+        { "--method sps --sps-proposal q", "--sps-proposal = 'q'" },
+        { "--method sps --sps-level word", "--sps-level = 'word'" },
+        { "--method sps --block-size 8", "--n-predict = 4" },  // T 4 cannot hold a block of 8
+        { "--method power-entropy --entropy-beta -1", "--entropy-beta = -1" },
+        { "--method power-entropy --entropy-floor 0", "--entropy-floor = 0" },
+        { "--method best-of-n --best-of 0", "--best-of = 0" },
+        { "--method smc --top-p 0.9", "--top-p = 0.9" },
+        { "--method nope", "nope" },
     };
     for (const auto & [args, needle] : cases) {
         const run_result r = run_cli(std::string("-p hi -n 4 -s 1 -q ") + args);

@@ -28,7 +28,7 @@ namespace {
 
 using distribution = std::map<std::vector<token_id>, double>;
 
-const std::vector<token_id> prompt = {0, 2};
+const std::vector<token_id> prompt = { 0, 2 };
 
 struct outcome {
     distribution samples;
@@ -43,14 +43,14 @@ outcome run(toy_model & lm, const sampling_params & base, int32_t n_requests,
     eng.set_acceptance_variant_for_testing(variant);
     for (int32_t r = 0; r < n_requests; ++r) {
         request req;
-        req.prompt      = prompt;
-        req.params      = base;
-        req.params.seed = 1000 + uint64_t(r);
+        req.prompt              = prompt;
+        req.params              = base;
+        req.params.seed         = 1000 + uint64_t(r);
         req.params.record_trace = false;
         eng.submit(req);
     }
     outcome out;
-    double n = 0;
+    double  n = 0;
     for (const auto & f : eng.run_all()) {
         out.n_tokens_decoded += f.result.n_tokens_decoded;
         for (const auto & c : f.result.chains) {
@@ -70,14 +70,14 @@ constexpr double tv_bound = 0.04;
 
 TEST(entropy_cut_mh, matches_power_target_and_without_reverse_cut_does_not) {
     // Default beta 1 and floor 0.1. Measured: exact 0.009, without the reverse cut 0.11.
-    toy_model lm(4, 3, 1.5, -1.0);
+    toy_model       lm(4, 3, 1.5, -1.0);
     sampling_params sp;
-    sp.method            = method::power_entropy;
-    sp.alpha             = 2.0;
-    sp.block_size        = 3;
-    sp.max_new_tokens    = 3;
-    sp.n_steps_per_block = 100;
-    sp.n_chains          = 500;
+    sp.method                 = method::power_entropy;
+    sp.alpha                  = 2.0;
+    sp.block_size             = 3;
+    sp.max_new_tokens         = 3;
+    sp.n_steps_per_block      = 100;
+    sp.n_chains               = 500;
     const distribution target = power_target(lm.enumerate(prompt, sp.max_new_tokens), sp.alpha);
 
     const double tv_exact = total_variation(run(lm, sp, 20).samples, target);
@@ -90,15 +90,15 @@ TEST(entropy_cut_mh, matches_power_target_and_without_reverse_cut_does_not) {
 }
 
 TEST(entropy_cut_mh, beta_zero_is_uniform_cuts) {
-    toy_model lm(4, 5, 0.7, -1.0);
+    toy_model       lm(4, 5, 0.7, -1.0);
     sampling_params sp;
-    sp.method            = method::power_entropy;
-    sp.alpha             = 2.0;
-    sp.block_size        = 3;
-    sp.max_new_tokens    = 3;
-    sp.n_steps_per_block = 60;
-    sp.n_chains          = 500;
-    sp.entropy_beta      = 0.0;
+    sp.method                 = method::power_entropy;
+    sp.alpha                  = 2.0;
+    sp.block_size             = 3;
+    sp.max_new_tokens         = 3;
+    sp.n_steps_per_block      = 60;
+    sp.n_chains               = 500;
+    sp.entropy_beta           = 0.0;
     const distribution target = power_target(lm.enumerate(prompt, sp.max_new_tokens), sp.alpha);
     EXPECT_LT(total_variation(run(lm, sp, 20).samples, target), tv_bound);
 }
@@ -122,7 +122,7 @@ sampling_params smc_params(int32_t n_particles) {
 TEST(power_smc, weighted_draws_approach_the_power_target_as_particles_grow) {
     // The answer is drawn in proportion to the final weights, so its distribution is the
     // expected weighted particle distribution: biased by O(1/N), unbiased as N grows.
-    toy_model lm(4, 3, 1.5, -1.0);
+    toy_model          lm(4, 3, 1.5, -1.0);
     const distribution target = power_target(lm.enumerate(prompt, 3), 2.0);
 
     const double tv_1  = total_variation(run(lm, smc_params(1), 200).samples, target);
@@ -136,32 +136,32 @@ TEST(power_smc, weighted_draws_approach_the_power_target_as_particles_grow) {
 }
 
 TEST(power_smc, without_the_bridging_term_misses_the_target) {
-    toy_model lm(4, 3, 1.5, -1.0);
-    const distribution target = power_target(lm.enumerate(prompt, 3), 2.0);
-    const double tv_broken = total_variation(
-        run(lm, smc_params(32), 200, engine::acceptance_variant::without_bridging_term).samples, target);
+    toy_model          lm(4, 3, 1.5, -1.0);
+    const distribution target    = power_target(lm.enumerate(prompt, 3), 2.0);
+    const double       tv_broken = total_variation(
+              run(lm, smc_params(32), 200, engine::acceptance_variant::without_bridging_term).samples, target);
     std::printf("Power-SMC without bridging (N=32): TV %.4f (bound %.3f)\n", tv_broken, tv_bound);
     EXPECT_GT(tv_broken, tv_bound);
 }
 
 TEST(power_smc, resampling_every_token_and_never_both_reach_the_target) {
-    toy_model lm(4, 7, 1.0, -1.0);
+    toy_model          lm(4, 7, 1.0, -1.0);
     const distribution target = power_target(lm.enumerate(prompt, 3), 2.0);
-    sampling_params always = smc_params(32);
-    always.ess_threshold   = 1.0;  // ESS < N almost always: resample at every check
-    sampling_params rarely = smc_params(32);
-    rarely.resample_interval = 5;  // beyond the cap: never resample
+    sampling_params    always = smc_params(32);
+    always.ess_threshold      = 1.0;  // ESS < N almost always: resample at every check
+    sampling_params rarely    = smc_params(32);
+    rarely.resample_interval  = 5;  // beyond the cap: never resample
     EXPECT_LT(total_variation(run(lm, always, 200).samples, target), tv_bound);
     EXPECT_LT(total_variation(run(lm, rarely, 200).samples, target), tv_bound);
 }
 
 TEST(power_smc, counts_every_particle_token) {
-    toy_model lm(4, 3, 1.5, -1.0);
+    toy_model       lm(4, 3, 1.5, -1.0);
     sampling_params sp = smc_params(8);
     sp.n_chains        = 2;
     sp.max_new_tokens  = 3;
     engine eng(lm);
-    eng.submit({prompt, sp});
+    eng.submit({ prompt, sp });
     const auto done = eng.run_all();
     ASSERT_EQ(done.size(), 1u);
     const auto & g = done[0].result;
@@ -193,7 +193,7 @@ sampling_params sps_params(int32_t rollouts, sps_proposal proposal = sps_proposa
 
 distribution first_token(const distribution & d) {
     distribution out;
-    for (const auto & kv : d) out[{kv.first[0]}] += kv.second;
+    for (const auto & kv : d) out[{ kv.first[0] }] += kv.second;
     return out;
 }
 
@@ -211,9 +211,9 @@ TEST(scalable_power_sampling, bias_shrinks_as_rollouts_grow) {
     // At alpha 4 on the same model: base 0.36 / 0.20 / 0.054 / 0.005 / 0.005, low_temp 0.14 /
     // 0.19 / 0.24 / 0.027 / 0.016 (its rollout weights are heavy-tailed: not monotone at small
     // M); docs/methods.md.
-    toy_model lm(4, 3, 1.5, -1.0);
+    toy_model          lm(4, 3, 1.5, -1.0);
     const distribution target = first_token(power_target(lm.enumerate(prompt, 5), 2.0));
-    for (sps_proposal proposal : {sps_proposal::base, sps_proposal::low_temp}) {
+    for (sps_proposal proposal : { sps_proposal::base, sps_proposal::low_temp }) {
         const double tv_2  = total_variation(first_token(run(lm, sps_params(2, proposal), 2000).samples), target);
         const double tv_32 = total_variation(first_token(run(lm, sps_params(32, proposal), 2000).samples), target);
         std::printf("SPS (%s) first-token TV: M=2 %.4f, M=32 %.4f\n", sps_proposal_name(proposal), tv_2, tv_32);
@@ -227,9 +227,9 @@ TEST(scalable_power_sampling, token_level_bias_shrinks_as_rollouts_grow) {
     // Alg. 1: the top 4 tokens of p (here all of them) at each position, M completions each.
     // Measured, first-token TV at M = 2 / 4 / 8 / 32: base 0.072 / 0.008 / 0.008 / 0.002,
     // low_temp 0.12 / 0.039 / 0.006 / 0.005 (2,000 answers).
-    toy_model lm(4, 3, 1.5, -1.0);
+    toy_model          lm(4, 3, 1.5, -1.0);
     const distribution target = first_token(power_target(lm.enumerate(prompt, 5), 2.0));
-    for (sps_proposal proposal : {sps_proposal::base, sps_proposal::low_temp}) {
+    for (sps_proposal proposal : { sps_proposal::base, sps_proposal::low_temp }) {
         sampling_params sp = sps_params(2, proposal);
         sp.sps_level       = sps_level::token;
         sp.sps_candidates  = 4;
@@ -250,9 +250,9 @@ TEST(scalable_power_sampling, the_paper_proposal_finds_the_eog_that_low_temperat
     // (noise about 0.01 here, pi being so concentrated), M = 16:
     // measured base 0.015, low_temp 0.27 (10,000 answers at M = 64: 0.013 and 0.26;
     // with 8 candidates 0.11 and 0.51; with 64 both find it, 0.002 and 0.017).
-    toy_model lm(4, 3, 1.5, -1.0);
+    toy_model          lm(4, 3, 1.5, -1.0);
     const distribution target = power_target(lm.enumerate(prompt, 5), 4.0);
-    auto tv = [&](sps_proposal proposal) {
+    auto               tv     = [&](sps_proposal proposal) {
         sampling_params sp = sps_params(16, proposal);
         sp.alpha           = 4.0;
         sp.sps_candidates  = 16;
@@ -270,9 +270,9 @@ TEST(scalable_power_sampling, the_last_window_draws_by_p_alpha_over_its_own_cand
     // block knobs (1 kept of 4) would make it the argmax, so the last-window knobs are used.
     // Measured TV 0.008 at both levels (2,000 answers; the same draws, the kept set being the
     // same four tokens in the same order); with the block knobs instead, above 0.1.
-    toy_model lm(4, 3, 1.5, -1.0);
+    toy_model          lm(4, 3, 1.5, -1.0);
     const distribution target = power_target(lm.enumerate(prompt, 1), 2.0);
-    for (sps_level level : {sps_level::block, sps_level::token}) {
+    for (sps_level level : { sps_level::block, sps_level::token }) {
         sampling_params sp     = sps_params(2);
         sp.sps_level           = level;
         sp.max_new_tokens      = 1;
@@ -280,7 +280,7 @@ TEST(scalable_power_sampling, the_last_window_draws_by_p_alpha_over_its_own_cand
         sp.sps_top_k           = 1;
         sp.sps_last_candidates = 128;
         sp.sps_last_top_k      = 4;
-        const double tv = total_variation(run(lm, sp, 2000).samples, target);
+        const double tv        = total_variation(run(lm, sp, 2000).samples, target);
         std::printf("SPS last window (%s level) TV %.4f\n", sps_level_name(level), tv);
         EXPECT_LT(tv, 0.03) << sps_level_name(level);
         sp.sps_last_top_k = 0;  // = sps_top_k = 1: the most likely token only
@@ -293,7 +293,7 @@ TEST(scalable_power_sampling, tokens_decoded_follow_the_papers_formula) {
     // distinct (K_t = K): per chain sum over the blocks of (L B + K M H_t) + L_w B_w exactly,
     // and estimate_decode_cost() says the same.
     toy_model lm(64, 5, 1.5, -30.0);
-    for (sps_proposal proposal : {sps_proposal::base, sps_proposal::low_temp}) {
+    for (sps_proposal proposal : { sps_proposal::base, sps_proposal::low_temp }) {
         sampling_params sp     = sps_params(2, proposal);
         sp.max_new_tokens      = 10;
         sp.block_size          = 3;
@@ -309,8 +309,8 @@ TEST(scalable_power_sampling, tokens_decoded_follow_the_papers_formula) {
         // the last window is the 10th token, from 5 candidates.
         const int64_t per_chain = 3 * (4 * 3) + 2 * 2 * (2 + 2 + 1) + 5 * 1;
         const int64_t before    = lm.n_decoded;
-        engine eng(lm);
-        eng.submit({prompt, sp});
+        engine        eng(lm);
+        eng.submit({ prompt, sp });
         const auto g = eng.run_all()[0].result;
         for (const auto & c : g.chains) {
             EXPECT_EQ(c.tokens.size(), 10u);
@@ -322,19 +322,19 @@ TEST(scalable_power_sampling, tokens_decoded_follow_the_papers_formula) {
 
         // Token level, T 6: one decode per position for its top-K tokens, K M H_t after each but
         // the last, H_t = min(2, 6 - t) = 2, 2, 2, 2, 1.
-        sp.sps_level      = sps_level::token;
-        sp.max_new_tokens = 6;
+        sp.sps_level                  = sps_level::token;
+        sp.max_new_tokens             = 6;
         const int64_t per_chain_token = 6 + 2 * 2 * (2 + 2 + 2 + 2 + 1);
-        engine eng2(lm);
-        eng2.submit({prompt, sp});
+        engine        eng2(lm);
+        eng2.submit({ prompt, sp });
         const auto t = eng2.run_all()[0].result;
         for (const auto & c : t.chains) EXPECT_EQ(c.n_tokens_decoded, per_chain_token) << sps_proposal_name(proposal);
         EXPECT_EQ(estimate_decode_cost(sp, int64_t(prompt.size())).expected, t.n_tokens_decoded);
     }
     // The estimate in closed form against a plain sum over the blocks, look-ahead to the cap
     // and shorter than a block, B dividing T and not.
-    for (int32_t T : {16, 17, 100}) {
-        for (int32_t H : {0, 3, 40}) {
+    for (int32_t T : { 16, 17, 100 }) {
+        for (int32_t H : { 0, 3, 40 }) {
             sampling_params sp = sps_params(3);
             sp.max_new_tokens  = T;
             sp.block_size      = 8;
@@ -353,7 +353,7 @@ TEST(scalable_power_sampling, tokens_decoded_follow_the_papers_formula) {
 }
 
 TEST(scalable_power_sampling, counts_candidates_and_rollouts) {
-    toy_model lm(4, 3, 1.5, -1.0);
+    toy_model       lm(4, 3, 1.5, -1.0);
     sampling_params sp = sps_params(4);
     sp.block_size      = 2;
     sp.max_new_tokens  = 4;
@@ -361,32 +361,32 @@ TEST(scalable_power_sampling, counts_candidates_and_rollouts) {
     sp.sps_lookahead   = 2;
     sp.sps_top_k       = 3;
     engine eng(lm);
-    eng.submit({prompt, sp});
-    const auto done = eng.run_all();
-    const auto & g = done[0].result;
+    eng.submit({ prompt, sp });
+    const auto   done = eng.run_all();
+    const auto & g    = done[0].result;
     EXPECT_EQ(g.n_tokens_decoded, lm.n_decoded);
     EXPECT_GT(g.chains[0].n_tokens_decoded, int64_t(sp.sps_candidates) * int64_t(g.chains[0].tokens.size()) / 2);
 }
 
 TEST(best_of_n, keeps_the_most_likely_and_counts_all_samples) {
-    toy_model lm(4, 3, 1.5, -1.0);
+    toy_model       lm(4, 3, 1.5, -1.0);
     sampling_params sp;
     sp.method         = method::best_of_n;
     sp.best_of        = 6;
     sp.max_new_tokens = 4;
     sp.seed           = 3;
     engine eng(lm);
-    eng.submit({prompt, sp});
+    eng.submit({ prompt, sp });
     const auto g = eng.run_all()[0].result;
     ASSERT_EQ(g.chains.size(), 1u);
     EXPECT_EQ(g.n_tokens_decoded, lm.n_decoded);
     EXPECT_GE(g.chains[0].n_tokens_generated, 6);
     // The kept sample is at least as likely as a plain sample from the same proposal and seed.
-    toy_model lm2(4, 3, 1.5, -1.0);
+    toy_model       lm2(4, 3, 1.5, -1.0);
     sampling_params one = sp;
     one.method          = method::low_temp;
     engine eng2(lm2);
-    eng2.submit({prompt, one});
+    eng2.submit({ prompt, one });
     EXPECT_GE(g.chains[0].log_p, eng2.run_all()[0].result.chains[0].log_p);
 }
 
@@ -408,40 +408,40 @@ TEST(method_params, bad_values_name_the_field_and_value) {
     sampling_params sp;
     sp.n_particles = 0;
     EXPECT_EQ(message(sp).rfind("smc.particles = 0", 0), 0u) << message(sp);
-    sp = {};
+    sp               = {};
     sp.ess_threshold = 1.5;
     EXPECT_EQ(message(sp).rfind("smc.ess_threshold = 1.5", 0), 0u) << message(sp);
-    sp = {};
+    sp               = {};
     sp.ess_threshold = 0.0;
     EXPECT_EQ(message(sp).rfind("smc.ess_threshold = 0", 0), 0u) << message(sp);
-    sp = {};
-    sp.sps_top_k = 20;
+    sp                = {};
+    sp.sps_top_k      = 20;
     sp.sps_candidates = 10;
     EXPECT_EQ(message(sp).rfind("sps.top_k = 20", 0), 0u) << message(sp);
-    sp = {};
+    sp              = {};
     sp.sps_rollouts = 1;
     EXPECT_EQ(message(sp).rfind("sps.rollouts = 1", 0), 0u) << message(sp);
-    sp = {};
+    sp               = {};
     sp.sps_lookahead = -1;
     EXPECT_EQ(message(sp).rfind("sps.lookahead = -1", 0), 0u) << message(sp);
-    sp = {};
+    sp                     = {};
     sp.sps_last_candidates = -1;
     EXPECT_EQ(message(sp).rfind("sps.last_candidates = -1", 0), 0u) << message(sp);
-    sp = {};
+    sp                     = {};
     sp.sps_last_candidates = 4;
     sp.sps_last_top_k      = 5;
     EXPECT_EQ(message(sp).rfind("sps.last_top_k = 5", 0), 0u) << message(sp);
-    sp = {};
+    sp                     = {};
     sp.sps_last_candidates = 4;  // below K_w = sps_top_k = 8
     EXPECT_EQ(message(sp).rfind("sps.last_candidates = 4", 0), 0u) << message(sp);
-    sp = {};
+    sp                = {};
     sp.method         = method::sps;
     sp.block_size     = 64;
     sp.max_new_tokens = 32;  // not one block
     EXPECT_EQ(message(sp).rfind("max_tokens = 32", 0), 0u) << message(sp);
     sp.sps_level = sps_level::token;  // one token per step: any budget holds one
     EXPECT_EQ(message(sp), "(accepted)");
-    sp = {};
+    sp            = {};
     sp.block_size = 0;
     EXPECT_EQ(message(sp).rfind("block_size = 0", 0), 0u) << message(sp);
     EXPECT_EQ(sps_proposal_from_name("low-temp"), sps_proposal::low_temp);
@@ -452,22 +452,22 @@ TEST(method_params, bad_values_name_the_field_and_value) {
     } catch (const invalid_argument_error & e) {
         EXPECT_EQ(std::string(e.what()).rfind("sps.proposal = 'q'", 0), 0u) << e.what();
     }
-    sp = {};
+    sp              = {};
     sp.entropy_beta = -1;
     EXPECT_EQ(message(sp).rfind("power_entropy.beta = -1", 0), 0u) << message(sp);
-    sp = {};
+    sp               = {};
     sp.entropy_floor = 0;
     EXPECT_EQ(message(sp).rfind("power_entropy.floor = 0", 0), 0u) << message(sp);
-    sp = {};
+    sp                   = {};
     sp.resample_interval = 0;
     EXPECT_EQ(message(sp).rfind("smc.resample_interval = 0", 0), 0u) << message(sp);
-    sp = {};
+    sp                   = {};
     sp.alpha_ramp_tokens = -2;
     EXPECT_EQ(message(sp).rfind("smc.alpha_ramp_tokens = -2", 0), 0u) << message(sp);
-    sp = {};
+    sp         = {};
     sp.best_of = 0;
     EXPECT_EQ(message(sp).rfind("best_of_n.best_of = 0", 0), 0u) << message(sp);
-    sp = {};
+    sp        = {};
     sp.method = method::smc;
     sp.top_p  = 0.9;
     EXPECT_EQ(message(sp).rfind("top_p = 0.9", 0), 0u) << message(sp);
@@ -501,7 +501,7 @@ TEST(knobs, every_range_is_checked_under_the_knob_name) {
     EXPECT_EQ(checked, 23);
     // Names are unique and flags too, so a field maps to one flag and back.
     std::set<std::string> names, flags;
-    int n = 0;
+    int                   n = 0;
     for_each_knob([&](const knob_info & k, auto) {
         ++n;
         names.insert(k.name());
@@ -515,12 +515,12 @@ TEST(knobs, every_range_is_checked_under_the_knob_name) {
 }
 
 TEST(method_params, too_many_sequences_is_rejected_at_submit) {
-    toy_model lm(4, 3, 1.5, -1.0, /*n_seq=*/64);
+    toy_model       lm(4, 3, 1.5, -1.0, /*n_seq=*/64);
     sampling_params sp;
     sp.method      = method::smc;
     sp.n_particles = 40;  // needs 81 sequence ids
     engine eng(lm);
-    EXPECT_THROW(eng.submit({prompt, sp}), invalid_argument_error);
+    EXPECT_THROW(eng.submit({ prompt, sp }), invalid_argument_error);
 }
 
 TEST(method_runners, share_the_engine_batch_with_other_requests) {
@@ -533,19 +533,19 @@ TEST(method_runners, share_the_engine_batch_with_other_requests) {
         sp.n_chains        = 1;
         sp.sps_candidates  = 4;
         sp.sps_top_k       = 2;
-        return request{prompt, sp};
+        return request{ prompt, sp };
     };
     int64_t separate_calls = 0;
-    for (method how : {method::smc, method::sps, method::power}) {
+    for (method how : { method::smc, method::sps, method::power }) {
         toy_model lm(4, 3, 1.5, -1.0);
-        engine eng(lm);
+        engine    eng(lm);
         eng.submit(make(how));
         eng.run_all();
         separate_calls += lm.n_decode_calls;
     }
     toy_model lm(4, 3, 1.5, -1.0);
-    engine eng(lm);
-    for (method how : {method::smc, method::sps, method::power}) eng.submit(make(how));
+    engine    eng(lm);
+    for (method how : { method::smc, method::sps, method::power }) eng.submit(make(how));
     const auto done = eng.run_all();
     ASSERT_EQ(done.size(), 3u);
     int64_t decoded = 0;
@@ -555,16 +555,16 @@ TEST(method_runners, share_the_engine_batch_with_other_requests) {
 }
 
 TEST(method_runners, cancel_returns_the_state_reached) {
-    toy_model lm(4, 3, 1.5, -30.0);  // no EOG: nothing ends early
-    engine eng(lm);
+    toy_model       lm(4, 3, 1.5, -30.0);  // no EOG: nothing ends early
+    engine          eng(lm);
     sampling_params smc = smc_params(4);
     smc.n_chains        = 1;
     smc.max_new_tokens  = 10;
     sampling_params sps = sps_params(2);
     sps.max_new_tokens  = 10;
     sps.sps_candidates  = 4;
-    const uint64_t a = eng.submit({prompt, smc});
-    const uint64_t b = eng.submit({prompt, sps});
+    const uint64_t a    = eng.submit({ prompt, smc });
+    const uint64_t b    = eng.submit({ prompt, sps });
     for (int i = 0; i < 4; ++i) eng.step();
     eng.cancel(a);
     eng.cancel(b);

@@ -36,9 +36,9 @@ ps::sampling_params params_of(const json & c) {
 }  // namespace
 
 TEST(parity, fixture_tokens_match_the_cpp_sampler) {
-    json fixture = read_fixture();
-    const char * env = std::getenv("POWERSAMPLE_TEST_MODEL");
-    auto m = ps::model::load({env && *env ? env : fixture.at("model").get<std::string>()});
+    json               fixture = read_fixture();
+    const char *       env     = std::getenv("POWERSAMPLE_TEST_MODEL");
+    auto               m       = ps::model::load({ env && *env ? env : fixture.at("model").get<std::string>() });
     ps::context_params cp;
     cp.n_threads = fixture.at("threads").get<int32_t>();
     ps::power_sampler sampler(m, cp);

@@ -44,12 +44,13 @@ TEST(server_request, maps_fields_onto_sampling_params) {
 TEST(server_request, defaults_and_token_prompts) {
     request_limits limits;
     limits.default_max_tokens = 17;
-    const auto r = parse_request(R"({"prompt": [1, 2, 3], "n": 2})", false, limits, 1000);
+    const auto r              = parse_request(R"({"prompt": [1, 2, 3], "n": 2})", false, limits, 1000);
     EXPECT_TRUE(r.prompt_is_tokens);
-    EXPECT_EQ(r.prompt_tokens, (std::vector<powersample::token_id>{1, 2, 3}));
+    EXPECT_EQ(r.prompt_tokens, (std::vector<powersample::token_id>{ 1, 2, 3 }));
     EXPECT_EQ(r.params.max_new_tokens, 17);
     EXPECT_EQ(r.params.n_chains, 2);
-    const auto c = parse_request(R"({"messages": [{"role": "user", "content": "hi", "name": "a"}]})", true, limits, 1000);
+    const auto c =
+        parse_request(R"({"messages": [{"role": "user", "content": "hi", "name": "a"}]})", true, limits, 1000);
     ASSERT_EQ(c.messages.size(), 1u);
     EXPECT_EQ(c.messages[0].role, "user");
 }
@@ -82,34 +83,40 @@ TEST(server_request, method_knobs_and_the_sequence_budget) {
     request_limits limits;
     limits.max_sequences = 10;
     const auto r = parse_request(R"({"prompt": "x", "method": "smc", "smc": {"particles": 4, "ess_threshold": 0.25,
-                                     "resample_interval": 2, "alpha_ramp_tokens": 3}})", false, limits, 1000);
+                                     "resample_interval": 2, "alpha_ramp_tokens": 3}})",
+                                 false, limits, 1000);
     EXPECT_EQ(r.params.method, powersample::method::smc);
     EXPECT_EQ(r.params.n_particles, 4);
     EXPECT_EQ(r.params.ess_threshold, 0.25);
     EXPECT_EQ(r.params.resample_interval, 2);
     EXPECT_EQ(r.params.alpha_ramp_tokens, 3);
     const auto s = parse_request(R"({"prompt": "x", "method": "sps", "sps": {"candidates": 3, "top_k": 2,
-                                     "rollouts": 2, "lookahead": 4}})", false, limits, 1000);
+                                     "rollouts": 2, "lookahead": 4}})",
+                                 false, limits, 1000);
     EXPECT_EQ(powersample::sequences_needed(s.params), 1 + 1 + 3 + 2 * 2);
     EXPECT_EQ(s.params.sps_proposal, powersample::sps_proposal::base);  // the paper's, by default
     const auto v = parse_request(R"({"prompt": "x", "method": "sps", "sps": {"candidates": 3, "top_k": 2,
                                      "rollouts": 2, "proposal": "low-temp", "level": "token",
-                                     "last_candidates": 4, "last_top_k": 3}})", false, limits, 1000);
+                                     "last_candidates": 4, "last_top_k": 3}})",
+                                 false, limits, 1000);
     EXPECT_EQ(v.params.sps_proposal, powersample::sps_proposal::low_temp);
     EXPECT_EQ(v.params.sps_level, powersample::sps_level::token);
     EXPECT_EQ(v.params.sps_last_candidates, 4);
     EXPECT_EQ(v.params.sps_last_top_k, 3);
     // Token level: one candidate id per top token, K_w = 3 of them at the last step.
     EXPECT_EQ(powersample::sequences_needed(v.params), 1 + 1 + 3 + 2 * 2);
-    auto block = v.params;
+    auto block      = v.params;
     block.sps_level = powersample::sps_level::block;
     EXPECT_EQ(powersample::sequences_needed(block), 1 + 1 + 4 + 2 * 2);  // the last window's 4 candidates
     const auto e = parse_request(R"({"prompt": "x", "method": "power-entropy", "power_entropy": {"beta": 0,
-                                     "floor": 1}})", false, limits, 1000);
+                                     "floor": 1}})",
+                                 false, limits, 1000);
     EXPECT_EQ(e.params.entropy_beta, 0.0);
     EXPECT_EQ(e.params.entropy_floor, 1.0);
-    EXPECT_EQ(parse_request(R"({"prompt": "x", "method": "best-of-n", "best_of_n": {"best_of": 4}})", false, limits,
-                            1000).params.best_of, 4);
+    EXPECT_EQ(
+        parse_request(R"({"prompt": "x", "method": "best-of-n", "best_of_n": {"best_of": 4}})", false, limits, 1000)
+            .params.best_of,
+        4);
     EXPECT_EQ(parse_request(R"({"prompt": "x", "early_rejection": false})", false, limits, 1000).params.early_rejection,
               false);
 
@@ -167,22 +174,26 @@ TEST(server_request, openai_client_fields) {
     EXPECT_EQ(r.params.max_new_tokens, 12);
     EXPECT_TRUE(r.include_usage);
     EXPECT_TRUE(r.logprobs);
-    EXPECT_EQ(r.params.stop, (std::vector<std::string>{"\n\n", "END"}));
+    EXPECT_EQ(r.params.stop, (std::vector<std::string>{ "\n\n", "END" }));
     const auto c = parse_request(R"({"prompt": "hi", "max_tokens": 7, "max_completion_tokens": 7, "logprobs": 0,
-                                     "echo": false, "stop": "x"})", false, request_limits{}, 1000);
+                                     "echo": false, "stop": "x"})",
+                                 false, request_limits{}, 1000);
     EXPECT_EQ(c.params.max_new_tokens, 7);
     EXPECT_TRUE(c.logprobs);
-    EXPECT_EQ(c.params.stop, std::vector<std::string>{"x"});
+    EXPECT_EQ(c.params.stop, std::vector<std::string>{ "x" });
     EXPECT_FALSE(c.include_usage);
     EXPECT_EQ(c.top_logprobs, 0);
     // Alternatives: chat's top_logprobs (0-20), completions' logprobs count (0-5).
     EXPECT_EQ(parse_request(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 20})",
-                            true, request_limits{}, 1000).top_logprobs, 20);
+                            true, request_limits{}, 1000)
+                  .top_logprobs,
+              20);
     EXPECT_EQ(parse_request(R"({"prompt": "x", "logprobs": 5})", false, request_limits{}, 1000).top_logprobs, 5);
 }
 
 TEST(server_request, openai_fields_off_their_neutral_value_name_the_field) {
-    EXPECT_EQ(rejected_field(R"({"prompt": "x", "max_tokens": 5, "max_completion_tokens": 6})"), "max_completion_tokens");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "max_tokens": 5, "max_completion_tokens": 6})"),
+              "max_completion_tokens");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "max_completion_tokens": 0})"), "max_completion_tokens");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "presence_penalty": 0.5})"), "presence_penalty");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "frequency_penalty": -1})"), "frequency_penalty");
@@ -192,7 +203,8 @@ TEST(server_request, openai_fields_off_their_neutral_value_name_the_field) {
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "response_format": "text"})"), "response_format");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "echo": true})"), "echo");
     EXPECT_EQ(rejected_field(R"({"messages": [{"role": "user", "content": "x"}], "echo": false})", true), "echo");
-    EXPECT_EQ(rejected_field(R"({"prompt": "x", "stream_options": {"include_usage": 1}})"), "stream_options.include_usage");
+    EXPECT_EQ(rejected_field(R"({"prompt": "x", "stream_options": {"include_usage": 1}})"),
+              "stream_options.include_usage");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "stream_options": {"other": true}})"), "stream_options.other");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "logprobs": 6})"), "logprobs");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "logprobs": -1})"), "logprobs");
@@ -200,8 +212,9 @@ TEST(server_request, openai_fields_off_their_neutral_value_name_the_field) {
     EXPECT_EQ(rejected_field(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": 1})", true), "logprobs");
     EXPECT_EQ(rejected_field(R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", true),
               "top_logprobs");  // without logprobs: true
-    EXPECT_EQ(rejected_field(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21})",
-                             true), "top_logprobs");
+    EXPECT_EQ(rejected_field(
+                  R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21})", true),
+              "top_logprobs");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "stop": 5})"), "stop");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "stop": ["a", 1]})"), "stop[1]");
     EXPECT_EQ(rejected_field(R"({"prompt": "x", "frobnicate": 1})"), "frobnicate");

@@ -17,12 +17,13 @@ namespace {
 
 // The reference: the n likeliest tokens of p(. | prompt, x_<i), ties by lower id.
 std::vector<token_alternative> expected_top(const toy_model & lm, std::vector<token_id> history, int32_t n) {
-    const auto lp = lm.log_probs_after(history);
+    const auto            lp = lm.log_probs_after(history);
     std::vector<token_id> ids(lp.size());
     for (size_t v = 0; v < ids.size(); ++v) ids[v] = token_id(v);
     std::stable_sort(ids.begin(), ids.end(), [&](token_id a, token_id b) { return lp[size_t(a)] > lp[size_t(b)]; });
     std::vector<token_alternative> out;
-    for (int32_t k = 0; k < std::min<int32_t>(n, int32_t(ids.size())); ++k) out.push_back({ids[size_t(k)], lp[size_t(ids[size_t(k)])]});
+    for (int32_t k = 0; k < std::min<int32_t>(n, int32_t(ids.size())); ++k)
+        out.push_back({ ids[size_t(k)], lp[size_t(ids[size_t(k)])] });
     return out;
 }
 
@@ -63,17 +64,17 @@ sampling_params params_for(method how) {
 }  // namespace
 
 TEST(top_log_p, exact_alternatives_for_every_method_and_nothing_else_changes) {
-    const std::vector<token_id> prompt{1, 4, 2};
-    for (const method how : {method::power, method::power_entropy, method::greedy, method::sample, method::low_temp,
-                             method::smc, method::sps, method::best_of_n}) {
-        toy_model lm(7, 21, 1.5, -0.5);
-        engine eng(lm);
+    const std::vector<token_id> prompt{ 1, 4, 2 };
+    for (const method how : { method::power, method::power_entropy, method::greedy, method::sample, method::low_temp,
+                              method::smc, method::sps, method::best_of_n }) {
+        toy_model             lm(7, 21, 1.5, -0.5);
+        engine                eng(lm);
         const sampling_params p = params_for(how);
-        eng.submit({prompt, p, 3});
-        eng.submit({prompt, p, 0});
+        eng.submit({ prompt, p, 3 });
+        eng.submit({ prompt, p, 0 });
         auto done = eng.run_all();
         ASSERT_EQ(done.size(), 2u);
-        const auto & with = done[0].result, & without = done[1].result;
+        const auto &with = done[0].result, &without = done[1].result;
         ASSERT_EQ(with.chains.size(), without.chains.size()) << method_name(how);
         for (size_t k = 0; k < with.chains.size(); ++k) {
             SCOPED_TRACE(method_name(how));
@@ -89,22 +90,22 @@ TEST(top_log_p, exact_alternatives_for_every_method_and_nothing_else_changes) {
 
 TEST(top_log_p, more_alternatives_than_tokens_gives_the_whole_distribution) {
     toy_model lm(5, 3, 1.0, 0.0);
-    engine eng(lm);
-    eng.submit({{0}, params_for(method::power), 20});
+    engine    eng(lm);
+    eng.submit({ { 0 }, params_for(method::power), 20 });
     auto done = eng.run_all();
-    for (const auto & c : done[0].result.chains) expect_exact_alternatives(lm, {0}, c, 5);
+    for (const auto & c : done[0].result.chains) expect_exact_alternatives(lm, { 0 }, c, 5);
 }
 
 // Only the sequences one power request with two chains needs (2 per chain + 1): requests wait
 // for each other, and each one's pass finds the two sequences its chains have just freed.
 TEST(top_log_p, runs_in_a_context_with_the_sequences_of_one_request) {
-    toy_model lm(6, 9, 1.5, 0.0, 5);
-    engine eng(lm);
-    const std::vector<token_id> prompt{3};
+    toy_model                   lm(6, 9, 1.5, 0.0, 5);
+    engine                      eng(lm);
+    const std::vector<token_id> prompt{ 3 };
     for (int i = 0; i < 4; ++i) {
         sampling_params p = params_for(method::power);
-        p.seed = uint64_t(i);
-        eng.submit({prompt, p, 2});
+        p.seed            = uint64_t(i);
+        eng.submit({ prompt, p, 2 });
     }
     const auto done = eng.run_all();
     ASSERT_EQ(done.size(), 4u);
@@ -115,11 +116,11 @@ TEST(top_log_p, runs_in_a_context_with_the_sequences_of_one_request) {
 
 // Long samples are scored in chunks (here 3 tokens a round), with the same values.
 TEST(top_log_p, chunked_passes_give_the_same_alternatives) {
-    toy_model lm(6, 4, 1.0, -2.0);
-    const std::vector<token_id> prompt{2, 2};
-    std::vector<sample_result> samples(3);
-    samples[0].tokens = {0, 1, 2, 3, 4, 0, 1};
-    samples[2].tokens = {4, 4, 4, 4};  // the middle one is empty: nothing to score
+    toy_model                   lm(6, 4, 1.0, -2.0);
+    const std::vector<token_id> prompt{ 2, 2 };
+    std::vector<sample_result>  samples(3);
+    samples[0].tokens = { 0, 1, 2, 3, 4, 0, 1 };
+    samples[2].tokens = { 4, 4, 4, 4 };  // the middle one is empty: nothing to score
     for (auto & s : samples) {
         std::vector<token_id> h = prompt;
         for (token_id t : s.tokens) {
@@ -127,14 +128,15 @@ TEST(top_log_p, chunked_passes_give_the_same_alternatives) {
             h.push_back(t);
         }
     }
-    auto runner = make_top_log_p_runner(lm, prompt, samples, 4, {0, 1}, 3);
-    int rounds = 0;
+    auto runner = make_top_log_p_runner(lm, prompt, samples, 4, { 0, 1 }, 3);
+    int  rounds = 0;
     while (!runner->done()) {
         std::vector<decode_entry> entries;
         runner->collect(entries);
         EXPECT_LE(entries.size(), std::max<size_t>(3, prompt.size() - 1));
         lm.decode(entries);
-        for (size_t e = 0; e < entries.size(); ++e) runner->deliver(int32_t(e), entries[e].want_logits ? lm.logits(int32_t(e)) : nullptr);
+        for (size_t e = 0; e < entries.size(); ++e)
+            runner->deliver(int32_t(e), entries[e].want_logits ? lm.logits(int32_t(e)) : nullptr);
         runner->end_round();
         ASSERT_LT(++rounds, 20);
     }
@@ -147,10 +149,10 @@ TEST(top_log_p, chunked_passes_give_the_same_alternatives) {
 
 TEST(top_log_p, out_of_range_is_an_error_naming_it) {
     toy_model lm(6, 1, 1.0, 0.0);
-    engine eng(lm);
-    for (const int32_t n : {-1, max_top_log_p + 1}) {
+    engine    eng(lm);
+    for (const int32_t n : { -1, max_top_log_p + 1 }) {
         try {
-            eng.submit({{0}, sampling_params{}, n});
+            eng.submit({ { 0 }, sampling_params{}, n });
             ADD_FAILURE() << n;
         } catch (const invalid_argument_error & e) {
             EXPECT_NE(std::string(e.what()).find("n_top_log_p"), std::string::npos) << e.what();

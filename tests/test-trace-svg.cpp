@@ -16,32 +16,32 @@ namespace {
 // 3 blocks of 2 steps; log p falls as blocks extend the state.
 sample_result make_chain() {
     sample_result c;
-    const bool accepted[] = {true, false, false, true, true, false};
-    double log_p = -5.0;
+    const bool    accepted[] = { true, false, false, true, true, false };
+    double        log_p      = -5.0;
     for (int i = 0; i < 6; ++i) {
         step_record s;
         s.block = 1 + i / 2;
         if (i % 2 == 0) log_p -= 7.0;  // the block extension
-        s.position = i;
-        s.len_current = 8 * s.block;
-        s.len_proposal = 8 * s.block;
-        s.log_accept_ratio = accepted[i] ? 0.5 : -2.0;
-        s.accepted = accepted[i];
-        s.log_p_suffix_current = -4.0;
+        s.position              = i;
+        s.len_current           = 8 * s.block;
+        s.len_proposal          = 8 * s.block;
+        s.log_accept_ratio      = accepted[i] ? 0.5 : -2.0;
+        s.accepted              = accepted[i];
+        s.log_p_suffix_current  = -4.0;
         s.log_p_suffix_proposal = accepted[i] ? -3.0 : -9.0;
         if (s.accepted) log_p += 1.0;
         s.log_p_after = log_p;
         c.trace.push_back(s);
     }
     c.n_proposals = 6;
-    c.n_accepted = 3;
+    c.n_accepted  = 3;
     return c;
 }
 
 struct marker {
     std::string decision, fill;
-    int step;
-    double cy;
+    int         step;
+    double      cy;
 };
 
 std::vector<marker> markers(const std::string & svg) {
@@ -49,7 +49,7 @@ std::vector<marker> markers(const std::string & svg) {
         R"re(<circle class="step (accepted|rejected)" data-step="(\d+)" cx="[-0-9.]+" cy="([-0-9.]+)" r="\d+" fill="(#[0-9a-f]{6})")re");
     std::vector<marker> out;
     for (auto it = std::sregex_iterator(svg.begin(), svg.end(), re); it != std::sregex_iterator(); ++it) {
-        out.push_back({(*it)[1], (*it)[4], std::stoi((*it)[2]), std::stod((*it)[3])});
+        out.push_back({ (*it)[1], (*it)[4], std::stoi((*it)[2]), std::stod((*it)[3]) });
     }
     return out;
 }
@@ -69,9 +69,9 @@ std::string temp_dir() {
 }  // namespace
 
 TEST(trace_svg, one_marker_per_step_coloured_by_the_decision) {
-    const sample_result c = make_chain();
-    const std::string svg = trace_to_svg(c);
-    const auto ms = markers(svg);
+    const sample_result c   = make_chain();
+    const std::string   svg = trace_to_svg(c);
+    const auto          ms  = markers(svg);
     ASSERT_EQ(ms.size(), c.trace.size());
     for (size_t i = 0; i < ms.size(); ++i) {
         EXPECT_EQ(ms[i].step, int(i) + 1);
@@ -96,7 +96,7 @@ TEST(trace_svg, one_marker_per_step_coloured_by_the_decision) {
 
 TEST(trace_svg, title_is_escaped_and_an_empty_trace_says_so) {
     trace_svg_options o;
-    o.title = "a < b & \"c\"";
+    o.title               = "a < b & \"c\"";
     const std::string svg = trace_to_svg(make_chain(), o);
     EXPECT_NE(svg.find("a &lt; b &amp; &quot;c&quot;"), std::string::npos);
     const std::string empty = trace_to_svg(sample_result{});
@@ -106,15 +106,15 @@ TEST(trace_svg, title_is_escaped_and_an_empty_trace_says_so) {
 }
 
 TEST(trace_svg, written_atomically_and_bad_paths_are_named) {
-    const std::string dir = temp_dir();
+    const std::string dir  = temp_dir();
     const std::string path = dir + "/trace.svg";
     write_trace_svg(path, make_chain());
-    std::ifstream in(path);
+    std::ifstream     in(path);
     const std::string text((std::istreambuf_iterator<char>(in)), {});
     EXPECT_EQ(text, trace_to_svg(make_chain()));
     EXPECT_NE(access((path + ".tmp-" + std::to_string(getpid())).c_str(), F_OK), 0);  // no temp file left
 
-    for (const std::string & bad : {dir + "/no-such-dir/trace.svg", dir}) {
+    for (const std::string & bad : { dir + "/no-such-dir/trace.svg", dir }) {
         try {
             write_trace_svg(bad, make_chain());
             FAIL() << "no error for " << bad;

@@ -19,34 +19,40 @@ public:
 
     generated_suffix generate(const std::vector<token_id> & context, int32_t max_tokens, double temperature,
                               uint64_t seed) override {
-        random_stream rng(seed, 7, 0);
-        generated_suffix s;
+        random_stream         rng(seed, 7, 0);
+        generated_suffix      s;
         std::vector<token_id> history = context;
         for (int32_t i = 0; i < max_tokens; ++i) {
             const auto lp = model_.log_probs_after(history);
-            double mx = -INFINITY;
+            double     mx = -INFINITY;
             for (double v : lp) mx = std::max(mx, v / temperature);
             double z = 0.0;
             for (double v : lp) z += std::exp(v / temperature - mx);
-            const double u = rng.uniform_open01();
-            double acc = 0.0;
-            token_id t = token_id(lp.size() - 1);
+            const double u   = rng.uniform_open01();
+            double       acc = 0.0;
+            token_id     t   = token_id(lp.size() - 1);
             for (size_t v = 0; v < lp.size(); ++v) {
                 acc += std::exp(lp[v] / temperature - mx) / z;
-                if (u < acc) { t = token_id(v); break; }
+                if (u < acc) {
+                    t = token_id(v);
+                    break;
+                }
             }
             s.tokens.push_back(t);
             s.log_p.push_back(lp[size_t(t)]);
             s.log_q.push_back(lie_ ? lp[size_t(t)] : lp[size_t(t)] / temperature - mx - std::log(z));
             history.push_back(t);
-            if (model_.is_eog(t)) { s.eog = true; break; }
+            if (model_.is_eog(t)) {
+                s.eog = true;
+                break;
+            }
         }
         return s;
     }
 
 private:
     const toy_model & model_;
-    bool lie_;
+    bool              lie_;
 };
 
 }  // namespace powersample::testing

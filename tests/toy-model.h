@@ -19,14 +19,13 @@ public:
     // [-scale, scale], plus eog_bias for the EOG token.
     toy_model(int32_t n_vocab, uint64_t seed, double scale, double eog_bias, int32_t n_seq = 4096,
               int32_t n_cells = 1 << 22)
-        : n_vocab_(n_vocab), seed_(seed), scale_(scale), eog_bias_(eog_bias), seqs_(size_t(n_seq)),
-          n_cells_(n_cells) {}
+        : n_vocab_(n_vocab), seed_(seed), scale_(scale), eog_bias_(eog_bias), seqs_(size_t(n_seq)), n_cells_(n_cells) {}
 
     int32_t n_vocab() const override { return n_vocab_; }
-    bool is_eog(token_id t) const override { return t == n_vocab_ - 1; }
+    bool    is_eog(token_id t) const override { return t == n_vocab_ - 1; }
     // Token text for stop strings: token v is the letter 'a' + v unless set_token_bytes() says
     // otherwise; EOG has none. has_text = false plays a backend without token text.
-    bool has_token_bytes() const override { return has_text; }
+    bool        has_token_bytes() const override { return has_text; }
     std::string token_bytes(token_id t) const override {
         if (is_eog(t)) return {};
         if (size_t(t) < bytes_.size()) return bytes_[size_t(t)];
@@ -78,8 +77,8 @@ public:
         std::vector<float> row(static_cast<size_t>(n_vocab_));
         for (int32_t v = 0; v < n_vocab_; ++v) {
             const uint64_t r = mix(h + uint64_t(v) * 0x9e3779b97f4a7c15ULL);
-            const double u = double(r >> 11) * 0x1.0p-53;
-            row[size_t(v)] = float((2.0 * u - 1.0) * scale_ + (is_eog(v) ? eog_bias_ : 0.0));
+            const double   u = double(r >> 11) * 0x1.0p-53;
+            row[size_t(v)]   = float((2.0 * u - 1.0) * scale_ + (is_eog(v) ? eog_bias_ : 0.0));
         }
         return row;
     }
@@ -87,7 +86,7 @@ public:
     // log p(v | history) in double.
     std::vector<double> log_probs_after(const std::vector<token_id> & history) const {
         const auto row = logits_after(history);
-        double mx = row[0];
+        double     mx  = row[0];
         for (float l : row) mx = std::max(mx, double(l));
         double s = 0.0;
         for (float l : row) s += std::exp(double(l) - mx);
@@ -102,16 +101,16 @@ public:
     std::map<std::vector<token_id>, double> enumerate(const std::vector<token_id> & prompt, int32_t max_len,
                                                       const std::vector<std::string> & stops = {}) const {
         std::map<std::vector<token_id>, double> out;
-        std::vector<token_id> completion;
+        std::vector<token_id>                   completion;
         walk(prompt, completion, 0.0, max_len, stops, out);
         return out;
     }
 
     bool has_text = true;
 
-    int64_t n_decoded = 0;
+    int64_t n_decoded      = 0;
     int64_t n_decode_calls = 0;
-    int64_t n_copy_calls = 0;
+    int64_t n_copy_calls   = 0;
 
 private:
     static uint64_t mix(uint64_t x) {
@@ -121,9 +120,8 @@ private:
         return x ^ (x >> 31);
     }
 
-    void walk(const std::vector<token_id> & prompt, std::vector<token_id> & completion, double log_p,
-              int32_t max_len, const std::vector<std::string> & stops,
-              std::map<std::vector<token_id>, double> & out) const {
+    void walk(const std::vector<token_id> & prompt, std::vector<token_id> & completion, double log_p, int32_t max_len,
+              const std::vector<std::string> & stops, std::map<std::vector<token_id>, double> & out) const {
         std::vector<token_id> history = prompt;
         history.insert(history.end(), completion.begin(), completion.end());
         const auto lp = log_probs_after(history);
@@ -139,18 +137,18 @@ private:
         }
     }
 
-    int32_t n_vocab_;
-    uint64_t seed_;
-    double scale_, eog_bias_;
+    int32_t                            n_vocab_;
+    uint64_t                           seed_;
+    double                             scale_, eog_bias_;
     std::vector<std::vector<token_id>> seqs_;
-    int32_t n_cells_;
-    std::vector<std::vector<float>> rows_;
-    std::vector<std::string> bytes_;
+    int32_t                            n_cells_;
+    std::vector<std::vector<float>>    rows_;
+    std::vector<std::string>           bytes_;
 };
 
 // pi(x) ∝ exp(alpha * log p(x)), normalised.
 inline std::map<std::vector<token_id>, double> power_target(const std::map<std::vector<token_id>, double> & log_p,
-                                                            double alpha) {
+                                                            double                                          alpha) {
     double mx = -INFINITY;
     for (const auto & kv : log_p) mx = std::max(mx, alpha * kv.second);
     double z = 0.0;
@@ -161,8 +159,7 @@ inline std::map<std::vector<token_id>, double> power_target(const std::map<std::
 }
 
 // Total-variation distance between two distributions over the same kind of key.
-template <typename Key>
-double total_variation(const std::map<Key, double> & a, const std::map<Key, double> & b) {
+template <typename Key> double total_variation(const std::map<Key, double> & a, const std::map<Key, double> & b) {
     double tv = 0.0;
     for (const auto & kv : a) {
         auto it = b.find(kv.first);

@@ -39,15 +39,16 @@ public:
         values_ = shown;
         powersample::for_each_knob([&](const powersample::knob_info & k, auto member) {
             if (!*k.flags || !include(k)) return;
-            using T = std::remove_reference_t<decltype(values_.*member)>;
+            using T                 = std::remove_reference_t<decltype(values_.*member)>;
             const std::string names = short_names ? std::string(k.flags) : long_names(k);
-            std::string help = k.help;
+            std::string       help  = k.help;
             const std::string range = k.range_text();
             if (!range.empty()) help += "; " + range;
             if (*k.note) help += " (" + std::string(k.note) + ")";
             if constexpr (std::is_enum_v<T>) {
                 std::string names_list;
-                for (const auto & n : powersample::choice_names(T{})) names_list += (names_list.empty() ? "" : " | ") + n;
+                for (const auto & n : powersample::choice_names(T{}))
+                    names_list += (names_list.empty() ? "" : " | ") + n;
                 help += ": " + names_list;
             }
             if constexpr (std::is_same_v<T, bool>) {
@@ -56,11 +57,12 @@ public:
             CLI::Option * opt = nullptr;
             if constexpr (std::is_same_v<T, bool>) {
                 // The flag turns the default around ("--no-early-rejection").
-                opt = app.add_flag_callback(names, [this, member, v = !(shown.*member)] { values_.*member = v; }, help);
+                opt = app.add_flag_callback(
+                    names, [this, member, v = !(shown.*member)] { values_.*member = v; }, help);
             } else if constexpr (std::is_enum_v<T>) {
                 std::string & text = choices_[k.name()];
-                text = powersample::choice_name(shown.*member);
-                opt = app.add_option(names, text, help)->capture_default_str();
+                text               = powersample::choice_name(shown.*member);
+                opt                = app.add_option(names, text, help)->capture_default_str();
             } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
                 opt = app.add_option(names, values_.*member, help + " (repeat for more)")
                           ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
@@ -111,9 +113,9 @@ private:
         }
     }
 
-    powersample::sampling_params             values_;
-    std::map<std::string, std::string>       choices_;
-    std::map<std::string, CLI::Option *>     given_;
+    powersample::sampling_params         values_;
+    std::map<std::string, std::string>   choices_;
+    std::map<std::string, CLI::Option *> given_;
 };
 
 // The command-line flag for a field a library error names (invalid_argument_error::field()):
@@ -124,10 +126,14 @@ inline std::string flag_for_field(const std::string & field) {
         if (field == k.name()) flag = k.long_flag();
     });
     if (!flag.empty()) return flag;
-    static const std::pair<const char *, const char *> others[] = {
-        {"preset", "--preset"}, {"n_threads", "--threads"}, {"n_ctx", "--ctx-size"}, {"model", "-m/--model"},
-        {"url", "--remote"}, {"top_logprobs", "--remote-top-logprobs"}, {"max_retries", "--remote-retries"},
-        {"timeout_seconds", "--remote-timeout"}};
+    static const std::pair<const char *, const char *> others[] = { { "preset", "--preset" },
+                                                                    { "n_threads", "--threads" },
+                                                                    { "n_ctx", "--ctx-size" },
+                                                                    { "model", "-m/--model" },
+                                                                    { "url", "--remote" },
+                                                                    { "top_logprobs", "--remote-top-logprobs" },
+                                                                    { "max_retries", "--remote-retries" },
+                                                                    { "timeout_seconds", "--remote-timeout" } };
     for (const auto & [name, f] : others) {
         if (field == name) return f;
     }

@@ -21,13 +21,13 @@ namespace powersample_tools {
 // The parameters as they ran (powersample::resolved): every common knob, and the knobs of
 // p.method's group only, nested under it.
 inline nlohmann::json knobs_to_json(const powersample::sampling_params & params) {
-    const powersample::sampling_params p     = powersample::resolved(params);
-    const std::string                  own   = powersample::knob_group(p.method);
-    nlohmann::json                     out   = nlohmann::json::object();
+    const powersample::sampling_params p   = powersample::resolved(params);
+    const std::string                  own = powersample::knob_group(p.method);
+    nlohmann::json                     out = nlohmann::json::object();
     powersample::for_each_knob([&](const powersample::knob_info & k, auto member) {
         if (*k.group && own != k.group) return;
         nlohmann::json & slot = *k.group ? out[k.group][k.key] : out[k.key];
-        using T = std::remove_reference_t<decltype(p.*member)>;
+        using T               = std::remove_reference_t<decltype(p.*member)>;
         if constexpr (std::is_enum_v<T>) {
             slot = powersample::choice_name(p.*member);
         } else {
@@ -107,8 +107,9 @@ template <class Takes> std::vector<std::string> knob_keys(const Takes & takes) {
 // belong to the method (the object's "method", else p's). Unknown keys inside a group are
 // errors; unknown top-level keys are the caller's to judge. Throws invalid_argument_error
 // naming the knob ("sps.top_k: must be an integer, got string"); ranges are validate()'s.
-template <class Takes> void read_knobs(const nlohmann::json & doc, powersample::sampling_params & p, const Takes & takes) {
-    namespace ps = powersample;
+template <class Takes>
+void read_knobs(const nlohmann::json & doc, powersample::sampling_params & p, const Takes & takes) {
+    namespace ps    = powersample;
     const auto fail = [](const std::string & field, const std::string & why) {
         throw ps::invalid_argument_error(field, field + ": " + why);
     };

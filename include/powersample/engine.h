@@ -44,7 +44,7 @@ struct request {
     // top_logprobs). Computed after sampling, in one extra pass over prompt + completion per
     // chain that decides nothing and is not counted in n_tokens_decoded or max_tokens_decoded.
     // In [0, max_top_log_p]; 0 = none.
-    int32_t               n_top_log_p = 0;
+    int32_t n_top_log_p = 0;
 };
 constexpr int32_t max_top_log_p = 20;  // OpenAI's limit for top_logprobs
 
@@ -98,7 +98,7 @@ class engine {
 public:
     explicit engine(language_model & lm);
     ~engine();
-    engine(const engine &) = delete;
+    engine(const engine &)             = delete;
     engine & operator=(const engine &) = delete;
 
     // Queues a request and returns its id (ids count up from 0). Throws invalid_argument_error

@@ -67,7 +67,7 @@ public:
     // dst := the first n_tokens tokens of src (dst's previous content is dropped).
     // n_tokens == 0 clears dst; src == dst truncates.
     virtual void seq_copy_prefix(int32_t src, int32_t dst, int32_t n_tokens) = 0;
-    virtual void seq_clear(int32_t seq) = 0;
+    virtual void seq_clear(int32_t seq)                                      = 0;
 
     // Appends the entries' tokens to their sequences. Returns after the logits of every entry
     // with want_logits are available through logits(entry_index).

@@ -48,17 +48,17 @@ void set_log_callback(std::function<void(log_level, const std::string &)> callba
 void set_log_level(log_level min_level);
 
 struct model_params {
-    std::string path;             // a .gguf path, or a catalogue name (see model_catalog())
-    int32_t     n_gpu_layers = 0; // layers offloaded to a GPU; -1 = all; 0 = CPU only
+    std::string path;              // a .gguf path, or a catalogue name (see model_catalog())
+    int32_t     n_gpu_layers = 0;  // layers offloaded to a GPU; -1 = all; 0 = CPU only
 };
 
 // A known model: how `power-sampling models` lists it and where setup puts it.
 struct catalog_entry {
-    std::string name;         // e.g. "smollm2-135m"
-    std::string file;         // file name under the models cache directory
+    std::string name;  // e.g. "smollm2-135m"
+    std::string file;  // file name under the models cache directory
     std::string description;
-    std::string source;       // where it comes from (power-sampling models --fetch NAME fetches it)
-    bool        chat;         // instruction-tuned with a chat template
+    std::string source;  // where it comes from (power-sampling models --fetch NAME fetches it)
+    bool        chat;    // instruction-tuned with a chat template
 };
 const std::vector<catalog_entry> & model_catalog();
 // The models cache: $POWERSAMPLE_CACHE, else $XDG_CACHE_HOME/powersample, else ~/.cache/powersample,
@@ -66,7 +66,7 @@ const std::vector<catalog_entry> & model_catalog();
 std::string models_directory();
 // Resolves a catalogue name or a path to a file path; throws invalid_argument_error naming the
 // model when it is neither an existing file nor a cached catalogue model.
-std::string resolve_model_path(const std::string & name_or_path);
+std::string               resolve_model_path(const std::string & name_or_path);
 extern const char * const default_model_name;  // "qwen2.5-coder-0.5b"
 
 // This build: powersample's version and git commit, and the llama.cpp it was built against.
@@ -80,7 +80,7 @@ const build_info & get_build_info();
 std::string version_line();
 
 struct chat_message {
-    std::string role;     // "system", "user" or "assistant"
+    std::string role;  // "system", "user" or "assistant"
     std::string content;
 };
 
@@ -109,8 +109,7 @@ public:
     bool has_chat_template() const;
     // Wraps one user message in the model's chat template, ready for generation (the assistant
     // turn opened). Throws error when the model has no usable template.
-    std::string format_chat(const std::string & user_message,
-                            const std::string & system_message = "") const;
+    std::string format_chat(const std::string & user_message, const std::string & system_message = "") const;
     // A whole conversation (roles "system", "user", "assistant"), with the assistant turn opened.
     // Throws error as above, invalid_argument_error for an empty list.
     std::string format_chat(const std::vector<chat_message> & messages) const;
@@ -120,9 +119,9 @@ public:
     // special-token look-alikes the tokens are the same as tokenize(format_chat(messages)).
     std::vector<token_id> tokenize_chat(const std::vector<chat_message> & messages) const;
 
-    int32_t     n_vocab() const;
-    int32_t     n_ctx_train() const;
-    bool        is_eog(token_id token) const;
+    int32_t n_vocab() const;
+    int32_t n_ctx_train() const;
+    bool    is_eog(token_id token) const;
     // False for recurrent and hybrid models: their state cannot be cut back to a prefix, so the
     // backend re-decodes the prefix instead (correct, slower).
     bool        can_truncate_state() const;
@@ -140,26 +139,26 @@ private:
 };
 
 struct context_params {
-    int32_t n_threads = 0;  // CPU threads; 0 = hardware concurrency
-    int32_t n_ctx     = 0;  // KV-cache cells in total, split into one stream per sequence (each
-                            // rounded up to a multiple of 256); caps how many sequences run at
-                            // once; 0 = sized for each job
-    int32_t n_seq_max = 0;  // sequence ids; 0 = sized for each job (max 256)
-    int32_t n_batch   = 512;    // tokens per llama_decode call; >= 1
+    int32_t n_threads = 0;    // CPU threads; 0 = hardware concurrency
+    int32_t n_ctx     = 0;    // KV-cache cells in total, split into one stream per sequence (each
+                              // rounded up to a multiple of 256); caps how many sequences run at
+                              // once; 0 = sized for each job
+    int32_t n_seq_max = 0;    // sequence ids; 0 = sized for each job (max 256)
+    int32_t n_batch   = 512;  // tokens per llama_decode call; >= 1
     // Re-decode the prompt and prefix for every proposal instead of sharing them in the KV cache,
     // as the paper's reference code does. Slower and equivalent: a baseline for benchmarks and the
     // path that recurrent models take anyway.
-    bool    recompute_prefix = false;
+    bool recompute_prefix = false;
 };
 
 // Per-call options that are not part of the distribution being sampled.
 struct run_options {
-    progress_callback          on_progress;       // called from the calling thread
-    const std::atomic<bool> *  cancel = nullptr;  // set to true (e.g. from SIGINT) to stop
+    progress_callback         on_progress;       // called from the calling thread
+    const std::atomic<bool> * cancel = nullptr;  // set to true (e.g. from SIGINT) to stop
     // Called from the calling thread after every decode round (one token of every live chain):
     // a place to poll for interrupts more often than progress reports come (a block can take
     // seconds). It may set *cancel.
-    std::function<void()>      on_round;
+    std::function<void()> on_round;
 };
 
 class power_sampler {
@@ -172,27 +171,24 @@ public:
     // max_new_tokens beyond the model's training context.
     generation_result generate(const std::string & prompt, const sampling_params & params,
                                const run_options & options = {});
-    generation_result generate_tokens(const std::vector<token_id> & prompt,
-                                      const sampling_params & params,
+    generation_result generate_tokens(const std::vector<token_id> & prompt, const sampling_params & params,
                                       const run_options & options = {});
 
     // Many prompts through one context with continuous batching. on_result is called as each
     // request finishes (in finishing order, with its index in `requests`); all results are also
     // returned in input order.
     std::vector<generation_result> generate_batch(
-        const std::vector<std::pair<std::string, sampling_params>> & requests,
-        const run_options & options = {},
+        const std::vector<std::pair<std::string, sampling_params>> & requests, const run_options & options = {},
         const std::function<void(size_t, const generation_result &)> & on_result = {});
     // The same with token prompts (model::tokenize_chat's, say).
     std::vector<generation_result> generate_batch_tokens(
         const std::vector<std::pair<std::vector<token_id>, sampling_params>> & requests,
-        const run_options & options = {},
-        const std::function<void(size_t, const generation_result &)> & on_result = {});
+        const run_options &                                                    options   = {},
+        const std::function<void(size_t, const generation_result &)> &         on_result = {});
 
     // Log-probabilities log p(x_i | prompt, x_<i) of `completion` after `prompt`, computed in a
     // fresh pass (for checking and for ranking samples).
-    std::vector<double> score(const std::vector<token_id> & prompt,
-                              const std::vector<token_id> & completion);
+    std::vector<double> score(const std::vector<token_id> & prompt, const std::vector<token_id> & completion);
 
     const model & get_model() const;
 
@@ -214,9 +210,8 @@ std::unique_ptr<language_model> create_language_model(std::shared_ptr<model> m, 
 // The seed's one-call API: chat-formats the prompt when the model has a chat template,
 // samples one power-sampling chain and returns it. temperature <= 0 means 1/alpha.
 // show_progress draws a progress bar on stderr.
-sample_result power_sample(const std::shared_ptr<model> & m, const std::string & prompt,
-                           double alpha = 4.0, int32_t block_size = 64, int32_t steps = 5,
-                           int32_t max_len = 256, double temperature = 0.0,
+sample_result power_sample(const std::shared_ptr<model> & m, const std::string & prompt, double alpha = 4.0,
+                           int32_t block_size = 64, int32_t steps = 5, int32_t max_len = 256, double temperature = 0.0,
                            bool show_progress = false, uint64_t seed = 0);
 
 }  // namespace powersample

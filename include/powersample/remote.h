@@ -36,13 +36,13 @@ namespace powersample {
 
 struct generated_suffix {
     std::vector<token_id> tokens;
-    std::vector<double>   log_p;  // log p(x_i | context, x_<i), base model at temperature 1
-    std::vector<double>   log_q;  // log q(x_i | ...), the proposal the token was drawn from
+    std::vector<double>   log_p;          // log p(x_i | context, x_<i), base model at temperature 1
+    std::vector<double>   log_q;          // log q(x_i | ...), the proposal the token was drawn from
     bool                  eog   = false;  // the last token ends the generation (and is included)
     bool                  exact = true;   // false when log_q's normaliser was estimated from the top-K
     // When not exact: the largest bound, over the suffix's tokens, on how far the estimated log q
     // can be from the true one (nats; from the probability mass outside the top-K). 0 when exact.
-    double                max_log_q_error = 0.0;
+    double max_log_q_error = 0.0;
 };
 
 class sequence_generator {
@@ -61,10 +61,10 @@ struct remote_run_options {
 };
 
 struct remote_result {
-    generation_result result;      // chains' tokens, log p, statistics, trace; text left empty
-    bool              exact = true;  // false when any log q was approximated (see docs/remote.md)
-    double            max_log_q_error = 0.0;  // largest per-token bound on the approximation (nats)
-    int64_t           n_requests = 0;
+    generation_result result;                  // chains' tokens, log p, statistics, trace; text left empty
+    bool              exact           = true;  // false when any log q was approximated (see docs/remote.md)
+    double            max_log_q_error = 0.0;   // largest per-token bound on the approximation (nats)
+    int64_t           n_requests      = 0;
 };
 
 // Runs params.n_chains chains one after another, each drawing its proposals from `gen`.
@@ -74,16 +74,16 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
                             const sampling_params & params, const remote_run_options & options = {});
 
 struct remote_params {
-    std::string url;                    // e.g. "http://127.0.0.1:8080" (llama-server), ":8000" (vLLM)
-    std::string api_key;                // sent as "Authorization: Bearer KEY" when not empty
-    std::string model;                  // vLLM: the served model's name sent with each request;
-                                        // empty: the first of GET /v1/models. llama-server: unused
-    int32_t     top_logprobs   = 20;    // log-probabilities per position when the proposal
-                                        // temperature is not 1 (the normaliser); >= 1. vLLM refuses
-                                        // more than its --max-logprobs (default 20)
-    int32_t     max_retries    = 4;     // retries of a failed request (connection, timeout, 5xx)
-    double      backoff_seconds = 0.25; // first retry delay, doubled each time
-    double      timeout_seconds = 120;  // per request
+    std::string url;                 // e.g. "http://127.0.0.1:8080" (llama-server), ":8000" (vLLM)
+    std::string api_key;             // sent as "Authorization: Bearer KEY" when not empty
+    std::string model;               // vLLM: the served model's name sent with each request;
+                                     // empty: the first of GET /v1/models. llama-server: unused
+    int32_t top_logprobs = 20;       // log-probabilities per position when the proposal
+                                     // temperature is not 1 (the normaliser); >= 1. vLLM refuses
+                                     // more than its --max-logprobs (default 20)
+    int32_t max_retries     = 4;     // retries of a failed request (connection, timeout, 5xx)
+    double  backoff_seconds = 0.25;  // first retry delay, doubled each time
+    double  timeout_seconds = 120;   // per request
 };
 
 // llama-server's native API: /completion with token-id prompts, cache_prompt, n_probs, and
@@ -99,15 +99,14 @@ public:
     std::vector<token_id> tokenize(const std::string & text) const;
     std::string           detokenize(const std::vector<token_id> & tokens) const;
     // Wraps one user message in the server model's chat template, the assistant turn opened.
-    std::string           apply_chat_template(const std::string & user_message,
-                                              const std::string & system_message = "") const;
+    std::string apply_chat_template(const std::string & user_message, const std::string & system_message = "") const;
     // Vocabulary size reported by the server (/v1/models meta.n_vocab); 0 when it does not say.
-    int32_t               n_vocab() const;
-    int64_t               n_requests() const;
+    int32_t n_vocab() const;
+    int64_t n_requests() const;
     // Context tokens sent with proposal requests, and how many of them llama-server took from its
     // prompt cache instead of decoding them (timings.cache_n): the prefix reuse.
-    int64_t               n_context_tokens_sent() const;
-    int64_t               n_context_tokens_cached() const;
+    int64_t n_context_tokens_sent() const;
+    int64_t n_context_tokens_cached() const;
 
 private:
     struct impl;
@@ -128,7 +127,7 @@ public:
                               uint64_t seed) override;
 
     // The model name sent with every request: remote_params.model, or the first of /v1/models.
-    std::string           model() const;
+    std::string model() const;
     // The model's tokenizer, special tokens (BOS) added as for a completion prompt.
     std::vector<token_id> tokenize(const std::string & text) const;
     // One user message in the model's chat template, the assistant turn opened, as token ids
@@ -137,13 +136,13 @@ public:
                                         const std::string & system_message = "") const;
     std::string           detokenize(const std::vector<token_id> & tokens) const;
     // vLLM does not report its vocabulary size: 0.
-    int32_t               n_vocab() const { return 0; }
-    int64_t               n_requests() const;
+    int32_t n_vocab() const { return 0; }
+    int64_t n_requests() const;
     // Context tokens sent with proposal requests, and how many of them vLLM's prefix cache served
     // (usage.prompt_tokens_details.cached_tokens, reported when vLLM runs with
     // --enable-prompt-tokens-details); -1 when the server never reported it.
-    int64_t               n_context_tokens_sent() const;
-    int64_t               n_context_tokens_cached() const;
+    int64_t n_context_tokens_sent() const;
+    int64_t n_context_tokens_cached() const;
 
 private:
     struct impl;

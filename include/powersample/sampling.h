@@ -44,8 +44,7 @@ public:
 // errors, whose message already names its flag, may have none (empty).
 class invalid_argument_error : public error {
 public:
-    invalid_argument_error(std::string field, const std::string & message)
-        : error(message), field_(std::move(field)) {}
+    invalid_argument_error(std::string field, const std::string & message) : error(message), field_(std::move(field)) {}
     explicit invalid_argument_error(const std::string & message) : error(message) {}
     const std::string & field() const noexcept { return field_; }
 
@@ -67,7 +66,7 @@ enum class method {
 const char * method_name(method m);
 // Parses "power", "sample", "greedy", "low-temp", "power-entropy", "smc", "sps", "best-of-n";
 // throws invalid_argument_error otherwise.
-method method_from_name(const std::string & name);
+method                   method_from_name(const std::string & name);
 std::vector<std::string> method_names();
 
 // method::sps: what draws the candidates and rollouts, and so how zeta is estimated (see
@@ -82,24 +81,24 @@ const char * sps_proposal_name(sps_proposal v);  // "base", "low-temp"
 const char * sps_level_name(sps_level v);        // "block", "token"
 // Parse those names; throw invalid_argument_error naming the field ("sps_proposal = 'x': ...").
 sps_proposal sps_proposal_from_name(const std::string & name);
-sps_level sps_level_from_name(const std::string & name);
+sps_level    sps_level_from_name(const std::string & name);
 
 struct sampling_params {
-    enum method method = method::power;
-    double   alpha             = 4.0;  // exponent of the target p^alpha; > 0, finite. 1 = plain sampling
-    int32_t  block_size        = 64;   // B: tokens added per block; >= 1
-    int32_t  n_steps_per_block = 5;    // N: MH steps after each block; >= 0 (0 = one proposal sample)
-    int32_t  max_new_tokens    = 256;  // T: cap on completion length in tokens; >= 1
-    double   temperature       = 0.0;  // proposal temperature; 0 = default (1/alpha for power and
-                                       // low_temp, 1 for sample); ignored by greedy
-    int32_t  top_k             = 0;    // proposal top-k; 0 = off
-    double   top_p             = 1.0;  // proposal nucleus; 1 = off; in (0, 1]
-    double   min_p             = 0.0;  // proposal min-p; 0 = off; in [0, 1)
-    uint64_t seed              = 0;    // RNG seed; each chain derives its own streams from (seed, chain)
-    int32_t  n_chains          = 1;    // independent chains (independent samples) of the same prompt
-    bool     record_trace      = true; // keep the per-step trace in the result
-    bool     record_suffixes   = false; // with record_trace: also keep each step's old and new
-                                        // suffix tokens (memory grows with steps x T)
+    enum method method            = method::power;
+    double      alpha             = 4.0;  // exponent of the target p^alpha; > 0, finite. 1 = plain sampling
+    int32_t     block_size        = 64;   // B: tokens added per block; >= 1
+    int32_t     n_steps_per_block = 5;    // N: MH steps after each block; >= 0 (0 = one proposal sample)
+    int32_t     max_new_tokens    = 256;  // T: cap on completion length in tokens; >= 1
+    double      temperature       = 0.0;  // proposal temperature; 0 = default (1/alpha for power and
+                                          // low_temp, 1 for sample); ignored by greedy
+    int32_t  top_k           = 0;         // proposal top-k; 0 = off
+    double   top_p           = 1.0;       // proposal nucleus; 1 = off; in (0, 1]
+    double   min_p           = 0.0;       // proposal min-p; 0 = off; in [0, 1)
+    uint64_t seed            = 0;         // RNG seed; each chain derives its own streams from (seed, chain)
+    int32_t  n_chains        = 1;         // independent chains (independent samples) of the same prompt
+    bool     record_trace    = true;      // keep the per-step trace in the result
+    bool     record_suffixes = false;     // with record_trace: also keep each step's old and new
+                                          // suffix tokens (memory grows with steps x T)
     // MH (power, power-entropy): stop decoding a proposal as soon as it can no longer be accepted.
     // The accept uniform u is drawn before the proposal; with the untruncated proposal at
     // temperature 1/alpha and alpha >= 1 every w_i = log sum_v p(v)^alpha <= 0, so after k
@@ -108,27 +107,27 @@ struct sampling_params {
     // comes next. Decisions, tokens and log p are bit-identical to the full computation; only
     // fewer tokens are decoded. Elsewhere (alpha < 1, truncation, another temperature) w_i has
     // no sign and the full computation runs: early_rejection_applies() says which case runs.
-    bool     early_rejection   = true;
-    int64_t  max_tokens_decoded = 0;    // compute budget: tokens the request may put through the
-                                        // model (prompt, every chain, proposal, particle,
-                                        // candidate and rollout); the engine stops it at the
-                                        // first round that reaches it, finish_reason::length and
-                                        // generation_result::budget_exhausted; >= 0, 0 = no limit
+    bool    early_rejection    = true;
+    int64_t max_tokens_decoded = 0;  // compute budget: tokens the request may put through the
+                                     // model (prompt, every chain, proposal, particle,
+                                     // candidate and rollout); the engine stops it at the
+                                     // first round that reaches it, finish_reason::length and
+                                     // generation_result::budget_exhausted; >= 0, 0 = no limit
 
     // method::power_entropy (ref: arXiv 2605.30327). The cut m is drawn from
     //     q_cut(m | x) = (1 - entropy_floor) * g(m) / sum_j g(j) + entropy_floor / len(x),
     //     g(m) = max(0, H_m - H_{m-1})^entropy_beta,  H_{-1} = 0,
     // H_m the base model's next-token entropy (nats) before x_m, cached when x_m was drawn.
-    double   entropy_beta      = 1.0;  // >= 0; 0 = uniform cuts (plain power sampling)
-    double   entropy_floor     = 0.1;  // weight of the uniform part, in (0, 1]: keeps every cut reachable
+    double entropy_beta  = 1.0;  // >= 0; 0 = uniform cuts (plain power sampling)
+    double entropy_floor = 0.1;  // weight of the uniform part, in (0, 1]: keeps every cut reachable
 
     // method::smc (ref: arXiv 2602.10273). Proposal: the model at temperature 1/alpha_t with
     // alpha_t = 1 + (alpha - 1) * min(1, t / alpha_ramp_tokens); no truncation (top_k, top_p,
     // min_p and temperature must stay off: they would change the target).
-    int32_t  n_particles       = 32;   // N; >= 1
-    double   ess_threshold     = 0.5;  // kappa in (0, 1]: resample when ESS < kappa * N
-    int32_t  resample_interval = 1;    // tokens between ESS checks; >= 1
-    int32_t  alpha_ramp_tokens = 8;    // tokens over which alpha_t rises from 1 to alpha; 0 = no ramp
+    int32_t n_particles       = 32;   // N; >= 1
+    double  ess_threshold     = 0.5;  // kappa in (0, 1]: resample when ESS < kappa * N
+    int32_t resample_interval = 1;    // tokens between ESS checks; >= 1
+    int32_t alpha_ramp_tokens = 8;    // tokens over which alpha_t rises from 1 to alpha; 0 = no ramp
 
     // method::sps (ref: arXiv 2601.21590, Alg. 2, Eqs. 3-6 and 11-16). x grows by blocks of
     // B = block_size tokens. While the remaining budget T - len(x) exceeds B, a block is chosen
@@ -160,19 +159,19 @@ struct sampling_params {
     //     sum over the chosen blocks of (L B + K M H_t) + L_w (T - len before the last window),
     //     H_t = min(H, T - len(x) after the block) (H = 0: T - len(x));
     // token level T + K M sum_t H_t.
-    enum sps_proposal sps_proposal = sps_proposal::base;
-    enum sps_level sps_level = sps_level::block;
-    int32_t  sps_candidates    = 16;   // L: candidate blocks drawn per boundary; >= sps_top_k
-    int32_t  sps_top_k         = 8;    // K: candidates kept; in [1, sps_candidates]
-    int32_t  sps_rollouts      = 8;    // M: rollouts per kept candidate; >= 2 (the jackknife needs 2)
-    int32_t  sps_lookahead     = 0;    // H: tokens per rollout; >= 0, 0 = up to max_new_tokens or EOG
-    int32_t  sps_last_candidates = 0;  // L_w: candidates of the last window; >= 0, 0 = sps_candidates;
-                                       // its value (resolved) >= the resolved sps_last_top_k
-    int32_t  sps_last_top_k    = 0;    // K_w: last-window candidates kept; >= 0, 0 = sps_top_k
+    enum sps_proposal sps_proposal        = sps_proposal::base;
+    enum sps_level    sps_level           = sps_level::block;
+    int32_t           sps_candidates      = 16;  // L: candidate blocks drawn per boundary; >= sps_top_k
+    int32_t           sps_top_k           = 8;   // K: candidates kept; in [1, sps_candidates]
+    int32_t           sps_rollouts        = 8;   // M: rollouts per kept candidate; >= 2 (the jackknife needs 2)
+    int32_t           sps_lookahead       = 0;   // H: tokens per rollout; >= 0, 0 = up to max_new_tokens or EOG
+    int32_t           sps_last_candidates = 0;   // L_w: candidates of the last window; >= 0, 0 = sps_candidates;
+                                                 // its value (resolved) >= the resolved sps_last_top_k
+    int32_t sps_last_top_k = 0;                  // K_w: last-window candidates kept; >= 0, 0 = sps_top_k
     // With the block level, max_new_tokens must be >= block_size (one block).
 
     // method::best_of_n: plain samples per chain; the one with the highest log p is returned.
-    int32_t  best_of           = 8;    // >= 1
+    int32_t best_of = 8;  // >= 1
 
     // Stop strings (every method): a completion ends after the first token with which its text
     // (the raw bytes of its tokens, from its first token: the prompt never counts) contains one
@@ -183,7 +182,7 @@ struct sampling_params {
     std::vector<std::string> stop;
 };
 
-constexpr size_t max_stop_strings = 4;   // OpenAI's limit
+constexpr size_t max_stop_strings = 4;  // OpenAI's limit
 constexpr size_t max_stop_bytes   = 64;
 
 // Throws invalid_argument_error naming the first bad field and its value.
@@ -208,26 +207,26 @@ sampling_params resolved(const sampling_params & params);
 // (scaled for small models: alpha 4, B 16, 8 candidates, K 4, M 4, look-ahead 32, T 256); both
 // with the paper's proposal (sps_proposal base) and the last window as the blocks (L_w = L,
 // K_w = K). Other fields keep their defaults.
-sampling_params preset(const std::string & name);
+sampling_params          preset(const std::string & name);
 std::vector<std::string> preset_names();
 
 // One MH step of one chain, as it happened.
 struct step_record {
-    int32_t block            = 0;      // 1-based block index
-    int32_t position         = 0;      // m: first completion position that was resampled
-    int32_t len_current      = 0;      // len(x) before the step
-    int32_t len_proposal     = 0;      // len(x')
-    double  log_accept_ratio = 0.0;    // log A; for a proposal stopped early, the upper bound on
-                                       // log A that was below log u when it stopped
-    bool    accepted         = false;
-    int32_t n_tokens_proposed = 0;     // proposal tokens decoded (len(x') - m unless stopped early)
-    bool    stopped_early    = false;  // rejected by the early-rejection bound before its end
-    double  log_p_after      = 0.0;       // log p(x | prompt) of the state after the step
+    int32_t block            = 0;    // 1-based block index
+    int32_t position         = 0;    // m: first completion position that was resampled
+    int32_t len_current      = 0;    // len(x) before the step
+    int32_t len_proposal     = 0;    // len(x')
+    double  log_accept_ratio = 0.0;  // log A; for a proposal stopped early, the upper bound on
+                                     // log A that was below log u when it stopped
+    bool    accepted          = false;
+    int32_t n_tokens_proposed = 0;      // proposal tokens decoded (len(x') - m unless stopped early)
+    bool    stopped_early     = false;  // rejected by the early-rejection bound before its end
+    double  log_p_after       = 0.0;    // log p(x | prompt) of the state after the step
     // The two suffixes compared, from completion position m on: their summed base-model log p
     // (so alpha * (proposal - current) is the target's part of log A), and their tokens when
     // sampling_params::record_suffixes is set (else empty).
-    double  log_p_suffix_current  = 0.0;
-    double  log_p_suffix_proposal = 0.0;
+    double                log_p_suffix_current  = 0.0;
+    double                log_p_suffix_proposal = 0.0;
     std::vector<token_id> suffix_current;
     std::vector<token_id> suffix_proposal;
 };
@@ -247,25 +246,25 @@ struct token_alternative {
 };
 
 struct sample_result {
-    std::string           text;          // completion text (end-of-generation token not rendered;
-                                         // with finish_reason::stop it ends before the stop string)
-    std::vector<token_id> tokens;        // completion tokens, EOG included if drawn; with a stop
-                                         // string, up to and including the token that completed it
-    std::string           stop;          // the stop string that ended the completion, else empty
-    std::vector<double>   token_log_p;   // log p(x_i | prompt, x_<i) under the base model
-    double                log_p = 0.0;   // sum of token_log_p
-    int32_t               n_proposals = 0;
-    int32_t               n_accepted  = 0;
-    int64_t               n_tokens_generated = 0;  // every token drawn, rejected proposals included
-    int64_t               n_tokens_decoded   = 0;  // tokens through the model for this chain: every
-                                                   // proposal, particle, candidate and rollout
-    int32_t               n_resamples = 0;         // smc: resampling events
-    int32_t               n_early_rejections = 0;  // MH proposals stopped by the early-rejection bound
-    int64_t               n_tokens_saved     = 0;  // proposal tokens those stops did not decode, counted
-                                                   // to each block's target length: exact unless a
-                                                   // proposal would have ended sooner (EOG or a stop),
-                                                   // so an upper bound on what early rejection saved
-    finish_reason         finish = finish_reason::length;
+    std::string text;                              // completion text (end-of-generation token not rendered;
+                                                   // with finish_reason::stop it ends before the stop string)
+    std::vector<token_id> tokens;                  // completion tokens, EOG included if drawn; with a stop
+                                                   // string, up to and including the token that completed it
+    std::string         stop;                      // the stop string that ended the completion, else empty
+    std::vector<double> token_log_p;               // log p(x_i | prompt, x_<i) under the base model
+    double              log_p              = 0.0;  // sum of token_log_p
+    int32_t             n_proposals        = 0;
+    int32_t             n_accepted         = 0;
+    int64_t             n_tokens_generated = 0;  // every token drawn, rejected proposals included
+    int64_t             n_tokens_decoded   = 0;  // tokens through the model for this chain: every
+                                                 // proposal, particle, candidate and rollout
+    int32_t n_resamples        = 0;              // smc: resampling events
+    int32_t n_early_rejections = 0;              // MH proposals stopped by the early-rejection bound
+    int64_t n_tokens_saved     = 0;              // proposal tokens those stops did not decode, counted
+                                                 // to each block's target length: exact unless a
+                                                 // proposal would have ended sooner (EOG or a stop),
+                                                 // so an upper bound on what early rejection saved
+    finish_reason            finish = finish_reason::length;
     std::vector<step_record> trace;
     // Per token of `tokens`, the most likely tokens at its position under the base model, most
     // likely first (ties: lower id first); empty unless asked (engine::request::n_top_log_p).
@@ -276,21 +275,21 @@ struct sample_result {
 };
 
 struct generation_result {
-    std::vector<sample_result> chains;     // one per chain, in chain order
-    int32_t n_prompt_tokens  = 0;
-    int64_t n_tokens_decoded = 0;          // all chains plus the prompt
-    double  wall_seconds     = 0.0;        // from admission to the last chain's end
-    bool    budget_exhausted = false;      // stopped by sampling_params::max_tokens_decoded: each
-                                           // chain holds the state it had reached
+    std::vector<sample_result> chains;  // one per chain, in chain order
+    int32_t                    n_prompt_tokens  = 0;
+    int64_t                    n_tokens_decoded = 0;      // all chains plus the prompt
+    double                     wall_seconds     = 0.0;    // from admission to the last chain's end
+    bool                       budget_exhausted = false;  // stopped by sampling_params::max_tokens_decoded: each
+                                                          // chain holds the state it had reached
 };
 
 // Progress of one chain, reported after every block extension and MH step.
 struct progress {
     uint64_t request_id;
     int32_t  chain;
-    int32_t  block, n_blocks;   // current block (1-based) and the schedule's number of blocks
-    int32_t  step, n_steps;     // MH steps done in this block, of n_steps_per_block
-    int32_t  length;            // current completion length
+    int32_t  block, n_blocks;  // current block (1-based) and the schedule's number of blocks
+    int32_t  step, n_steps;    // MH steps done in this block, of n_steps_per_block
+    int32_t  length;           // current completion length
     int32_t  n_proposals, n_accepted;
     int64_t  n_tokens_generated;
     bool     done;

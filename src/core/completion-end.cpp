@@ -4,8 +4,7 @@
 
 namespace powersample {
 
-completion_end::completion_end(const language_model & lm, const std::vector<std::string> & stops,
-                               bool last_token_only)
+completion_end::completion_end(const language_model & lm, const std::vector<std::string> & stops, bool last_token_only)
     : lm_(lm), stops_(stops), last_token_only_(last_token_only) {
     if (!stops_.empty() && !lm.has_token_bytes()) {
         throw invalid_argument_error("stop", "stop: the model backend has no token text");
@@ -26,15 +25,15 @@ completion_end_hit completion_end::at(std::initializer_list<token_span> parts) c
     while (end != begin && (end - 1)->size == 0) --end;
     if (end == begin) return {};
     const token_id newest = (end - 1)->data[(end - 1)->size - 1];
-    if (lm_.is_eog(newest)) return {completion_end_kind::eog, -1};
+    if (lm_.is_eog(newest)) return { completion_end_kind::eog, -1 };
     if (stops_.empty()) return {};
     const std::string & last = bytes_of(newest);
     if (last.empty()) return {};
 
     // The window: up to longest_ - 1 bytes before the newest token, then its bytes.
-    std::string before;
+    std::string  before;
     const size_t want = last_token_only_ ? 0 : longest_ - 1;
-    size_t skip = 1;  // the newest token itself
+    size_t       skip = 1;  // the newest token itself
     for (const token_span * sp = end; sp != begin && before.size() < want;) {
         --sp;
         for (size_t i = sp->size; i-- > 0 && before.size() < want;) {
@@ -50,7 +49,7 @@ completion_end_hit completion_end::at(std::initializer_list<token_span> parts) c
 
     // Of the stops ending in the newest token, the one that starts first: the text is cut there.
     completion_end_hit hit;
-    size_t first_start = std::string::npos;
+    size_t             first_start = std::string::npos;
     for (size_t k = 0; k < stops_.size(); ++k) {
         const std::string & s = stops_[k];
         if (s.size() > window.size()) continue;

@@ -23,13 +23,13 @@ struct token_span {
     size_t           size = 0;
 };
 
-inline token_span span_of(const std::vector<token_id> & v, size_t n) { return {v.data(), n}; }
-inline token_span span_of(const std::vector<token_id> & v) { return {v.data(), v.size()}; }
+inline token_span span_of(const std::vector<token_id> & v, size_t n) { return { v.data(), n }; }
+inline token_span span_of(const std::vector<token_id> & v) { return { v.data(), v.size() }; }
 
 enum class completion_end_kind { none, eog, stop };
 
 struct completion_end_hit {
-    completion_end_kind kind = completion_end_kind::none;
+    completion_end_kind kind       = completion_end_kind::none;
     int32_t             stop_index = -1;  // into sampling_params::stop, for kind stop
 };
 
@@ -50,10 +50,10 @@ public:
 private:
     const std::string & bytes_of(token_id t) const;
 
-    const language_model &           lm_;
-    std::vector<std::string>         stops_;
-    size_t                           longest_ = 0;
-    bool                             last_token_only_;
+    const language_model &   lm_;
+    std::vector<std::string> stops_;
+    size_t                   longest_ = 0;
+    bool                     last_token_only_;
     // Bytes of the tokens seen so far: a completion touches few distinct tokens, so a map, not a
     // vocabulary-sized table per request.
     mutable std::unordered_map<token_id, std::string> bytes_cache_;

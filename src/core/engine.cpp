@@ -23,22 +23,22 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 
 struct live_request {
-    uint64_t                 id = 0;
-    request                  req;
-    std::unique_ptr<completion_end> ends;  // EOG and stop strings: where a completion ends
-    int64_t                  cells     = 0;  // reserved KV cells
-    clock_type::time_point   start;
-    int64_t                  prompt_decoded = 0;
-    int64_t                  n_decoded = 0;  // prompt and every entry so far: the budget's count
-    bool                     cancelled = false;
-    bool                     budget_exhausted = false;
+    uint64_t                        id = 0;
+    request                         req;
+    std::unique_ptr<completion_end> ends;       // EOG and stop strings: where a completion ends
+    int64_t                         cells = 0;  // reserved KV cells
+    clock_type::time_point          start;
+    int64_t                         prompt_decoded   = 0;
+    int64_t                         n_decoded        = 0;  // prompt and every entry so far: the budget's count
+    bool                            cancelled        = false;
+    bool                            budget_exhausted = false;
     // The method's state machine (request-runner.h) and the sequence ids it holds.
     std::unique_ptr<request_runner> runner;
     std::vector<int32_t>            runner_seqs;
     // Sampling done, request::n_top_log_p asked: `runner` now finds the alternatives, and this
     // is the result it completes.
-    bool                            scoring = false;
-    generation_result               sampled;
+    bool              scoring = false;
+    generation_result sampled;
 };
 
 }  // namespace
@@ -52,12 +52,12 @@ int32_t sps_candidate_sequences(const sampling_params & params) {
 
 int32_t sequences_needed(const sampling_params & params) {
     const int64_t chains = params.n_chains;
-    int64_t n = 0;
+    int64_t       n      = 0;
     switch (params.method) {
         case method::smc: n = 1 + chains * 2 * int64_t(params.n_particles); break;
         case method::sps: {
             const int64_t candidates = sps_candidate_sequences(params);
-            n = 1 + chains * (1 + candidates + int64_t(params.sps_top_k) * params.sps_rollouts);
+            n                        = 1 + chains * (1 + candidates + int64_t(params.sps_top_k) * params.sps_rollouts);
             break;
         }
         case method::best_of_n: n = 1 + 2 * chains * params.best_of; break;
@@ -76,18 +76,18 @@ int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params,
             return P + int64_t(params.n_chains) * params.n_particles * per_particle;
         }
         case method::sps: {
-            const int64_t B = params.sps_level == sps_level::token ? 1 : params.block_size;
-            const int64_t H = params.sps_lookahead > 0 ? params.sps_lookahead : T;
+            const int64_t B          = params.sps_level == sps_level::token ? 1 : params.block_size;
+            const int64_t H          = params.sps_lookahead > 0 ? params.sps_lookahead : T;
             const int64_t candidates = sps_candidate_sequences(params);
-            int64_t per_chain =
+            int64_t       per_chain =
                 T + 1 + candidates * (B + 1) + int64_t(params.sps_top_k) * params.sps_rollouts * (H + 1);
             if (!prefix_shared) per_chain += (sequences_needed(params) / params.n_chains) * (P + T);
             return P + int64_t(params.n_chains) * per_chain;
         }
         default: break;
     }
-    const bool mh = params.method == method::power || params.method == method::power_entropy;
-    int64_t per_chain = mh ? 2 * T + 2 : T + 1;
+    const bool mh        = params.method == method::power || params.method == method::power_entropy;
+    int64_t    per_chain = mh ? 2 * T + 2 : T + 1;
     if (!prefix_shared) {
         per_chain += 2 * P;
     }
@@ -97,11 +97,11 @@ int64_t kv_cells_needed(int64_t n_prompt_tokens, const sampling_params & params,
 
 decode_cost estimate_decode_cost(const sampling_params & params, int64_t n_prompt_tokens) {
     // Doubles, so that the largest knobs saturate instead of overflowing; exact below 2^53.
-    const double T = params.max_new_tokens;
-    const double B = std::max<int32_t>(1, params.block_size);
-    const double K = std::ceil(T / B);
+    const double T           = params.max_new_tokens;
+    const double B           = std::max<int32_t>(1, params.block_size);
+    const double K           = std::ceil(T / B);
     const double sum_lengths = B * (K - 1) * K / 2 + T;  // sum_k min(k B, T)
-    double expected = T, worst = T;
+    double       expected = T, worst = T;
     switch (params.method) {
         case method::power:
         case method::power_entropy:
@@ -115,13 +115,13 @@ decode_cost estimate_decode_cost(const sampling_params & params, int64_t n_promp
             // T - (n - 1) B tokens; after regular block k (k = 1 .. n - 1) the rollouts run
             // H_k = min(H, T - k B) tokens (H = 0: T - k B). With a = the blocks whose room
             // T - k B is at least H (none for H = 0), sum_k H_k = a H + sum_{k = a+1}^{n-1} (T - k B).
-            const bool   token = params.sps_level == sps_level::token;
-            const double Bs    = token ? 1.0 : B;
-            const double n     = std::ceil(T / Bs);
-            const double r     = n - 1;
-            const double H     = params.sps_lookahead;
-            const double a     = H > 0 ? std::clamp(std::floor((T - H) / Bs), 0.0, r) : 0.0;
-            const double rollout_sum = a * H + (r - a) * T - Bs * (r * (r + 1) / 2 - a * (a + 1) / 2);
+            const bool   token            = params.sps_level == sps_level::token;
+            const double Bs               = token ? 1.0 : B;
+            const double n                = std::ceil(T / Bs);
+            const double r                = n - 1;
+            const double H                = params.sps_lookahead;
+            const double a                = H > 0 ? std::clamp(std::floor((T - H) / Bs), 0.0, r) : 0.0;
+            const double rollout_sum      = a * H + (r - a) * T - Bs * (r * (r + 1) / 2 - a * (a + 1) / 2);
             const double candidate_tokens = token ? n
                                                   : double(params.sps_candidates) * Bs * r +
                                                         double(effective_sps_last_candidates(params)) * (T - r * Bs);
@@ -130,28 +130,26 @@ decode_cost estimate_decode_cost(const sampling_params & params, int64_t n_promp
         }
         default: break;
     }
-    const double chains = params.n_chains;
-    const double prompt = double(std::max<int64_t>(0, n_prompt_tokens - 1));
-    auto saturate = [](double v) {
-        return v >= 9.2e18 ? INT64_MAX : int64_t(std::llround(v));
-    };
-    return {saturate(prompt + chains * expected), saturate(prompt + chains * worst)};
+    const double chains   = params.n_chains;
+    const double prompt   = double(std::max<int64_t>(0, n_prompt_tokens - 1));
+    auto         saturate = [](double v) { return v >= 9.2e18 ? INT64_MAX : int64_t(std::llround(v)); };
+    return { saturate(prompt + chains * expected), saturate(prompt + chains * worst) };
 }
 
 struct engine::impl {
-    language_model &          lm;
-    uint64_t                  next_id = 0;
-    std::deque<live_request>  queued;
-    std::vector<live_request> live;
-    std::vector<bool>         seq_free;
-    int64_t                   cells_reserved = 0;
+    language_model &              lm;
+    uint64_t                      next_id = 0;
+    std::deque<live_request>      queued;
+    std::vector<live_request>     live;
+    std::vector<bool>             seq_free;
+    int64_t                       cells_reserved = 0;
     std::vector<finished_request> finished;
-    progress_callback         on_progress;
-    acceptance_variant        variant = acceptance_variant::exact;
+    progress_callback             on_progress;
+    acceptance_variant            variant = acceptance_variant::exact;
 
-    std::mutex       cancel_mutex;
+    std::mutex         cancel_mutex;
     std::set<uint64_t> cancel_ids;
-    std::atomic<bool> cancel_everything{false};
+    std::atomic<bool>  cancel_everything{ false };
 
     explicit impl(language_model & model) : lm(model), seq_free(size_t(model.n_seq_max()), true) {}
 
@@ -183,9 +181,9 @@ struct engine::impl {
     }
 
     void admit(live_request & r) {
-        const auto & prompt = r.req.prompt;
-        const int32_t P = int32_t(prompt.size());
-        r.start = clock_type::now();
+        const auto &  prompt = r.req.prompt;
+        const int32_t P      = int32_t(prompt.size());
+        r.start              = clock_type::now();
         cells_reserved += r.cells;
 
         // Decode the prompt once (all but its last token) and share it with every chain.
@@ -194,12 +192,12 @@ struct engine::impl {
             std::vector<decode_entry> entries;
             entries.reserve(size_t(P - 1));
             for (int32_t i = 0; i < P - 1; ++i) {
-                entries.push_back({prompt_seq, prompt[size_t(i)], false});
+                entries.push_back({ prompt_seq, prompt[size_t(i)], false });
             }
             lm.decode(entries);
             r.prompt_decoded = P - 1;
         }
-        r.n_decoded = r.prompt_decoded;
+        r.n_decoded     = r.prompt_decoded;
         const auto & sp = r.req.params;
         if (sp.method == method::smc || sp.method == method::sps) {
             r.runner_seqs.push_back(prompt_seq);
@@ -245,8 +243,8 @@ struct engine::impl {
 
     generation_result collect(live_request & r) {
         generation_result g;
-        g.n_prompt_tokens  = int32_t(r.req.prompt.size());
-        g.n_tokens_decoded = r.prompt_decoded;
+        g.n_prompt_tokens                  = int32_t(r.req.prompt.size());
+        g.n_tokens_decoded                 = r.prompt_decoded;
         std::vector<sample_result> results = take_runner_results(r);
         // The runner was stopped by cancel(); to the caller it ran out of length, not intent.
         if (r.budget_exhausted && !r.cancelled) {
@@ -275,8 +273,8 @@ struct engine::impl {
         }
         for (auto it = queued.begin(); it != queued.end();) {
             if (all || ids.count(it->id)) {
-                finished.push_back({it->id, generation_result{}});
-                auto & g = finished.back().result;
+                finished.push_back({ it->id, generation_result{} });
+                auto & g          = finished.back().result;
                 g.n_prompt_tokens = int32_t(it->req.prompt.size());
                 g.chains.resize(size_t(it->req.params.n_chains));
                 for (auto & c : g.chains) c.finish = finish_reason::cancelled;
@@ -321,7 +319,7 @@ struct engine::impl {
                 }
             }
             cells_reserved -= r.cells;
-            finished.push_back({r.id, std::move(r.sampled)});
+            finished.push_back({ r.id, std::move(r.sampled) });
             live.erase(live.begin() + long(i));
         }
     }
@@ -330,10 +328,10 @@ struct engine::impl {
     // released theirs in this round, and nothing is admitted before the next, so they are free.
     // The request keeps its cells until the pass is over.
     void start_scoring(live_request & r) {
-        r.scoring = true;
-        r.runner_seqs = {take_seq(false), take_seq(true)};
-        r.runner = make_top_log_p_runner(lm, r.req.prompt, std::move(r.sampled.chains), r.req.n_top_log_p,
-                                         r.runner_seqs);
+        r.scoring     = true;
+        r.runner_seqs = { take_seq(false), take_seq(true) };
+        r.runner =
+            make_top_log_p_runner(lm, r.req.prompt, std::move(r.sampled.chains), r.req.n_top_log_p, r.runner_seqs);
         r.sampled.chains.clear();
     }
 
@@ -351,8 +349,8 @@ struct engine::impl {
         }
 
         std::vector<decode_entry> entries;
-        std::vector<size_t>  owner;        // the request of each entry
-        std::vector<int32_t> within_owner;  // its index among that runner's entries this round
+        std::vector<size_t>       owner;         // the request of each entry
+        std::vector<int32_t>      within_owner;  // its index among that runner's entries this round
         for (size_t ri = 0; ri < live.size(); ++ri) {
             if (live[ri].runner->done()) continue;
             const size_t before = entries.size();
@@ -385,8 +383,8 @@ engine::~engine() = default;
 uint64_t engine::submit(request req) {
     validate(req.params);
     if (req.n_top_log_p < 0 || req.n_top_log_p > max_top_log_p) {
-        throw invalid_argument_error("n_top_log_p", "n_top_log_p: " + std::to_string(req.n_top_log_p) + " is outside [0, " +
-                                     std::to_string(max_top_log_p) + "]");
+        throw invalid_argument_error("n_top_log_p", "n_top_log_p: " + std::to_string(req.n_top_log_p) +
+                                                        " is outside [0, " + std::to_string(max_top_log_p) + "]");
     }
     if (req.prompt.empty()) {
         throw invalid_argument_error("prompt", "prompt: empty (it must have at least one token)");
@@ -397,37 +395,39 @@ uint64_t engine::submit(request req) {
         }
     }
     live_request r;
-    const auto & sp = req.params;
-    r.ends = std::make_unique<completion_end>(impl_->lm, sp.stop,
+    const auto & sp            = req.params;
+    r.ends                     = std::make_unique<completion_end>(impl_->lm, sp.stop,
                                               impl_->variant == acceptance_variant::stop_in_last_token_only);
-    r.id  = impl_->next_id++;
+    r.id                       = impl_->next_id++;
     const int32_t n_seq_needed = sequences_needed(sp);
     if (n_seq_needed > impl_->lm.n_seq_max()) {
-        throw invalid_argument_error("chains", std::string("method ") + method_name(sp.method) + " with chains = " +
-                                     std::to_string(sp.n_chains) + ": needs " + std::to_string(n_seq_needed) +
-                                     " sequence ids, the context has " + std::to_string(impl_->lm.n_seq_max()));
+        throw invalid_argument_error("chains", std::string("method ") + method_name(sp.method) +
+                                                   " with chains = " + std::to_string(sp.n_chains) + ": needs " +
+                                                   std::to_string(n_seq_needed) + " sequence ids, the context has " +
+                                                   std::to_string(impl_->lm.n_seq_max()));
     }
-    r.req   = std::move(req);
+    r.req                      = std::move(req);
     const int32_t per_sequence = impl_->lm.n_cells_per_sequence();
     // Cells drawn from a shared pool; none where every sequence has its own.
-    r.cells = per_sequence > 0 ? 0
-                               : kv_cells_needed(int64_t(r.req.prompt.size()), r.req.params,
-                                                 impl_->lm.shares_prefix_cells());
+    r.cells = per_sequence > 0
+                  ? 0
+                  : kv_cells_needed(int64_t(r.req.prompt.size()), r.req.params, impl_->lm.shares_prefix_cells());
     if (per_sequence > 0) {
         // Each sequence has its own cells; the longest one is the prompt plus the completion.
         const int64_t longest = int64_t(r.req.prompt.size()) + sp.max_new_tokens;
         if (longest > per_sequence) {
-            throw invalid_argument_error("prompt", "prompt (" + std::to_string(r.req.prompt.size()) +
-                                         " tokens) + " + knob_for(&sampling_params::max_new_tokens).name() + " = " + std::to_string(sp.max_new_tokens) +
-                                         " exceeds the " + std::to_string(per_sequence) +
-                                         " KV cells each sequence has");
+            throw invalid_argument_error("prompt", "prompt (" + std::to_string(r.req.prompt.size()) + " tokens) + " +
+                                                       knob_for(&sampling_params::max_new_tokens).name() + " = " +
+                                                       std::to_string(sp.max_new_tokens) + " exceeds the " +
+                                                       std::to_string(per_sequence) + " KV cells each sequence has");
         }
     } else if (r.cells > impl_->lm.n_cells()) {
-        throw invalid_argument_error("prompt", "prompt (" + std::to_string(r.req.prompt.size()) +
-                                     " tokens) + " + knob_for(&sampling_params::max_new_tokens).name() + " = " + std::to_string(sp.max_new_tokens) +
-                                     " with " + std::to_string(sp.n_chains) + " chain(s) needs " +
-                                     std::to_string(r.cells) + " KV cells, the context has " +
-                                     std::to_string(impl_->lm.n_cells()));
+        throw invalid_argument_error("prompt", "prompt (" + std::to_string(r.req.prompt.size()) + " tokens) + " +
+                                                   knob_for(&sampling_params::max_new_tokens).name() + " = " +
+                                                   std::to_string(sp.max_new_tokens) + " with " +
+                                                   std::to_string(sp.n_chains) + " chain(s) needs " +
+                                                   std::to_string(r.cells) + " KV cells, the context has " +
+                                                   std::to_string(impl_->lm.n_cells()));
     }
     const uint64_t id = r.id;
     impl_->queued.push_back(std::move(r));
@@ -460,7 +460,8 @@ std::vector<finished_request> engine::run_all() {
         for (auto & f : take_finished()) all.push_back(std::move(f));
     }
     for (auto & f : take_finished()) all.push_back(std::move(f));
-    std::sort(all.begin(), all.end(), [](const finished_request & a, const finished_request & b) { return a.id < b.id; });
+    std::sort(all.begin(), all.end(),
+              [](const finished_request & a, const finished_request & b) { return a.id < b.id; });
     return all;
 }
 

@@ -62,11 +62,11 @@ int32_t sps_candidate_sequences(const sampling_params & params);
 std::unique_ptr<request_runner> make_power_smc_runner(language_model & lm, const std::vector<token_id> & prompt,
                                                       const sampling_params & params, const completion_end & ends,
                                                       std::vector<int32_t> seqs, bool with_bridging = true);
-std::unique_ptr<request_runner> make_scalable_power_sampling_runner(language_model & lm,
+std::unique_ptr<request_runner> make_scalable_power_sampling_runner(language_model &              lm,
                                                                     const std::vector<token_id> & prompt,
-                                                                    const sampling_params & params,
-                                                                    const completion_end & ends,
-                                                                    std::vector<int32_t> seqs);
+                                                                    const sampling_params &       params,
+                                                                    const completion_end &        ends,
+                                                                    std::vector<int32_t>          seqs);
 
 // Not a sampler: after a request's chains are done, finds each chain's top-n alternatives per
 // completion token (engine::request::n_top_log_p) by decoding prompt + completion again, up to

@@ -20,27 +20,27 @@ std::string format_number(double v) {
 }
 
 // The knob's name as errors spell it ("sps.top_k").
-template <class T> std::string name_of(T sampling_params::* member) { return knob_for(member).name(); }
+template <class T> std::string name_of(T sampling_params::*member) { return knob_for(member).name(); }
 
 }  // namespace
 
 const char * method_name(method m) {
     switch (m) {
-        case method::power:    return "power";
-        case method::sample:   return "sample";
-        case method::greedy:   return "greedy";
+        case method::power: return "power";
+        case method::sample: return "sample";
+        case method::greedy: return "greedy";
         case method::low_temp: return "low-temp";
         case method::power_entropy: return "power-entropy";
-        case method::smc:      return "smc";
-        case method::sps:      return "sps";
+        case method::smc: return "smc";
+        case method::sps: return "sps";
         case method::best_of_n: return "best-of-n";
     }
     return "?";
 }
 
 namespace {
-const method all_methods[] = {method::power, method::sample,        method::greedy, method::low_temp,
-                              method::power_entropy, method::smc, method::sps, method::best_of_n};
+const method all_methods[] = { method::power,         method::sample, method::greedy, method::low_temp,
+                               method::power_entropy, method::smc,    method::sps,    method::best_of_n };
 }
 
 std::vector<std::string> method_names() {
@@ -63,7 +63,7 @@ method method_from_name(const std::string & name) {
 
 const char * sps_proposal_name(sps_proposal v) {
     switch (v) {
-        case sps_proposal::base:     return "base";
+        case sps_proposal::base: return "base";
         case sps_proposal::low_temp: return "low-temp";
     }
     return "?";
@@ -78,7 +78,7 @@ const char * sps_level_name(sps_level v) {
 }
 
 sps_proposal sps_proposal_from_name(const std::string & name) {
-    for (sps_proposal v : {sps_proposal::base, sps_proposal::low_temp}) {
+    for (sps_proposal v : { sps_proposal::base, sps_proposal::low_temp }) {
         if (name == sps_proposal_name(v)) return v;
     }
     const std::string field = name_of(&sampling_params::sps_proposal);
@@ -86,7 +86,7 @@ sps_proposal sps_proposal_from_name(const std::string & name) {
 }
 
 sps_level sps_level_from_name(const std::string & name) {
-    for (sps_level v : {sps_level::block, sps_level::token}) {
+    for (sps_level v : { sps_level::block, sps_level::token }) {
         if (name == sps_level_name(v)) return v;
     }
     const std::string field = name_of(&sampling_params::sps_level);
@@ -107,10 +107,10 @@ std::string knob_info::range_text() const {
 const char * knob_group(method m) {
     switch (m) {
         case method::power_entropy: return "power_entropy";
-        case method::smc:           return "smc";
-        case method::sps:           return "sps";
-        case method::best_of_n:     return "best_of_n";
-        default:                    return "";
+        case method::smc: return "smc";
+        case method::sps: return "sps";
+        case method::best_of_n: return "best_of_n";
+        default: return "";
     }
 }
 
@@ -133,9 +133,9 @@ sampling_params resolved(const sampling_params & p) {
 
 const char * finish_reason_name(finish_reason r) {
     switch (r) {
-        case finish_reason::eog:       return "eog";
-        case finish_reason::length:    return "length";
-        case finish_reason::stop:      return "stop";
+        case finish_reason::eog: return "eog";
+        case finish_reason::length: return "length";
+        case finish_reason::stop: return "stop";
         case finish_reason::cancelled: return "cancelled";
     }
     return "?";
@@ -146,12 +146,12 @@ void validate(const sampling_params & p) {
     for_each_knob([&](const knob_info & k, auto member) {
         using T = std::remove_reference_t<decltype(p.*member)>;
         if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
-            const T    value = p.*member;
-            const auto v     = double(value);
+            const T    value  = p.*member;
+            const auto v      = double(value);
             const bool finite = !std::is_floating_point_v<T> || std::isfinite(v);
             if (!finite || v < k.min || (k.min_open && v == k.min) || v > k.max || (k.max_open && v == k.max)) {
-                std::string why = std::string("must be ") + (std::is_floating_point_v<T> ? "a finite number " : "") +
-                                  k.range_text();
+                std::string why =
+                    std::string("must be ") + (std::is_floating_point_v<T> ? "a finite number " : "") + k.range_text();
                 if (*k.note) why += std::string(" (") + k.note + ")";
                 if constexpr (std::is_floating_point_v<T>) {
                     reject(k.name(), format_number(value), why);
@@ -172,12 +172,13 @@ void validate(const sampling_params & p) {
     if (effective_sps_last_top_k(p) > effective_sps_last_candidates(p)) {
         // Blame the knob that was set: K_w when given, else L_w (K_w then is sps.top_k).
         if (p.sps_last_top_k > 0) {
-            reject(last_top_k, std::to_string(p.sps_last_top_k),
-                   "must be in [1, " + last_candidates + " = " + std::to_string(effective_sps_last_candidates(p)) + "]");
+            reject(
+                last_top_k, std::to_string(p.sps_last_top_k),
+                "must be in [1, " + last_candidates + " = " + std::to_string(effective_sps_last_candidates(p)) + "]");
         }
         reject(last_candidates, std::to_string(p.sps_last_candidates),
-               "must be >= K_w = " + std::to_string(effective_sps_last_top_k(p)) + " (" + last_top_k + ", 0 = " +
-                   name_of(&sampling_params::sps_top_k) + ")");
+               "must be >= K_w = " + std::to_string(effective_sps_last_top_k(p)) + " (" + last_top_k +
+                   ", 0 = " + name_of(&sampling_params::sps_top_k) + ")");
     }
     if (p.method == method::sps && p.sps_level == sps_level::block && p.max_new_tokens < p.block_size) {
         reject(name_of(&sampling_params::max_new_tokens), std::to_string(p.max_new_tokens),
@@ -203,8 +204,8 @@ void validate(const sampling_params & p) {
             reject(name_of(&sampling_params::temperature), format_number(p.temperature),
                    std::string("must be 0 for method ") + method_name(p.method));
         }
-        const std::string why =
-            std::string("truncation is not supported by method ") + method_name(p.method) + " (it would change the target)";
+        const std::string why = std::string("truncation is not supported by method ") + method_name(p.method) +
+                                " (it would change the target)";
         if (p.top_k != 0) reject(name_of(&sampling_params::top_k), std::to_string(p.top_k), why);
         if (p.top_p != 1.0) reject(name_of(&sampling_params::top_p), format_number(p.top_p), why);
         if (p.min_p != 0.0) reject(name_of(&sampling_params::min_p), format_number(p.min_p), why);
@@ -229,8 +230,8 @@ double effective_temperature(const sampling_params & p) {
         case method::sps:
         case method::best_of_n:
         case method::low_temp: return 1.0 / p.alpha;
-        case method::sample:   return 1.0;
-        case method::greedy:   return 0.0;
+        case method::sample: return 1.0;
+        case method::greedy: return 0.0;
     }
     return 1.0;
 }
@@ -239,32 +240,56 @@ sampling_params preset(const std::string & name) {
     sampling_params p;
     p.alpha = 4.0;
     if (name == "speed") {
-        p.alpha = 2.0; p.block_size = 32; p.n_steps_per_block = 2; p.max_new_tokens = 128;
+        p.alpha             = 2.0;
+        p.block_size        = 32;
+        p.n_steps_per_block = 2;
+        p.max_new_tokens    = 128;
     } else if (name == "quality") {
-        p.block_size = 64; p.n_steps_per_block = 5; p.max_new_tokens = 256;
+        p.block_size        = 64;
+        p.n_steps_per_block = 5;
+        p.max_new_tokens    = 256;
     } else if (name == "max-quality") {
-        p.alpha = 5.0; p.block_size = 96; p.n_steps_per_block = 8; p.max_new_tokens = 512;
+        p.alpha             = 5.0;
+        p.block_size        = 96;
+        p.n_steps_per_block = 8;
+        p.max_new_tokens    = 512;
     } else if (name == "paper") {
-        p.block_size = 192; p.n_steps_per_block = 10; p.max_new_tokens = 3072;
+        p.block_size        = 192;
+        p.n_steps_per_block = 10;
+        p.max_new_tokens    = 3072;
     } else if (name == "smc") {
-        p.method = method::smc; p.n_particles = 32; p.ess_threshold = 0.5; p.alpha_ramp_tokens = 8;
-        p.max_new_tokens = 256;
+        p.method            = method::smc;
+        p.n_particles       = 32;
+        p.ess_threshold     = 0.5;
+        p.alpha_ramp_tokens = 8;
+        p.max_new_tokens    = 256;
     } else if (name == "sps-paper") {
         // L 16 and H 192 (one block) are our choice: the paper's text does not give them.
-        p.method = method::sps; p.block_size = 192; p.sps_candidates = 16; p.sps_top_k = 8; p.sps_rollouts = 8;
-        p.sps_lookahead = 192; p.max_new_tokens = 3072;
+        p.method         = method::sps;
+        p.block_size     = 192;
+        p.sps_candidates = 16;
+        p.sps_top_k      = 8;
+        p.sps_rollouts   = 8;
+        p.sps_lookahead  = 192;
+        p.max_new_tokens = 3072;
     } else if (name == "sps-small") {
-        p.method = method::sps; p.block_size = 16; p.sps_candidates = 8; p.sps_top_k = 4; p.sps_rollouts = 4;
-        p.sps_lookahead = 32; p.max_new_tokens = 256;
+        p.method         = method::sps;
+        p.block_size     = 16;
+        p.sps_candidates = 8;
+        p.sps_top_k      = 4;
+        p.sps_rollouts   = 4;
+        p.sps_lookahead  = 32;
+        p.max_new_tokens = 256;
     } else {
-        throw invalid_argument_error("preset", "preset = '" + name +
-                                     "': unknown (valid: speed, quality, max-quality, paper, smc, sps-paper, sps-small)");
+        throw invalid_argument_error(
+            "preset",
+            "preset = '" + name + "': unknown (valid: speed, quality, max-quality, paper, smc, sps-paper, sps-small)");
     }
     return p;
 }
 
 std::vector<std::string> preset_names() {
-    return {"speed", "quality", "max-quality", "paper", "smc", "sps-paper", "sps-small"};
+    return { "speed", "quality", "max-quality", "paper", "smc", "sps-paper", "sps-small" };
 }
 
 }  // namespace powersample

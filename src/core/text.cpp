@@ -16,7 +16,7 @@ struct scan_result {
 // well-formed byte sequences: overlong forms, surrogates and code points above U+10FFFF are invalid.
 scan_result scan(std::string_view s, size_t i) {
     const auto b0 = uint8_t(s[i]);
-    if (b0 < 0x80) return {1, true, false};
+    if (b0 < 0x80) return { 1, true, false };
     size_t  n;
     uint8_t lo = 0x80, hi = 0xBF;  // the range allowed for the second byte
     if (b0 >= 0xC2 && b0 <= 0xDF) {
@@ -30,15 +30,15 @@ scan_result scan(std::string_view s, size_t i) {
         if (b0 == 0xF0) lo = 0x90;
         if (b0 == 0xF4) hi = 0x8F;
     } else {
-        return {1, false, false};  // a continuation byte or a byte that never starts a character
+        return { 1, false, false };  // a continuation byte or a byte that never starts a character
     }
     for (size_t k = 1; k < n; ++k) {
-        if (i + k >= s.size()) return {k, false, true};
-        const auto b = uint8_t(s[i + k]);
+        if (i + k >= s.size()) return { k, false, true };
+        const auto b  = uint8_t(s[i + k]);
         const bool ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
-        if (!ok) return {k, false, false};
+        if (!ok) return { k, false, false };
     }
-    return {n, true, false};
+    return { n, true, false };
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ double random_stream::uniform_open01() {
 uint32_t random_stream::uniform_below(uint32_t n) {
     // Rejection sampling on the top of the 64-bit range removes modulo bias.
     const uint64_t limit = UINT64_MAX - (UINT64_MAX % n);
-    uint64_t x;
+    uint64_t       x;
     do {
         x = engine_();
     } while (x >= limit);
@@ -65,11 +65,10 @@ struct tempered_exp {
 };
 
 // Inverse-CDF draw over weights[idx[0..n)]; total is their sum.
-int32_t draw_index(const double * weights, const int32_t * idx, int32_t n, double total,
-                   random_stream & rng) {
-    const double target = rng.uniform_open01() * total;
-    double cum = 0.0;
-    int32_t last_positive = -1;
+int32_t draw_index(const double * weights, const int32_t * idx, int32_t n, double total, random_stream & rng) {
+    const double target        = rng.uniform_open01() * total;
+    double       cum           = 0.0;
+    int32_t      last_positive = -1;
     for (int32_t i = 0; i < n; ++i) {
         const int32_t v = idx ? idx[i] : i;
         if (weights[v] <= 0.0) {
@@ -88,21 +87,21 @@ int32_t draw_index(const double * weights, const int32_t * idx, int32_t n, doubl
 }  // namespace
 
 double token_log_prob(const float * logits, int32_t n_vocab, token_id token) {
-    const double mx = max_logit(logits, n_vocab);
-    double sum = 0.0;
+    const double mx  = max_logit(logits, n_vocab);
+    double       sum = 0.0;
     for (int32_t v = 0; v < n_vocab; ++v) {
         sum += std::exp(double(logits[v]) - mx);
     }
     return (double(logits[token]) - mx) - std::log(sum);
 }
 
-token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_config & config,
-                      random_stream & rng, draw_scratch & scratch) {
+token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_config & config, random_stream & rng,
+                      draw_scratch & scratch) {
     const double mx = max_logit(logits, n_vocab);
 
     if (config.greedy) {
-        int32_t best = 0;
-        double sum_p = 0.0, sum_pd = 0.0;
+        int32_t best  = 0;
+        double  sum_p = 0.0, sum_pd = 0.0;
         for (int32_t v = 0; v < n_vocab; ++v) {
             const double d = double(logits[v]) - mx;
             const double e = std::exp(d);
@@ -113,15 +112,15 @@ token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_conf
             }
         }
         const double log_sum_p = std::log(sum_p);
-        return {best, (double(logits[best]) - mx) - log_sum_p, 0.0, log_sum_p - sum_pd / sum_p};
+        return { best, (double(logits[best]) - mx) - log_sum_p, 0.0, log_sum_p - sum_pd / sum_p };
     }
 
     std::vector<double> & w = scratch.weights;
     w.resize(size_t(n_vocab));
     const tempered_exp texp(config.inv_temperature);
-    double sum_p = 0.0;
-    double sum_pd = 0.0;
-    double sum_q = 0.0;
+    double             sum_p  = 0.0;
+    double             sum_pd = 0.0;
+    double             sum_q  = 0.0;
     for (int32_t v = 0; v < n_vocab; ++v) {
         const double d = double(logits[v]) - mx;
         const double e = std::exp(d);
@@ -136,15 +135,15 @@ token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_conf
 
     if (!config.truncated()) {
         const int32_t tok = draw_index(w.data(), nullptr, n_vocab, sum_q, rng);
-        const double d = double(logits[tok]) - mx;
-        return {tok, d - log_sum_p, d * config.inv_temperature - std::log(sum_q), entropy};
+        const double  d   = double(logits[tok]) - mx;
+        return { tok, d - log_sum_p, d * config.inv_temperature - std::log(sum_q), entropy };
     }
 
     // Truncated proposal: top-k, then top-p, then min-p, each on what the previous kept.
     std::vector<int32_t> & order = scratch.order;
     order.clear();
-    auto by_weight_desc = [&w](int32_t a, int32_t b) { return w[a] > w[b] || (w[a] == w[b] && a < b); };
-    int32_t n_kept = n_vocab;
+    auto    by_weight_desc = [&w](int32_t a, int32_t b) { return w[a] > w[b] || (w[a] == w[b] && a < b); };
+    int32_t n_kept         = n_vocab;
     if (config.top_k > 0 && config.top_k < n_vocab) {
         order.resize(size_t(n_vocab));
         for (int32_t v = 0; v < n_vocab; ++v) order[v] = v;
@@ -178,8 +177,8 @@ token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_conf
             kept_mass = sum_q;
         }
         const double threshold = config.top_p * kept_mass;
-        double cum = 0.0;
-        int32_t i = 0;
+        double       cum       = 0.0;
+        int32_t      i         = 0;
         for (; i < n_kept; ++i) {
             cum += w[order[i]];
             if (cum >= threshold) {
@@ -194,7 +193,7 @@ token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_conf
         double top = 0.0;
         for (int32_t i = 0; i < n_kept; ++i) top = std::max(top, w[order[i]]);
         const double floor_w = config.min_p * top;
-        int32_t j = 0;
+        int32_t      j       = 0;
         for (int32_t i = 0; i < n_kept; ++i) {
             if (w[order[i]] >= floor_w) order[j++] = order[i];
         }
@@ -204,8 +203,8 @@ token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_conf
     double kept_sum = 0.0;
     for (int32_t i = 0; i < n_kept; ++i) kept_sum += w[order[i]];
     const int32_t tok = draw_index(w.data(), order.data(), n_kept, kept_sum, rng);
-    const double d = double(logits[tok]) - mx;
-    return {tok, d - log_sum_p, std::log(w[tok]) - std::log(kept_sum), entropy};
+    const double  d   = double(logits[tok]) - mx;
+    return { tok, d - log_sum_p, std::log(w[tok]) - std::log(kept_sum), entropy };
 }
 
 double log_sum_exp(const double * v, size_t n) {
@@ -218,8 +217,8 @@ double log_sum_exp(const double * v, size_t n) {
 }
 
 double log_sum_exp_scaled(const float * logits, int32_t n_vocab, double scale) {
-    const double mx = max_logit(logits, n_vocab);
-    double sum = 0.0;
+    const double mx  = max_logit(logits, n_vocab);
+    double       sum = 0.0;
     for (int32_t v = 0; v < n_vocab; ++v) {
         sum += std::exp(scale * (double(logits[v]) - mx));
     }

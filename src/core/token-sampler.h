@@ -19,7 +19,7 @@ public:
 
     uint64_t next_u64() { return engine_(); }
     // Uniform in the open interval (0, 1): never 0, so log() is finite.
-    double   uniform_open01();
+    double uniform_open01();
     // Uniform integer in [0, n), n >= 1, without modulo bias.
     uint32_t uniform_below(uint32_t n);
 
@@ -31,18 +31,18 @@ private:
 uint64_t mix_seed(uint64_t x);
 
 struct proposal_config {
-    bool   greedy          = false;
-    double inv_temperature = 1.0;  // 1 / temperature of the proposal
-    int32_t top_k          = 0;    // 0 = off
-    double top_p           = 1.0;  // 1 = off
-    double min_p           = 0.0;  // 0 = off
-    bool truncated() const { return top_k > 0 || top_p < 1.0 || min_p > 0.0; }
+    bool    greedy          = false;
+    double  inv_temperature = 1.0;  // 1 / temperature of the proposal
+    int32_t top_k           = 0;    // 0 = off
+    double  top_p           = 1.0;  // 1 = off
+    double  min_p           = 0.0;  // 0 = off
+    bool    truncated() const { return top_k > 0 || top_p < 1.0 || min_p > 0.0; }
 };
 
 struct token_draw {
     token_id token;
-    double   log_p;  // log p(token) under the base model (logits at temperature 1)
-    double   log_q;  // log q(token) under the distribution actually sampled from
+    double   log_p;    // log p(token) under the base model (logits at temperature 1)
+    double   log_q;    // log q(token) under the distribution actually sampled from
     double   entropy;  // entropy (nats) of the base model's distribution the token was drawn at
 };
 
@@ -55,8 +55,8 @@ struct draw_scratch {
 // Draws a token from the proposal over `logits` (n_vocab raw logits). All arithmetic in double,
 // with max subtraction: log p = l_v - logsumexp(l), log q = l_v / t - logsumexp(l / t) over the
 // kept set. Greedy returns the argmax with log q = 0. The entropy is that of p (temperature 1).
-token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_config & config,
-                      random_stream & rng, draw_scratch & scratch);
+token_draw draw_token(const float * logits, int32_t n_vocab, const proposal_config & config, random_stream & rng,
+                      draw_scratch & scratch);
 
 // logsumexp(scale * logits) in double with max subtraction: the per-token power-sampling weight
 // is log_sum_exp_scaled(l, a) - a * log_sum_exp_scaled(l, 1).
@@ -64,7 +64,7 @@ double log_sum_exp_scaled(const float * logits, int32_t n_vocab, double scale);
 
 // logsumexp of n log-space values in double with max subtraction; -inf when all are -inf (or
 // n = 0), +inf or NaN passed through. Importance weights (smc) and look-ahead factors (sps).
-double log_sum_exp(const double * v, size_t n);
+double        log_sum_exp(const double * v, size_t n);
 inline double log_sum_exp(const std::vector<double> & v) { return log_sum_exp(v.data(), v.size()); }
 
 // log p(token) under the base model alone (for scoring).

@@ -26,7 +26,7 @@ std::vector<token_alternative> top_tokens(const float * logits, int32_t n_vocab,
     std::partial_sort(ids.begin(), ids.begin() + std::ptrdiff_t(k), ids.end(), more_likely);
     std::vector<token_alternative> out;
     out.reserve(k);
-    for (size_t i = 0; i < k; ++i) out.push_back({ids[i], double(logits[ids[i]]) - log_z});
+    for (size_t i = 0; i < k; ++i) out.push_back({ ids[i], double(logits[ids[i]]) - log_z });
     return out;
 }
 
@@ -34,8 +34,13 @@ class top_log_p_runner : public request_runner {
 public:
     top_log_p_runner(language_model & lm, const std::vector<token_id> & prompt, std::vector<sample_result> samples,
                      int32_t n_top, std::vector<int32_t> seqs, int32_t chunk)
-        : lm_(lm), prompt_(prompt), samples_(std::move(samples)), n_top_(n_top), chunk_(std::max(1, chunk)),
-          seq_prompt_(seqs.at(0)), seq_work_(seqs.at(1)) {
+        : lm_(lm),
+          prompt_(prompt),
+          samples_(std::move(samples)),
+          n_top_(n_top),
+          chunk_(std::max(1, chunk)),
+          seq_prompt_(seqs.at(0)),
+          seq_work_(seqs.at(1)) {
         for (auto & s : samples_) s.top_log_p.clear();
         skip_empty();
     }
@@ -43,7 +48,7 @@ public:
     void collect(std::vector<decode_entry> & entries) override {
         if (!prompt_ready_) {
             // Round one: the prompt without its last token, shared by every chain's pass.
-            for (size_t i = 0; i + 1 < prompt_.size(); ++i) entries.push_back({seq_prompt_, prompt_[i], false});
+            for (size_t i = 0; i + 1 < prompt_.size(); ++i) entries.push_back({ seq_prompt_, prompt_[i], false });
             collected_ = 0;
             return;
         }
@@ -56,7 +61,7 @@ public:
         const size_t end = std::min(x.size(), next_ + size_t(chunk_));
         samples_[chain_].top_log_p.resize(end);
         for (size_t i = next_; i < end; ++i) {
-            entries.push_back({seq_work_, i == 0 ? prompt_.back() : x[i - 1], true});
+            entries.push_back({ seq_work_, i == 0 ? prompt_.back() : x[i - 1], true });
         }
         collected_ = end - next_;
     }
@@ -101,9 +106,9 @@ private:
     int32_t                    chunk_;
     int32_t                    seq_prompt_, seq_work_;
     bool                       prompt_ready_ = false;
-    size_t                     chain_ = 0;      // the chain being scored
-    size_t                     next_ = 0;       // its next position to collect
-    size_t                     collected_ = 0;  // entries collected this round
+    size_t                     chain_        = 0;  // the chain being scored
+    size_t                     next_         = 0;  // its next position to collect
+    size_t                     collected_    = 0;  // entries collected this round
 };
 
 }  // namespace

@@ -24,7 +24,7 @@ std::string num(double v, int decimals = 1) {
 double tick_step(double span, int target) {
     const double raw = span / std::max(1, target);
     const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-    for (double f : {1.0, 2.0, 5.0, 10.0}) {
+    for (double f : { 1.0, 2.0, 5.0, 10.0 }) {
         if (f * mag >= raw) return f * mag;
     }
     return 10.0 * mag;
@@ -39,17 +39,17 @@ std::string directory_of(const std::string & path) {
 }  // namespace
 
 std::string trace_to_svg(const sample_result & chain, const trace_svg_options & options) {
-    const double W = std::max(200, options.width), H = std::max(150, options.height);
-    const double left = 78, right = 20, top = 72, bottom = 58;
-    const double plot_w = W - left - right, plot_h = H - top - bottom;
+    const double      W = std::max(200, options.width), H = std::max(150, options.height);
+    const double      left = 78, right = 20, top = 72, bottom = 58;
+    const double      plot_w = W - left - right, plot_h = H - top - bottom;
     const std::string title =
         options.title.empty() ? std::string("Power sampling: log p per MCMC step") : options.title;
     const auto & steps = chain.trace;
-    const size_t n = steps.size();
+    const size_t n     = steps.size();
 
     std::ostringstream o;
-    o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 "
-      << W << " " << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+    o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W
+      << " " << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
     o << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
     o << "<text x=\"" << W / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << markup_escape(title)
       << "</text>\n";
@@ -65,13 +65,12 @@ std::string trace_to_svg(const sample_result & chain, const trace_svg_options & 
     std::vector<double> state(n), proposal(n);
     for (size_t i = 0; i < n; ++i) {
         const auto & s = steps[i];
-        state[i] = s.log_p_after;
-        proposal[i] = s.accepted ? s.log_p_after
-                                 : s.log_p_after - s.log_p_suffix_current + s.log_p_suffix_proposal;
+        state[i]       = s.log_p_after;
+        proposal[i]    = s.accepted ? s.log_p_after : s.log_p_after - s.log_p_suffix_current + s.log_p_suffix_proposal;
     }
     double y_min = state[0], y_max = state[0];
     for (size_t i = 0; i < n; ++i) {
-        for (double v : {state[i], proposal[i]}) {
+        for (double v : { state[i], proposal[i] }) {
             if (std::isfinite(v)) {
                 y_min = std::min(y_min, v);
                 y_max = std::max(y_max, v);
@@ -83,8 +82,8 @@ std::string trace_to_svg(const sample_result & chain, const trace_svg_options & 
         y_max += 1.0;
     }
     const double dy = tick_step(y_max - y_min, 6);
-    y_min = std::floor(y_min / dy) * dy;
-    y_max = std::ceil(y_max / dy) * dy;
+    y_min           = std::floor(y_min / dy) * dy;
+    y_max           = std::ceil(y_max / dy) * dy;
 
     const auto x_of = [&](size_t i) { return left + plot_w * (double(i) + 0.5) / double(n); };
     const auto y_of = [&](double v) {
@@ -103,8 +102,7 @@ std::string trace_to_svg(const sample_result & chain, const trace_svg_options & 
         o << "<line x1=\"" << left << "\" y1=\"" << num(y) << "\" x2=\"" << left + plot_w << "\" y2=\"" << num(y)
           << "\" stroke=\"#e6e6e6\"/>\n";
         o << "<text x=\"" << left - 6 << "\" y=\"" << num(y + 4) << "\" text-anchor=\"end\">"
-          << num(std::fabs(v) < dy * 1e-6 ? 0.0 : v, y_decimals)
-          << "</text>\n";
+          << num(std::fabs(v) < dy * 1e-6 ? 0.0 : v, y_decimals) << "</text>\n";
     }
     const double dx = std::max(1.0, tick_step(double(n), 10));
     for (double k = dx; k <= double(n) + 1e-9; k += dx) {
@@ -160,16 +158,17 @@ std::string trace_to_svg(const sample_result & chain, const trace_svg_options & 
         o << "<circle class=\"step " << (s.accepted ? "accepted" : "rejected") << "\" data-step=\"" << i + 1
           << "\" cx=\"" << num(x) << "\" cy=\"" << num(y_of(proposal[i])) << "\" r=\"" << r << "\" fill=\""
           << (s.accepted ? "#1a9850" : "#d73027") << "\" stroke=\"white\" stroke-width=\"1\">"
-          << "<title>step " << i + 1 << ", block " << s.block << ": resample from position " << s.position
-          << ", len " << s.len_current << " -> " << s.len_proposal << ", log A = " << num(s.log_accept_ratio, 2)
-          << ", " << (s.accepted ? "accepted" : "rejected") << "; log p proposal " << num(proposal[i], 2)
-          << ", state " << num(state[i], 2) << "</title></circle>\n";
+          << "<title>step " << i + 1 << ", block " << s.block << ": resample from position " << s.position << ", len "
+          << s.len_current << " -> " << s.len_proposal << ", log A = " << num(s.log_accept_ratio, 2) << ", "
+          << (s.accepted ? "accepted" : "rejected") << "; log p proposal " << num(proposal[i], 2) << ", state "
+          << num(state[i], 2) << "</title></circle>\n";
     }
 
     // Legend, between the title and the plot.
     const double lx = W - right - 324, ly = 42;
     o << "<g class=\"legend\">\n";
-    o << "<rect x=\"" << lx - 6 << "\" y=\"" << ly - 12 << "\" width=\"330\" height=\"22\" fill=\"white\" "
+    o << "<rect x=\"" << lx - 6 << "\" y=\"" << ly - 12
+      << "\" width=\"330\" height=\"22\" fill=\"white\" "
          "fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n";
     o << "<line x1=\"" << lx << "\" y1=\"" << ly << "\" x2=\"" << lx + 18 << "\" y2=\"" << ly
       << "\" stroke=\"#3b4cc0\" stroke-width=\"1.8\"/>\n";
@@ -201,12 +200,12 @@ void write_trace_svg(const std::string & path, const sample_result & chain, cons
     check_svg_path(path);
     const std::string svg = trace_to_svg(chain, options);
     const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-    std::FILE * f = std::fopen(tmp.c_str(), "wb");
+    std::FILE *       f   = std::fopen(tmp.c_str(), "wb");
     if (!f) {
         throw invalid_argument_error("path", "SVG path '" + path + "': cannot write (" + std::strerror(errno) + ")");
     }
     const bool written = std::fwrite(svg.data(), 1, svg.size(), f) == svg.size();
-    const bool closed = std::fclose(f) == 0;
+    const bool closed  = std::fclose(f) == 0;
     if (!written || !closed || std::rename(tmp.c_str(), path.c_str()) != 0) {
         const std::string why = std::strerror(errno);
         std::remove(tmp.c_str());

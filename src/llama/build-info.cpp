@@ -3,8 +3,8 @@
 namespace powersample {
 
 const build_info & get_build_info() {
-    static const build_info info{POWERSAMPLE_VERSION, POWERSAMPLE_GIT_COMMIT,
-                                 std::string(POWERSAMPLE_LLAMA_VERSION) + " (" + POWERSAMPLE_LLAMA_FROM + ")"};
+    static const build_info info{ POWERSAMPLE_VERSION, POWERSAMPLE_GIT_COMMIT,
+                                  std::string(POWERSAMPLE_LLAMA_VERSION) + " (" + POWERSAMPLE_LLAMA_FROM + ")" };
     return info;
 }
 

@@ -17,8 +17,8 @@ void check_gguf_file(const std::string & path) {
     if (!f) {
         throw invalid_argument_error("model", "model = '" + path + "': cannot open: " + std::strerror(errno));
     }
-    char magic[4] = {0, 0, 0, 0};
-    const size_t got = std::fread(magic, 1, 4, f);
+    char         magic[4] = { 0, 0, 0, 0 };
+    const size_t got      = std::fread(magic, 1, 4, f);
     std::fclose(f);
     if (got != 4 || std::memcmp(magic, "GGUF", 4) != 0) {
         throw invalid_argument_error("model", "model = '" + path + "': not a GGUF file (no GGUF magic at its start)");
@@ -43,7 +43,7 @@ std::shared_ptr<model> model::load(const model_params & params) {
     check_gguf_file(path);
 
     llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = params.n_gpu_layers;
+    mp.n_gpu_layers       = params.n_gpu_layers;
     std::shared_ptr<model> m(new model());
     m->impl_->handle = llama_model_load_from_file(path.c_str(), mp);
     if (!m->impl_->handle) {
@@ -56,8 +56,9 @@ std::shared_ptr<model> model::load(const model_params & params) {
     }
     m->impl_->can_truncate = !llama_model_is_recurrent(m->impl_->handle) && !llama_model_is_hybrid(m->impl_->handle);
     if (!m->impl_->can_truncate) {
-        log_message(log_level::warn, "recurrent or hybrid model: its state cannot be cut back to a prefix, "
-                                     "so every proposal re-decodes its prefix (correct, slower)");
+        log_message(log_level::warn,
+                    "recurrent or hybrid model: its state cannot be cut back to a prefix, "
+                    "so every proposal re-decodes its prefix (correct, slower)");
     }
     return m;
 }
@@ -70,12 +71,12 @@ std::vector<token_id> model::tokenize(const std::string & text, bool add_special
         throw invalid_argument_error("prompt", "prompt: too long (" + std::to_string(text.size()) + " bytes)");
     }
     std::vector<token_id> tokens(text.size() + 8);
-    int32_t n = llama_tokenize(impl_->vocab, text.data(), int32_t(text.size()), tokens.data(),
-                               int32_t(tokens.size()), add_special, parse_special);
+    int32_t n = llama_tokenize(impl_->vocab, text.data(), int32_t(text.size()), tokens.data(), int32_t(tokens.size()),
+                               add_special, parse_special);
     if (n < 0) {
         tokens.resize(size_t(-n));
-        n = llama_tokenize(impl_->vocab, text.data(), int32_t(text.size()), tokens.data(),
-                           int32_t(tokens.size()), add_special, parse_special);
+        n = llama_tokenize(impl_->vocab, text.data(), int32_t(text.size()), tokens.data(), int32_t(tokens.size()),
+                           add_special, parse_special);
     }
     if (n < 0) {
         throw error("prompt: tokenization failed");
@@ -87,12 +88,12 @@ std::vector<token_id> model::tokenize(const std::string & text, bool add_special
 std::string model::detokenize(const std::vector<token_id> & tokens) const {
     if (tokens.empty()) return {};
     std::string out(tokens.size() * 8 + 16, '\0');
-    int32_t n = llama_detokenize(impl_->vocab, tokens.data(), int32_t(tokens.size()), out.data(),
-                                 int32_t(out.size()), false, false);
+    int32_t n = llama_detokenize(impl_->vocab, tokens.data(), int32_t(tokens.size()), out.data(), int32_t(out.size()),
+                                 false, false);
     if (n < 0) {
         out.resize(size_t(-n));
-        n = llama_detokenize(impl_->vocab, tokens.data(), int32_t(tokens.size()), out.data(),
-                             int32_t(out.size()), false, false);
+        n = llama_detokenize(impl_->vocab, tokens.data(), int32_t(tokens.size()), out.data(), int32_t(out.size()),
+                             false, false);
     }
     out.resize(size_t(std::max(n, 0)));
     return valid_utf8(out);
@@ -112,7 +113,7 @@ std::string model::completion_text(const std::vector<token_id> & tokens, const s
 }
 
 std::string model::token_to_piece(token_id token) const {
-    char buf[256];
+    char          buf[256];
     const int32_t n = llama_token_to_piece(impl_->vocab, token, buf, sizeof(buf), 0, true);
     return n > 0 ? valid_utf8(std::string_view(buf, size_t(n))) : std::string();
 }
@@ -121,8 +122,8 @@ bool model::has_chat_template() const { return !impl_->chat_template.empty(); }
 
 std::string model::format_chat(const std::string & user_message, const std::string & system_message) const {
     std::vector<chat_message> messages;
-    if (!system_message.empty()) messages.push_back({"system", system_message});
-    messages.push_back({"user", user_message});
+    if (!system_message.empty()) messages.push_back({ "system", system_message });
+    messages.push_back({ "user", user_message });
     return format_chat(messages);
 }
 
@@ -134,18 +135,18 @@ std::string model::format_chat(const std::vector<chat_message> & messages) const
         throw invalid_argument_error("messages", "messages: empty");
     }
     std::vector<llama_chat_message> msgs;
-    size_t total = 0;
+    size_t                          total = 0;
     for (const auto & m : messages) {
-        msgs.push_back({m.role.c_str(), m.content.c_str()});
+        msgs.push_back({ m.role.c_str(), m.content.c_str() });
         total += m.role.size() + m.content.size();
     }
     std::vector<char> buf(2 * total + 1024);
-    int32_t n = llama_chat_apply_template(impl_->chat_template.c_str(), msgs.data(), msgs.size(), true,
-                                          buf.data(), int32_t(buf.size()));
+    int32_t n = llama_chat_apply_template(impl_->chat_template.c_str(), msgs.data(), msgs.size(), true, buf.data(),
+                                          int32_t(buf.size()));
     if (n > int32_t(buf.size())) {
         buf.resize(size_t(n));
-        n = llama_chat_apply_template(impl_->chat_template.c_str(), msgs.data(), msgs.size(), true,
-                                      buf.data(), int32_t(buf.size()));
+        n = llama_chat_apply_template(impl_->chat_template.c_str(), msgs.data(), msgs.size(), true, buf.data(),
+                                      int32_t(buf.size()));
     }
     if (n < 0) {
         throw error("model '" + impl_->path + "': its chat template is not one llama.cpp supports; use --raw");
@@ -157,27 +158,28 @@ std::vector<token_id> model::tokenize_chat(const std::vector<chat_message> & mes
     // Render the template with a sentinel in place of each content, then tokenize the template's
     // pieces with special tokens parsed and the contents without. The sentinels use control
     // characters no template emits; a content that holds one is rejected rather than mis-split.
-    auto sentinel = [](size_t i) { return "\x1e" + std::to_string(i) + "\x1f"; };
+    auto                      sentinel = [](size_t i) { return "\x1e" + std::to_string(i) + "\x1f"; };
     std::vector<chat_message> marked;
     for (size_t i = 0; i < messages.size(); ++i) {
         if (messages[i].content.find('\x1e') != std::string::npos) {
-            throw invalid_argument_error("messages", "messages[" + std::to_string(i) + "].content: holds the control character U+001E");
+            throw invalid_argument_error(
+                "messages", "messages[" + std::to_string(i) + "].content: holds the control character U+001E");
         }
-        marked.push_back({messages[i].role, sentinel(i)});
+        marked.push_back({ messages[i].role, sentinel(i) });
     }
-    const std::string rendered = format_chat(marked);
+    const std::string     rendered = format_chat(marked);
     std::vector<token_id> out;
-    size_t pos = 0;
-    bool first = true;
-    auto add = [&](const std::string & text, bool special) {
+    size_t                pos   = 0;
+    bool                  first = true;
+    auto                  add   = [&](const std::string & text, bool special) {
         if (text.empty()) return;
         const auto t = tokenize(text, first, special);
         out.insert(out.end(), t.begin(), t.end());
         first = false;
     };
     for (size_t i = 0; i < messages.size(); ++i) {
-        const std::string s = sentinel(i);
-        const size_t at = rendered.find(s, pos);
+        const std::string s  = sentinel(i);
+        const size_t      at = rendered.find(s, pos);
         if (at == std::string::npos) continue;  // the template dropped this message
         add(rendered.substr(pos, at - pos), true);
         add(messages[i].content, false);
@@ -187,13 +189,13 @@ std::vector<token_id> model::tokenize_chat(const std::vector<chat_message> & mes
     return out;
 }
 
-int32_t model::n_vocab() const { return llama_vocab_n_tokens(impl_->vocab); }
-int32_t model::n_ctx_train() const { return llama_model_n_ctx_train(impl_->handle); }
-bool model::is_eog(token_id token) const { return llama_vocab_is_eog(impl_->vocab, token); }
-bool model::can_truncate_state() const { return impl_->can_truncate; }
+int32_t     model::n_vocab() const { return llama_vocab_n_tokens(impl_->vocab); }
+int32_t     model::n_ctx_train() const { return llama_model_n_ctx_train(impl_->handle); }
+bool        model::is_eog(token_id token) const { return llama_vocab_is_eog(impl_->vocab, token); }
+bool        model::can_truncate_state() const { return impl_->can_truncate; }
 std::string model::path() const { return impl_->path; }
-uint64_t model::n_params() const { return llama_model_n_params(impl_->handle); }
-uint64_t model::size_bytes() const { return llama_model_size(impl_->handle); }
+uint64_t    model::n_params() const { return llama_model_n_params(impl_->handle); }
+uint64_t    model::size_bytes() const { return llama_model_size(impl_->handle); }
 
 std::string model::description() const {
     char buf[256];
@@ -207,30 +209,29 @@ llama_language_model::llama_language_model(const model & m, int32_t cells_per_se
                                            int32_t n_batch, int32_t n_threads, bool recompute_prefix)
     : model_(m), can_truncate_(m.can_truncate_state() && !recompute_prefix) {
     llama_context_params cp = llama_context_default_params();
-    cp.n_ctx     = uint32_t(int64_t(cells_per_sequence) * n_seq_max);
-    cp.n_batch   = uint32_t(n_batch);
-    cp.n_ubatch  = uint32_t(n_batch);
-    cp.n_seq_max = uint32_t(n_seq_max);
-    const int32_t threads = n_threads > 0 ? n_threads : int32_t(std::max(1u, std::thread::hardware_concurrency()));
-    cp.n_threads       = threads;
-    cp.n_threads_batch = threads;
+    cp.n_ctx                = uint32_t(int64_t(cells_per_sequence) * n_seq_max);
+    cp.n_batch              = uint32_t(n_batch);
+    cp.n_ubatch             = uint32_t(n_batch);
+    cp.n_seq_max            = uint32_t(n_seq_max);
+    const int32_t threads   = n_threads > 0 ? n_threads : int32_t(std::max(1u, std::thread::hardware_concurrency()));
+    cp.n_threads            = threads;
+    cp.n_threads_batch      = threads;
     // One KV stream per sequence (see llama-backend.h for why not a unified pool).
     cp.kv_unified = false;
     // Sliding-window models (Gemma 3) must keep every position, or a prefix copy loses it.
     cp.swa_full = true;
     cp.no_perf  = true;
-    ctx_ = llama_init_from_model(m.internals().handle, cp);
+    ctx_        = llama_init_from_model(m.internals().handle, cp);
     if (!ctx_) {
         throw error("could not create a llama.cpp context with " + std::to_string(cells_per_sequence) +
-                    " cells per sequence and " +
-                    std::to_string(n_seq_max) + " sequences (out of memory?)");
+                    " cells per sequence and " + std::to_string(n_seq_max) + " sequences (out of memory?)");
     }
-    n_vocab_   = m.n_vocab();
-    n_seq_max_ = int32_t(llama_n_seq_max(ctx_));
-    n_cells_   = int32_t(llama_n_ctx(ctx_));
+    n_vocab_         = m.n_vocab();
+    n_seq_max_       = int32_t(llama_n_seq_max(ctx_));
+    n_cells_         = int32_t(llama_n_ctx(ctx_));
     n_cells_per_seq_ = int32_t(llama_n_ctx_seq(ctx_));
-    n_batch_   = int32_t(llama_n_batch(ctx_));
-    batch_     = llama_batch_init(n_batch_, 0, 1);
+    n_batch_         = int32_t(llama_n_batch(ctx_));
+    batch_           = llama_batch_init(n_batch_, 0, 1);
     history_.resize(size_t(n_seq_max_));
 }
 
@@ -244,7 +245,7 @@ bool llama_language_model::is_eog(token_id token) const { return model_.is_eog(t
 std::string llama_language_model::token_bytes(token_id token) const {
     // Raw bytes, special tokens not rendered, as llama_detokenize concatenates pieces; no UTF-8
     // repair here, since a stop string may span the tokens of one character.
-    char buf[256];
+    char    buf[256];
     int32_t n = llama_token_to_piece(model_.internals().vocab, token, buf, sizeof(buf), 0, false);
     if (n >= 0) return std::string(buf, size_t(n));
     std::string big(size_t(-n), '\0');
@@ -259,7 +260,7 @@ void llama_language_model::seq_clear(int32_t seq) {
 }
 
 void llama_language_model::seq_copy_prefix(int32_t src, int32_t dst, int32_t n_tokens) {
-    llama_memory_t mem = llama_get_memory(ctx_);
+    llama_memory_t                mem    = llama_get_memory(ctx_);
     const std::vector<token_id> & source = history_.at(size_t(src));
     if (n_tokens > int32_t(source.size())) {
         throw error("seq_copy_prefix: " + std::to_string(n_tokens) + " tokens requested, sequence holds " +
@@ -290,7 +291,7 @@ void llama_language_model::seq_copy_prefix(int32_t src, int32_t dst, int32_t n_t
     const std::vector<token_id> prefix(source.begin(), source.begin() + n_tokens);
     seq_clear(dst);
     std::vector<decode_entry> redo;
-    for (token_id t : prefix) redo.push_back({dst, t, false});
+    for (token_id t : prefix) redo.push_back({ dst, t, false });
     n_redecoded_ += int64_t(redo.size());
     decode(redo);
 }
@@ -307,14 +308,14 @@ void llama_language_model::decode(const std::vector<decode_entry> & entries) {
     size_t start = 0;
     while (start < entries.size()) {
         const size_t end = std::min(entries.size(), start + size_t(n_batch_));
-        batch_.n_tokens = 0;
+        batch_.n_tokens  = 0;
         for (size_t k = start; k < end; ++k) {
             const decode_entry & d = entries[decode_order_[k]];
             if (d.seq < 0 || d.seq >= n_seq_max_) {
                 throw error("decode: sequence id " + std::to_string(d.seq) + " out of range");
             }
-            auto & hist = history_[size_t(d.seq)];
-            const int32_t i = batch_.n_tokens++;
+            auto &        hist  = history_[size_t(d.seq)];
+            const int32_t i     = batch_.n_tokens++;
             batch_.token[i]     = d.token;
             batch_.pos[i]       = llama_pos(hist.size());
             batch_.n_seq_id[i]  = 1;
@@ -336,7 +337,7 @@ void llama_language_model::decode(const std::vector<decode_entry> & entries) {
                 row_location_[e] = i;
             } else {
                 const float * row = llama_get_logits_ith(ctx_, i);
-                const size_t k = saved_rows_.size() / size_t(n_vocab_);
+                const size_t  k   = saved_rows_.size() / size_t(n_vocab_);
                 saved_rows_.insert(saved_rows_.end(), row, row + n_vocab_);
                 row_location_[e] = -int32_t(k) - 1;
             }

@@ -38,18 +38,18 @@ public:
                          int32_t n_threads, bool recompute_prefix);
     ~llama_language_model() override;
 
-    int32_t n_vocab() const override { return n_vocab_; }
-    bool    is_eog(token_id token) const override;
-    bool    has_token_bytes() const override { return true; }
-    std::string token_bytes(token_id token) const override;
-    int32_t n_seq_max() const override { return n_seq_max_; }
-    int32_t n_cells() const override { return n_cells_; }
-    int32_t n_cells_per_sequence() const override { return n_cells_per_seq_; }
-    bool    shares_prefix_cells() const override { return can_truncate_; }
-    int32_t seq_length(int32_t seq) const override { return int32_t(history_.at(size_t(seq)).size()); }
-    void    seq_copy_prefix(int32_t src, int32_t dst, int32_t n_tokens) override;
-    void    seq_clear(int32_t seq) override;
-    void    decode(const std::vector<decode_entry> & entries) override;
+    int32_t       n_vocab() const override { return n_vocab_; }
+    bool          is_eog(token_id token) const override;
+    bool          has_token_bytes() const override { return true; }
+    std::string   token_bytes(token_id token) const override;
+    int32_t       n_seq_max() const override { return n_seq_max_; }
+    int32_t       n_cells() const override { return n_cells_; }
+    int32_t       n_cells_per_sequence() const override { return n_cells_per_seq_; }
+    bool          shares_prefix_cells() const override { return can_truncate_; }
+    int32_t       seq_length(int32_t seq) const override { return int32_t(history_.at(size_t(seq)).size()); }
+    void          seq_copy_prefix(int32_t src, int32_t dst, int32_t n_tokens) override;
+    void          seq_clear(int32_t seq) override;
+    void          decode(const std::vector<decode_entry> & entries) override;
     const float * logits(int32_t entry_index) const override;
 
     int32_t n_batch() const { return n_batch_; }
@@ -57,12 +57,12 @@ public:
     int64_t n_tokens_redecoded() const { return n_redecoded_; }
 
 private:
-    const model &  model_;
+    const model &   model_;
     llama_context * ctx_ = nullptr;
-    llama_batch    batch_{};
-    int32_t        n_vocab_, n_seq_max_, n_cells_, n_cells_per_seq_, n_batch_;
-    bool           can_truncate_;
-    int64_t        n_redecoded_ = 0;
+    llama_batch     batch_{};
+    int32_t         n_vocab_, n_seq_max_, n_cells_, n_cells_per_seq_, n_batch_;
+    bool            can_truncate_;
+    int64_t         n_redecoded_ = 0;
     // Tokens of each sequence: positions for decode, and the re-decode fallback.
     std::vector<std::vector<token_id>> history_;
     // Where each entry's logits are: >= 0 an output index of the last llama_decode, < 0 a row

@@ -10,18 +10,18 @@ namespace powersample {
 namespace {
 
 std::function<void(log_level, const std::string &)> g_callback;
-log_level g_min_level = log_level::warn;
+log_level                                           g_min_level = log_level::warn;
 
 void llama_to_powersample(ggml_log_level level, const char * text, void *) {
     static std::string pending;  // llama.cpp may send one line in several pieces
     static log_level   pending_level = log_level::info;
-    log_level ours = log_level::debug;
+    log_level          ours          = log_level::debug;
     switch (level) {
         case GGML_LOG_LEVEL_ERROR: ours = log_level::error; break;
-        case GGML_LOG_LEVEL_WARN:  ours = log_level::warn;  break;
-        case GGML_LOG_LEVEL_INFO:  ours = log_level::info;  break;
-        case GGML_LOG_LEVEL_CONT:  ours = pending_level;    break;
-        default:                   ours = log_level::debug; break;
+        case GGML_LOG_LEVEL_WARN: ours = log_level::warn; break;
+        case GGML_LOG_LEVEL_INFO: ours = log_level::info; break;
+        case GGML_LOG_LEVEL_CONT: ours = pending_level; break;
+        default: ours = log_level::debug; break;
     }
     pending_level = ours;
     pending += text ? text : "";
@@ -46,7 +46,7 @@ void log_message(log_level level, const std::string & message) {
         return;
     }
     if (level >= g_min_level) {
-        static const char * names[] = {"debug", "info", "warning", "error"};
+        static const char * names[] = { "debug", "info", "warning", "error" };
         std::fprintf(stderr, "powersample: %s: %s\n", names[int(level)], message.c_str());
     }
 }

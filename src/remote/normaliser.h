@@ -35,10 +35,10 @@ constexpr double negligible_log_q_error = 1e-9;
 // the server does not report it. `top` must not be empty.
 inline estimated_log_q log_q_from_top_k(token_id sampled, double sampled_log_p, const std::vector<top_logprob> & top,
                                         int32_t n_top, double temperature, int32_t n_vocab) {
-    const double inv_t = 1.0 / temperature;
+    const double        inv_t = 1.0 / temperature;
     std::vector<double> terms, top_log_p;
-    bool   has_sampled = false;
-    double kept_mass   = 0.0;
+    bool                has_sampled = false;
+    double              kept_mass   = 0.0;
     for (const top_logprob & t : top) {
         terms.push_back(t.logprob * inv_t);
         top_log_p.push_back(t.logprob);
@@ -49,12 +49,12 @@ inline estimated_log_q log_q_from_top_k(token_id sampled, double sampled_log_p, 
         terms.push_back(sampled_log_p * inv_t);
         kept_mass += std::exp(sampled_log_p);
     }
-    const double mx = *std::max_element(terms.begin(), terms.end());
-    double sum = 0.0;
+    const double mx  = *std::max_element(terms.begin(), terms.end());
+    double       sum = 0.0;
     for (double v : terms) sum += std::exp(v - mx);
 
     estimated_log_q out;
-    out.log_q = sampled_log_p * inv_t - (mx + std::log(sum));
+    out.log_q                = sampled_log_p * inv_t - (mx + std::log(sum));
     const int64_t n_distinct = int64_t(top.size()) + (has_sampled ? 0 : 1);
     if (n_vocab > 0 && n_distinct >= n_vocab) return out;
 
@@ -65,7 +65,7 @@ inline estimated_log_q log_q_from_top_k(token_id sampled, double sampled_log_p, 
     std::sort(top_log_p.begin(), top_log_p.end(), std::greater<double>());
     const double log_p_k = top_log_p[size_t(std::min<int64_t>(n_top, int64_t(top_log_p.size())) - 1)];
     const double missing = std::max(0.0, 1.0 - kept_mass);
-    double bound = 0.0;
+    double       bound   = 0.0;
     if (missing > 0.0 && inv_t >= 1.0) {
         // In log space: the kept sum can underflow at low temperature.
         bound = std::log1p(std::exp(std::log(missing) + (inv_t - 1.0) * log_p_k - (mx + std::log(sum))));

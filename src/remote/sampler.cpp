@@ -25,14 +25,15 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
     if (prompt.empty()) throw invalid_argument_error("prompt", "prompt: empty");
     if (params.method != method::power && params.method != method::sample && params.method != method::low_temp) {
         throw invalid_argument_error("method", std::string("method = ") + method_name(params.method) +
-                                     ": the remote backend runs power, sample and low-temp only");
+                                                   ": the remote backend runs power, sample and low-temp only");
     }
     if (!params.stop.empty()) {
         // A server generates whole suffixes and would not end them at our stop rule.
         throw invalid_argument_error("stop", "stop: the remote backend does not support stop strings");
     }
     if (params.top_k > 0 || params.top_p < 1.0 || params.min_p > 0.0) {
-        throw invalid_argument_error("top_k", "top_k/top_p/min_p: the remote backend samples untruncated proposals only");
+        throw invalid_argument_error("top_k",
+                                     "top_k/top_p/min_p: the remote backend samples untruncated proposals only");
     }
     const double  temperature = effective_temperature(params);
     const int32_t T           = params.max_new_tokens;
@@ -43,14 +44,14 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
 
     remote_result out;
     out.result.n_prompt_tokens = int32_t(prompt.size());
-    const auto start = std::chrono::steady_clock::now();
-    auto cancelled = [&] { return options.cancel && options.cancel->load(); };
+    const auto start           = std::chrono::steady_clock::now();
+    auto       cancelled       = [&] { return options.cancel && options.cancel->load(); };
 
     for (int32_t c = 0; c < params.n_chains; ++c) {
-        random_stream token_rng(params.seed, uint64_t(c), 0);  // request seeds
-        mh_chain chain(params, uint64_t(c));                   // cuts and accept uniforms: (seed, c, 1)
-        sample_result & res = chain.result();
-        bool stopped = false;
+        random_stream   token_rng(params.seed, uint64_t(c), 0);  // request seeds
+        mh_chain        chain(params, uint64_t(c));              // cuts and accept uniforms: (seed, c, 1)
+        sample_result & res     = chain.result();
+        bool            stopped = false;
 
         auto draw = [&](int32_t m, int32_t target) {
             std::vector<token_id> context = prompt;
@@ -76,25 +77,28 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
         auto report = [&](int32_t block, int32_t step, bool done) {
             if (!options.on_progress) return;
             progress p{};
-            p.request_id = 0;
-            p.chain = c;
-            p.block = block;
-            p.n_blocks = n_blocks;
-            p.step = step;
-            p.n_steps = N;
-            p.length = int32_t(chain.tokens().size());
-            p.n_proposals = res.n_proposals;
-            p.n_accepted = res.n_accepted;
+            p.request_id         = 0;
+            p.chain              = c;
+            p.block              = block;
+            p.n_blocks           = n_blocks;
+            p.step               = step;
+            p.n_steps            = N;
+            p.length             = int32_t(chain.tokens().size());
+            p.n_proposals        = res.n_proposals;
+            p.n_accepted         = res.n_accepted;
             p.n_tokens_generated = res.n_tokens_generated;
-            p.done = done;
+            p.done               = done;
             options.on_progress(p);
         };
 
         for (int32_t block = 1; block <= n_blocks && !stopped; ++block) {
-            const int32_t target = std::min<int64_t>(int64_t(block) * block_len, T);
-            const bool ends_eog = !chain.tokens().empty() && res.finish == finish_reason::eog;
+            const int32_t target   = std::min<int64_t>(int64_t(block) * block_len, T);
+            const bool    ends_eog = !chain.tokens().empty() && res.finish == finish_reason::eog;
             if (int32_t(chain.tokens().size()) < target && !ends_eog) {
-                if (cancelled()) { stopped = true; break; }
+                if (cancelled()) {
+                    stopped = true;
+                    break;
+                }
                 generated_suffix s = draw(int32_t(chain.tokens().size()), target);
                 // No entropies from a server: power-entropy does not run remotely.
                 for (size_t i = 0; i < s.tokens.size(); ++i) chain.extend(s.tokens[i], s.log_p[i], s.log_q[i], 0.0);
@@ -102,13 +106,17 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
             }
             report(block, 0, false);
             for (int32_t step = 0; step < N; ++step) {
-                if (cancelled()) { stopped = true; break; }
+                if (cancelled()) {
+                    stopped = true;
+                    break;
+                }
                 // The whole suffix arrives at once, so nothing is left to stop early: the step
                 // ends with the full decision (docs/remote.md).
-                const int32_t m = chain.begin_step();
+                const int32_t    m = chain.begin_step();
                 generated_suffix s = draw(m, target);
                 for (size_t i = 0; i < s.tokens.size(); ++i) chain.propose(s.tokens[i], s.log_p[i], s.log_q[i], 0.0);
-                if (chain.end_step(block, target, false)) res.finish = s.eog ? finish_reason::eog : finish_reason::length;
+                if (chain.end_step(block, target, false))
+                    res.finish = s.eog ? finish_reason::eog : finish_reason::length;
                 report(block, step + 1, false);
             }
             if (res.finish == finish_reason::eog || int32_t(chain.tokens().size()) >= T) break;

@@ -29,11 +29,11 @@ constexpr double vllm_min_temperature = 1e-5;
 token_id parse_token_id(const json & v, const std::string & where) {
     static const std::string prefix = "token_id:";
     if (!v.is_string()) throw error(where + ": token " + v.dump() + " is not a \"token_id:N\" string");
-    const std::string & s = v.get_ref<const std::string &>();
-    int64_t id = -1;
-    bool    ok = false;
+    const std::string & s  = v.get_ref<const std::string &>();
+    int64_t             id = -1;
+    bool                ok = false;
     if (s.size() > prefix.size() && s.compare(0, prefix.size(), prefix) == 0) {
-        const char * last = s.data() + s.size();
+        const char * last    = s.data() + s.size();
         const auto [end, ec] = std::from_chars(s.data() + prefix.size(), last, id);
         ok = ec == std::errc() && end == last && id >= 0 && id <= std::numeric_limits<token_id>::max();
     }
@@ -81,7 +81,8 @@ struct vllm_generator::impl {
         }
         std::vector<token_id> out;
         for (const auto & t : r["tokens"]) {
-            if (!t.is_number_integer()) throw error("remote vLLM " + http.params().url + path + ": token is not an integer");
+            if (!t.is_number_integer())
+                throw error("remote vLLM " + http.params().url + path + ": token is not an integer");
             out.push_back(t.get<token_id>());
         }
         return out;
@@ -95,40 +96,42 @@ vllm_generator::vllm_generator(remote_params params) : impl_(std::make_unique<im
 vllm_generator::~vllm_generator() = default;
 
 std::string vllm_generator::model() const { return impl_->model(); }
-int64_t vllm_generator::n_requests() const { return impl_->http.n_requests(); }
-int64_t vllm_generator::n_context_tokens_sent() const { return impl_->context_sent; }
-int64_t vllm_generator::n_context_tokens_cached() const { return impl_->context_cached; }
+int64_t     vllm_generator::n_requests() const { return impl_->http.n_requests(); }
+int64_t     vllm_generator::n_context_tokens_sent() const { return impl_->context_sent; }
+int64_t     vllm_generator::n_context_tokens_cached() const { return impl_->context_cached; }
 
 std::vector<token_id> vllm_generator::tokenize(const std::string & text) const {
-    const json r = impl_->http.call("/tokenize", {{"model", impl_->model()}, {"prompt", text}, {"add_special_tokens", true}});
+    const json r = impl_->http.call(
+        "/tokenize", { { "model", impl_->model() }, { "prompt", text }, { "add_special_tokens", true } });
     return impl_->token_list(r, "/tokenize");
 }
 
 std::vector<token_id> vllm_generator::tokenize_chat(const std::string & user_message,
                                                     const std::string & system_message) const {
     json messages = json::array();
-    if (!system_message.empty()) messages.push_back({{"role", "system"}, {"content", system_message}});
-    messages.push_back({{"role", "user"}, {"content", user_message}});
-    const json r = impl_->http.call("/tokenize", {{"model", impl_->model()}, {"messages", messages},
-                                                  {"add_generation_prompt", true}});
+    if (!system_message.empty()) messages.push_back({ { "role", "system" }, { "content", system_message } });
+    messages.push_back({ { "role", "user" }, { "content", user_message } });
+    const json r = impl_->http.call(
+        "/tokenize", { { "model", impl_->model() }, { "messages", messages }, { "add_generation_prompt", true } });
     return impl_->token_list(r, "/tokenize");
 }
 
 std::string vllm_generator::detokenize(const std::vector<token_id> & tokens) const {
     if (tokens.empty()) return {};
-    const json r = impl_->http.call("/detokenize", {{"model", impl_->model()}, {"tokens", tokens}});
+    const json r = impl_->http.call("/detokenize", { { "model", impl_->model() }, { "tokens", tokens } });
     if (!r.is_object() || !r.contains("prompt") || !r["prompt"].is_string()) {
         throw error("remote vLLM " + impl_->http.params().url + "/detokenize: answer has no \"prompt\" string");
     }
     return valid_utf8(r["prompt"].get<std::string>());
 }
 
-generated_suffix vllm_generator::generate(const std::vector<token_id> & context, int32_t max_tokens,
-                                          double temperature, uint64_t seed) {
-    if (max_tokens < 1) throw invalid_argument_error("max_tokens", "max_tokens = " + std::to_string(max_tokens) + ": must be >= 1");
+generated_suffix vllm_generator::generate(const std::vector<token_id> & context, int32_t max_tokens, double temperature,
+                                          uint64_t seed) {
+    if (max_tokens < 1)
+        throw invalid_argument_error("max_tokens", "max_tokens = " + std::to_string(max_tokens) + ": must be >= 1");
     if (!(temperature >= vllm_min_temperature) || !std::isfinite(temperature)) {
         throw invalid_argument_error("temperature", "temperature = " + std::to_string(temperature) +
-                                     ": vLLM decodes greedily below 1e-5; must be >= 1e-5 remotely");
+                                                        ": vLLM decodes greedily below 1e-5; must be >= 1e-5 remotely");
     }
     // At temperature 1 the proposal is the model: log q = log p of the sampled token, exact with
     // logprobs = 1. Otherwise log q needs the normaliser sum_v p(v)^(1/t), from the top-K.
@@ -137,22 +140,22 @@ generated_suffix vllm_generator::generate(const std::vector<token_id> & context,
     // (e.g. top_k 20), which would truncate the proposal behind log q's back. top_k -1 is "off" in
     // every vLLM version (newer ones also take 0).
     const json request = {
-        {"model", impl_->model()},
-        {"prompt", context},
-        {"max_tokens", max_tokens},
-        {"temperature", temperature},
-        {"top_p", 1.0},
-        {"top_k", -1},
-        {"min_p", 0.0},
-        {"repetition_penalty", 1.0},
-        {"presence_penalty", 0.0},
-        {"frequency_penalty", 0.0},
-        {"seed", seed},
-        {"n", 1},
-        {"logprobs", n_top},
-        {"return_tokens_as_token_ids", true},
-        {"skip_special_tokens", false},
-        {"stream", false},
+        { "model", impl_->model() },
+        { "prompt", context },
+        { "max_tokens", max_tokens },
+        { "temperature", temperature },
+        { "top_p", 1.0 },
+        { "top_k", -1 },
+        { "min_p", 0.0 },
+        { "repetition_penalty", 1.0 },
+        { "presence_penalty", 0.0 },
+        { "frequency_penalty", 0.0 },
+        { "seed", seed },
+        { "n", 1 },
+        { "logprobs", n_top },
+        { "return_tokens_as_token_ids", true },
+        { "skip_special_tokens", false },
+        { "stream", false },
     };
     const json r = impl_->http.call("/v1/completions", request);
     impl_->context_sent += int64_t(context.size());
@@ -175,12 +178,12 @@ generated_suffix vllm_generator::impl::parse_completion(const json & r, int32_t 
         throw error(where + ": answer has no logprobs (the request asked for them)");
     }
     const json & lp = choice["logprobs"];
-    for (const char * field : {"tokens", "token_logprobs"}) {
+    for (const char * field : { "tokens", "token_logprobs" }) {
         if (!lp.contains(field) || !lp[field].is_array()) throw error(where + ": logprobs." + field + " missing");
     }
-    const json & tokens = lp["tokens"];
-    const json & token_logprobs = lp["token_logprobs"];
-    const bool unit_temperature = temperature == 1.0;
+    const json & tokens           = lp["tokens"];
+    const json & token_logprobs   = lp["token_logprobs"];
+    const bool   unit_temperature = temperature == 1.0;
     if (tokens.size() != token_logprobs.size()) {
         throw error(where + ": " + std::to_string(tokens.size()) + " tokens but " +
                     std::to_string(token_logprobs.size()) + " log-probabilities");
@@ -204,8 +207,8 @@ generated_suffix vllm_generator::impl::parse_completion(const json & r, int32_t 
         if (usage.contains("prompt_tokens_details") && usage["prompt_tokens_details"].is_object() &&
             usage["prompt_tokens_details"].contains("cached_tokens") &&
             usage["prompt_tokens_details"]["cached_tokens"].is_number_integer()) {
-            context_cached = std::max<int64_t>(context_cached, 0) +
-                             usage["prompt_tokens_details"]["cached_tokens"].get<int64_t>();
+            context_cached =
+                std::max<int64_t>(context_cached, 0) + usage["prompt_tokens_details"]["cached_tokens"].get<int64_t>();
         }
     }
 
@@ -223,7 +226,7 @@ generated_suffix vllm_generator::impl::parse_completion(const json & r, int32_t 
         if (!entries.is_object() || entries.empty()) throw error(at + ": no top_logprobs");
         std::vector<top_logprob> top;
         for (const auto & [key, value] : entries.items()) {
-            top.push_back({parse_token_id(json(key), at), parse_logprob(value, at)});
+            top.push_back({ parse_token_id(json(key), at), parse_logprob(value, at) });
         }
         // vLLM does not report its vocabulary size: the bound decides exactness.
         const estimated_log_q q = log_q_from_top_k(s.tokens.back(), log_p, top, n_top, temperature, 0);

@@ -5,7 +5,7 @@
 #include <iostream>
 
 int main(int argc, char ** argv) {
-    auto model = powersample::model::load({argc > 1 ? argv[1] : ""});
+    auto       model  = powersample::model::load({ argc > 1 ? argv[1] : "" });
     const auto result = powersample::power_sample(model, "What is 7 * 8? Answer briefly.", 4.0, 16, 2, 32);
     std::cout << result.text << "\n";
     return 0;

@@ -17,7 +17,7 @@ using namespace powersample::eval;
 
 namespace {
 
-const fs::path k_data = POWERSAMPLE_TEST_DATA_DIR;
+const fs::path k_data   = POWERSAMPLE_TEST_DATA_DIR;
 const fs::path k_shared = POWERSAMPLE_SHARED_DATA_DIR;
 
 // A per-test directory under the system temp dir, removed at the end.
@@ -180,21 +180,21 @@ TEST(Datasets, HumanEvalFromGzip) {
 }
 
 TEST(Datasets, BadLinesAreReportedAndSkipped) {
-    temp_dir dir;
-    const auto file = dir.write("gsm8k_test.jsonl",
-                                "{\"question\": \"q0\", \"answer\": \"x\\n#### 7\"}\n"
-                                "{\"question\": \"q1\", \"answer\": \"x\\n#### 1,000\"}\r\n"
-                                "\n"
-                                "{not json\n"
-                                "{\"answer\": \"#### 3\"}\n"
-                                "{\"question\": 5, \"answer\": \"#### 3\"}\n"
-                                "{\"question\": \"q5\", \"answer\": \"no marker\"}\n"
-                                "[1, 2]\n"
-                                "{\"question\": \"q7\", \"answer\": \"#### 9\"}");
+    temp_dir                  dir;
+    const auto                file = dir.write("gsm8k_test.jsonl",
+                                               "{\"question\": \"q0\", \"answer\": \"x\\n#### 7\"}\n"
+                                                              "{\"question\": \"q1\", \"answer\": \"x\\n#### 1,000\"}\r\n"
+                                                              "\n"
+                                                              "{not json\n"
+                                                              "{\"answer\": \"#### 3\"}\n"
+                                                              "{\"question\": 5, \"answer\": \"#### 3\"}\n"
+                                                              "{\"question\": \"q5\", \"answer\": \"no marker\"}\n"
+                                                              "[1, 2]\n"
+                                                              "{\"question\": \"q7\", \"answer\": \"#### 9\"}");
     std::vector<load_warning> seen;
-    load_options opts;
+    load_options              opts;
     opts.on_warning = [&](const load_warning & w) { seen.push_back(w); };
-    const auto r = load_builtin_dataset("gsm8k", dir.path(), opts);
+    const auto r    = load_builtin_dataset("gsm8k", dir.path(), opts);
     ASSERT_EQ(r.problems.size(), 3u);
     EXPECT_EQ(r.problems[0].reference, "7");
     EXPECT_EQ(r.problems[1].reference, "1000");
@@ -236,19 +236,19 @@ TEST(Datasets, CorruptGzipThrows) {
 }
 
 TEST(Datasets, UserFileWithFieldMapping) {
-    temp_dir dir;
-    const auto file = dir.write("my-set.jsonl",
-                                "{\"q\": \"What is 2+2?\", \"a\": 4, \"uid\": \"first\"}\n"
-                                "{\"q\": \"Half of 1?\", \"a\": \"\\\\frac{1}{2}\", \"uid\": 17}\n"
-                                "{\"q\": \"No id\", \"a\": 1.5}\n"
-                                "{\"q\": \"No answer\"}\n"
-                                "{\"q\": \"Bad answer\", \"a\": [1]}\n");
+    temp_dir      dir;
+    const auto    file = dir.write("my-set.jsonl",
+                                   "{\"q\": \"What is 2+2?\", \"a\": 4, \"uid\": \"first\"}\n"
+                                      "{\"q\": \"Half of 1?\", \"a\": \"\\\\frac{1}{2}\", \"uid\": 17}\n"
+                                      "{\"q\": \"No id\", \"a\": 1.5}\n"
+                                      "{\"q\": \"No answer\"}\n"
+                                      "{\"q\": \"Bad answer\", \"a\": [1]}\n");
     field_mapping m;
     m.question_field = "q";
-    m.answer_field = "a";
-    m.id_field = "uid";
-    m.task = "math";
-    const auto r = load_jsonl_dataset(file, m);
+    m.answer_field   = "a";
+    m.id_field       = "uid";
+    m.task           = "math";
+    const auto r     = load_jsonl_dataset(file, m);
     ASSERT_EQ(r.problems.size(), 3u);
     EXPECT_EQ(ids(r), (std::vector<std::string>{ "first", "17", "my-set/2" }));
     EXPECT_EQ(r.problems[0].reference, "4");
@@ -264,8 +264,8 @@ TEST(Datasets, UserFileWithFieldMapping) {
 }
 
 TEST(Datasets, UserFileRejectsUnknownTask) {
-    temp_dir dir;
-    const auto file = dir.write("x.jsonl", "{}\n");
+    temp_dir      dir;
+    const auto    file = dir.write("x.jsonl", "{}\n");
     field_mapping m;
     m.task = "essay";
     try {
@@ -279,7 +279,7 @@ TEST(Datasets, UserFileRejectsUnknownTask) {
 }
 
 TEST(Datasets, OffsetAndLimit) {
-    temp_dir dir;
+    temp_dir    dir;
     std::string content;
     for (int i = 0; i < 10; ++i) {
         content += "{\"input\": \"q" + std::to_string(i) + "\", \"target\": " + std::to_string(i) + "}\n";
@@ -287,41 +287,41 @@ TEST(Datasets, OffsetAndLimit) {
     dir.write("mawps_singleop.jsonl", content);
     load_options o;
     o.offset = 3;
-    o.limit = 4;
-    auto r = load_builtin_dataset("mawps-singleop", dir.path(), o);
+    o.limit  = 4;
+    auto r   = load_builtin_dataset("mawps-singleop", dir.path(), o);
     EXPECT_EQ(ids(r), (std::vector<std::string>{ "mawps-singleop/3", "mawps-singleop/4", "mawps-singleop/5",
                                                  "mawps-singleop/6" }));
     o.offset = 8;
-    o.limit = 5;
-    r = load_builtin_dataset("mawps-singleop", dir.path(), o);
+    o.limit  = 5;
+    r        = load_builtin_dataset("mawps-singleop", dir.path(), o);
     EXPECT_EQ(ids(r), (std::vector<std::string>{ "mawps-singleop/8", "mawps-singleop/9" }));
     o.offset = 20;
-    r = load_builtin_dataset("mawps-singleop", dir.path(), o);
+    r        = load_builtin_dataset("mawps-singleop", dir.path(), o);
     EXPECT_TRUE(r.problems.empty());
     o.offset = 0;
-    o.limit = 0;
-    r = load_builtin_dataset("mawps-singleop", dir.path(), o);
+    o.limit  = 0;
+    r        = load_builtin_dataset("mawps-singleop", dir.path(), o);
     EXPECT_TRUE(r.problems.empty());
 }
 
 TEST(Datasets, ShuffleIsDeterministicAndAppliedBeforeOffset) {
-    temp_dir dir;
+    temp_dir    dir;
     std::string content;
     for (int i = 0; i < 10; ++i) {
         content += "{\"input\": \"q\", \"target\": " + std::to_string(i) + "}\n";
     }
     dir.write("mawps_singleop.jsonl", content);
     load_options o;
-    o.shuffle = true;
-    o.seed = 42;
-    const auto all = load_builtin_dataset("mawps-singleop", dir.path(), o);
+    o.shuffle                    = true;
+    o.seed                       = 42;
+    const auto               all = load_builtin_dataset("mawps-singleop", dir.path(), o);
     std::vector<std::string> refs;
     for (const auto & p : all.problems) {
         refs.push_back(p.reference);
     }
     EXPECT_EQ(refs, (std::vector<std::string>{ "1", "7", "9", "0", "3", "8", "4", "2", "5", "6" }));
-    o.offset = 2;
-    o.limit = 3;
+    o.offset        = 2;
+    o.limit         = 3;
     const auto page = load_builtin_dataset("mawps-singleop", dir.path(), o);
     ASSERT_EQ(page.problems.size(), 3u);
     EXPECT_EQ(page.problems[0].reference, "9");
@@ -351,7 +351,7 @@ TEST(Shuffle, EngineIsTheStandardMt19937_64) {
 }
 
 TEST(Shuffle, UniformBelowStaysInRange) {
-    std::mt19937_64 rng(7);
+    std::mt19937_64  rng(7);
     std::vector<int> counts(3, 0);
     for (int i = 0; i < 3000; ++i) {
         const auto v = uniform_below(rng, 3);
@@ -406,7 +406,7 @@ TEST_P(RealDatasets, LoadsEveryItem) {
         GTEST_SKIP() << k_shared << " not present";
     }
     const auto [name, count] = GetParam();
-    const auto r = load_builtin_dataset(name, k_shared);
+    const auto r             = load_builtin_dataset(name, k_shared);
     EXPECT_TRUE(r.warnings.empty()) << r.warnings.front().file << ":" << r.warnings.front().line << ": "
                                     << r.warnings.front().reason;
     EXPECT_EQ(r.problems.size(), count);

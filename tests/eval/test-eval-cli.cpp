@@ -24,20 +24,20 @@ namespace fs = std::filesystem;
 namespace {
 
 struct run_result {
-    int exit_code = -1;
+    int         exit_code = -1;
     std::string output;  // stdout and stderr together
 };
 
 run_result run(const std::string & args) {
     const std::string cmd = std::string(POWERSAMPLE_EVAL_BINARY) + " " + args + " 2>&1";
-    run_result r;
-    FILE * p = ::popen(cmd.c_str(), "r");
+    run_result        r;
+    FILE *            p = ::popen(cmd.c_str(), "r");
     if (!p) return r;
     std::array<char, 4096> buf;
-    size_t n;
+    size_t                 n;
     while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
     const int status = ::pclose(p);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.exit_code      = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return r;
 }
 
@@ -101,8 +101,8 @@ TEST(CliBadInput, MethodKnobsOutOfRangeNameTheFlag) {
              { "--methods sps --sps-proposal q", "--sps-proposal = 'q'" },
              { "--methods sps --sps-level word", "--sps-level = 'word'" },
              { "--methods sps --max-new-tokens 8", "--n-predict = 8" },  // below sps-small's block of 16
-             { "--methods power --steps -2", "--steps = -2" },             // -1 alone means the preset's
-             { "--methods best-of-n -n 3", "--n-samples N" },  // -n is ambiguous across the tools
+             { "--methods power --steps -2", "--steps = -2" },           // -1 alone means the preset's
+             { "--methods best-of-n -n 3", "--n-samples N" },            // -n is ambiguous across the tools
              { "--methods power --block-size -4", "--block-size = -4" },
              { "--methods power-entropy --entropy-floor 0", "--entropy-floor = 0" } }) {
         const auto r = run("-d mawps-multiarith " + args);
@@ -128,7 +128,7 @@ TEST(CliBadInput, MissingJsonlFileIsUsageError) {
 }
 
 TEST(CliBadInput, BadDatasetLinesAreReportedAndSkipped) {
-    const auto dir = fresh_dir("badlines");
+    const auto dir  = fresh_dir("badlines");
     const auto file = dir / "user.jsonl";
     std::ofstream(file) << "{\"q\": \"What is 1+1?\", \"a\": 2}\n"
                            "{\"q\": \"broken\n"
@@ -159,13 +159,14 @@ TEST(CliBadInput, UnknownTaskAndBadPreset) {
 
 // A run on 3 problems; one result file is deleted; the rerun recomputes exactly that one.
 TEST(RunResume, RerunCompletesOnlyMissingFiles) {
-    const auto dir = fresh_dir("resume");
+    const auto        dir  = fresh_dir("resume");
     const std::string args = "-d mawps-multiarith --data-dir " POWERSAMPLE_TEST_DATA_DIR
-                             " --limit 3 --methods greedy --max-new-tokens 8 -t 1 --out " + dir.string();
+                             " --limit 3 --methods greedy --max-new-tokens 8 -t 1 --out " +
+                             dir.string();
     auto r = run(args);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("[greedy] 3 to run, 0 already done"), std::string::npos) << r.output;
-    const fs::path d = dir / "greedy";
+    const fs::path        d = dir / "greedy";
     std::vector<fs::path> files;
     for (const auto & e : fs::directory_iterator(d)) {
         if (e.path().extension() == ".json") files.push_back(e.path());
@@ -204,10 +205,13 @@ TEST(RunResume, ResponseCutInsideACharacterIsRecordedAndResumes) {
     const auto dir = fresh_dir("utf8");
     {
         std::ofstream f(dir / "zh.jsonl");
-        for (int i = 0; i < 6; ++i) f << "{\"question\": \"Reply with only an emoji of a smiling face.\", \"answer\": \"8\"}\n";
+        for (int i = 0; i < 6; ++i)
+            f << "{\"question\": \"Reply with only an emoji of a smiling face.\", \"answer\": \"8\"}\n";
     }
-    const std::string args = "-d " + (dir / "zh.jsonl").string() + " --methods sample --max-new-tokens 1 -t 1 "
-                             "--chat --out " + (dir / "out").string();
+    const std::string args = "-d " + (dir / "zh.jsonl").string() +
+                             " --methods sample --max-new-tokens 1 -t 1 "
+                             "--chat --out " +
+                             (dir / "out").string();
     auto r = run(args);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     size_t files = 0, cut = 0;
@@ -227,13 +231,15 @@ TEST(RunResume, ResponseCutInsideACharacterIsRecordedAndResumes) {
 // best-of-n@smc takes N from the tokens smc spent over the length of one T = 1 sample, and
 // records both; without smc results it is skipped with a message and a non-zero exit.
 TEST(RunMatched, BestOfNMatchedToSmcSpendsSmcsBudget) {
-    const auto dir = fresh_dir("matched");
+    const auto        dir    = fresh_dir("matched");
     const std::string common = "-d mawps-multiarith --data-dir " POWERSAMPLE_TEST_DATA_DIR
-                               " --limit 2 --max-new-tokens 8 --particles 4 -t 1 --out " + dir.string();
+                               " --limit 2 --max-new-tokens 8 --particles 4 -t 1 --out " +
+                               dir.string();
     auto r = run(common + " --methods best-of-n@smc");
     EXPECT_EQ(r.exit_code, 1) << r.output;
     EXPECT_NE(r.output.find("[best-of-n@smc] skipped: no finished results of 'smc' to match (run it first)"),
-              std::string::npos) << r.output;
+              std::string::npos)
+        << r.output;
 
     r = run(common + " --methods sample,smc,best-of-n@smc");
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -247,15 +253,14 @@ TEST(RunMatched, BestOfNMatchedToSmcSpendsSmcsBudget) {
     }
     for (const auto & e : fs::directory_iterator(dir / "sample")) {
         if (e.path().extension() != ".json") continue;
-        const auto j = slurp(e.path());
+        const auto j  = slurp(e.path());
         const auto at = j.rfind("\"n_tokens_generated\": ");
         sample_tokens += std::stod(j.substr(at + 22));
     }
     // Four particles of up to 8 tokens each against one sample of up to 8.
     const long n = std::lround(smc_tokens / std::max(1.0, sample_tokens));
     EXPECT_GE(n, 2);
-    EXPECT_NE(r.output.find("[best-of-n@smc] N = " + std::to_string(n) + ": smc spent"), std::string::npos)
-        << r.output;
+    EXPECT_NE(r.output.find("[best-of-n@smc] N = " + std::to_string(n) + ": smc spent"), std::string::npos) << r.output;
     size_t files = 0;
     for (const auto & e : fs::directory_iterator(dir / "best-of-n@smc")) {
         if (e.path().extension() != ".json") continue;
@@ -273,19 +278,20 @@ TEST(RunMatched, BestOfNMatchedToSmcSpendsSmcsBudget) {
 // SIGINT in the middle of a batch: nothing cancelled is written as finished, and the rerun
 // completes the rest.
 TEST(RunResume, InterruptLosesOnlyProblemsInFlight) {
-    const auto dir = fresh_dir("sigint");
+    const auto        dir  = fresh_dir("sigint");
     const std::string args = "-d mawps-multiarith --data-dir " POWERSAMPLE_TEST_DATA_DIR
-                             " --limit 3 --methods greedy,sample --max-new-tokens 32 -t 1 --out " + dir.string();
+                             " --limit 3 --methods greedy,sample --max-new-tokens 32 -t 1 --out " +
+                             dir.string();
     const pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
         const std::string cmd = std::string("exec ") + POWERSAMPLE_EVAL_BINARY + " " + args + " >/dev/null 2>&1";
-        ::execl("/bin/sh", "sh", "-c", cmd.c_str(), (char *) nullptr);
+        ::execl("/bin/sh", "sh", "-c", cmd.c_str(), (char *)nullptr);
         ::_exit(127);
     }
     // Interrupt once the model is generating: after the first result of the first method.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    bool started = false;
+    bool       started  = false;
     while (std::chrono::steady_clock::now() < deadline && !started) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
         started = fs::exists(dir / "greedy") && !fs::is_empty(dir / "greedy");
@@ -321,7 +327,7 @@ namespace {
 // Lines of `file` (0 when missing).
 size_t count_lines(const fs::path & file) {
     std::ifstream in(file);
-    size_t n = 0;
+    size_t        n = 0;
     for (std::string line; std::getline(in, line);) n += !line.empty();
     return n;
 }
@@ -331,7 +337,7 @@ std::string table_cell(const std::string & output, const std::string & method, s
     const auto start = output.find("| " + method + " |");
     if (start == std::string::npos) return {};
     const auto row = output.substr(start + 1, output.find('\n', start) - start - 1);
-    size_t at = 0;
+    size_t     at  = 0;
     for (size_t i = 0; i < column; ++i) {
         at = row.find('|', at);
         if (at == std::string::npos) return {};
@@ -341,7 +347,7 @@ std::string table_cell(const std::string & output, const std::string & method, s
 }
 
 size_t count_results(const fs::path & dir) {
-    size_t n = 0;
+    size_t          n = 0;
     std::error_code ec;
     for (const auto & e : fs::directory_iterator(dir, ec)) {
         const auto name = e.path().filename().string();
@@ -355,15 +361,15 @@ size_t count_results(const fs::path & dir) {
 // --out is checked before the model loads: the model path here does not exist, so reaching the
 // model would end in a --model error instead.
 TEST(CliBadInput, OutMustBeAWritableDirectory) {
-    const auto dir = fresh_dir("out");
+    const auto dir  = fresh_dir("out");
     const auto file = dir / "a-file";
     std::ofstream(file) << "x";
     const std::string common = "-d mawps-multiarith --data-dir " POWERSAMPLE_TEST_DATA_DIR
                                " --limit 1 --methods greedy -m /nonexistent/model.gguf ";
     auto r = run(common + "--out " + file.string());
     EXPECT_EQ(r.exit_code, 1) << r.output;
-    EXPECT_EQ(r.output, "power-sampling-eval: --out '" + file.string() + "': '" + file.string() +
-                            "' is not a directory\n");
+    EXPECT_EQ(r.output,
+              "power-sampling-eval: --out '" + file.string() + "': '" + file.string() + "' is not a directory\n");
     // A method directory that is a file is caught as well.
     fs::create_directories(dir / "out2");
     std::ofstream(dir / "out2" / "greedy") << "x";
@@ -378,15 +384,15 @@ TEST(CliBadInput, OutMustBeAWritableDirectory) {
     std::string cmd_prefix;
     if (::geteuid() == 0) {
         if (std::system("unshare -m true >/dev/null 2>&1") != 0) GTEST_SKIP() << "unshare -m unavailable";
-        cmd_prefix = "unshare -m sh -c 'mount --bind " + ro.string() + " " + ro.string() + " && mount -o remount,ro,bind " +
-                     ro.string() + " " + ro.string() + " && exec \"$0\" \"$@\"' ";
+        cmd_prefix = "unshare -m sh -c 'mount --bind " + ro.string() + " " + ro.string() +
+                     " && mount -o remount,ro,bind " + ro.string() + " " + ro.string() + " && exec \"$0\" \"$@\"' ";
     } else {
         fs::permissions(ro, fs::perms::owner_read | fs::perms::owner_exec);
     }
     const std::string cmd = cmd_prefix + POWERSAMPLE_EVAL_BINARY + " " + common + "--out " + ro.string() + " 2>&1";
-    FILE * p = ::popen(cmd.c_str(), "r");
+    FILE *            p   = ::popen(cmd.c_str(), "r");
     ASSERT_NE(p, nullptr);
-    std::string out;
+    std::string            out;
     std::array<char, 4096> buf;
     for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), p)) > 0;) out.append(buf.data(), n);
     const int status = ::pclose(p);
@@ -403,7 +409,7 @@ TEST(CliBadInput, OutMustBeAWritableDirectory) {
 // One problem whose prompt is beyond the model's context is recorded as skipped, with the
 // reason, and counted; the others run, on the first run and on every rerun.
 TEST(RunSkip, OversizedProblemIsSkippedAndTheRestRun) {
-    const auto dir = fresh_dir("oversized");
+    const auto  dir = fresh_dir("oversized");
     std::string huge;
     for (int i = 0; i < 20000; ++i) huge += "word ";
     std::ofstream(dir / "u.jsonl") << "{\"id\": \"a\", \"question\": \"What is 1+1?\", \"answer\": 2}\n"
@@ -412,7 +418,8 @@ TEST(RunSkip, OversizedProblemIsSkippedAndTheRestRun) {
     const std::string args = "-m smollm2-135m -d " + (dir / "u.jsonl").string() +
                              " --id-field id --raw --methods greedy --max-new-tokens 4 -t 1 --out " +
                              (dir / "out").string();
-    for (const char * expected : { "[greedy] 2 to run, 0 already done, 1 skipped", "[greedy] 0 to run, 2 already done, 1 skipped" }) {
+    for (const char * expected :
+         { "[greedy] 2 to run, 0 already done, 1 skipped", "[greedy] 0 to run, 2 already done, 1 skipped" }) {
         const auto r = run(args);
         ASSERT_EQ(r.exit_code, 0) << r.output;
         EXPECT_NE(r.output.find(expected), std::string::npos) << r.output;
@@ -430,22 +437,24 @@ TEST(RunSkip, OversizedProblemIsSkippedAndTheRestRun) {
 // Time is recorded per finished problem as it finishes, so a killed run keeps the timing of
 // the problems it finished.
 TEST(RunTiming, TimePerFinishedProblemSurvivesAKill) {
-    const auto dir = fresh_dir("timing");
+    const auto        dir  = fresh_dir("timing");
     const std::string args = "-m smollm2-135m -d mawps-multiarith --data-dir " POWERSAMPLE_TEST_DATA_DIR
-                             " --limit 3 --methods greedy --max-new-tokens 4 -t 1 --out " + dir.string();
+                             " --limit 3 --methods greedy --max-new-tokens 4 -t 1 --out " +
+                             dir.string();
     auto r = run(args);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(count_lines(dir / "greedy" / "_timing.jsonl"), 3u);
     EXPECT_NE(slurp(dir / "greedy" / "_timing.jsonl").find("\"problems\":1"), std::string::npos);
 
-    const auto killed = fresh_dir("timing-kill");
+    const auto        killed    = fresh_dir("timing-kill");
     const std::string kill_args = "-m smollm2-135m -d mawps-multiarith --data-dir " POWERSAMPLE_TEST_DATA_DIR
-                                  " --limit 3 --methods greedy --max-new-tokens 48 -t 1 --out " + killed.string();
+                                  " --limit 3 --methods greedy --max-new-tokens 48 -t 1 --out " +
+                                  killed.string();
     const pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
         const std::string cmd = std::string("exec ") + POWERSAMPLE_EVAL_BINARY + " " + kill_args + " >/dev/null 2>&1";
-        ::execl("/bin/sh", "sh", "-c", cmd.c_str(), (char *) nullptr);
+        ::execl("/bin/sh", "sh", "-c", cmd.c_str(), (char *)nullptr);
         ::_exit(127);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);

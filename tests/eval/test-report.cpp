@@ -17,7 +17,7 @@ namespace {
 
 ev::sample_grade g(std::optional<std::string> answer, bool correct) {
     ev::sample_grade s;
-    s.answer = std::move(answer);
+    s.answer  = std::move(answer);
     s.correct = correct;
     return s;
 }
@@ -27,10 +27,14 @@ nlohmann::json numeric_record(const std::string & method, const std::vector<std:
                               const std::string & id = "p/0") {
     nlohmann::json samples = nlohmann::json::array();
     for (size_t i = 0; i < texts.size(); ++i) {
-        samples.push_back({ { "text", texts[i] }, { "log_p", log_p[i] }, { "finish", "eog" },
-                            { "n_tokens_generated", 10 * (i + 1) }, { "n_proposals", 0 }, { "n_accepted", 0 } });
+        samples.push_back({ { "text", texts[i] },
+                            { "log_p", log_p[i] },
+                            { "finish", "eog" },
+                            { "n_tokens_generated", 10 * (i + 1) },
+                            { "n_proposals", 0 },
+                            { "n_accepted", 0 } });
     }
-    return { { "problem_id", id }, { "task", "numeric" }, { "method", method }, { "engine", "sample" },
+    return { { "problem_id", id },       { "task", "numeric" },  { "method", method },   { "engine", "sample" },
              { "reference", reference }, { "samples", samples }, { "wall_seconds", 2.0 } };
 }
 
@@ -38,9 +42,9 @@ nlohmann::json numeric_record(const std::string & method, const std::vector<std:
 
 TEST(EvalSelection, MajorityCountsAnswersByValue) {
     // "5" and "5.0" are one vote bucket: 5 has three votes, 3 has two.
-    std::vector<ev::sample_grade> grades{ g("3", false), g("5", true), g("5.0", true), g("3", false),
-                                          g(std::nullopt, false), g("5", true) };
-    const auto s = ev::select_majority("numeric", grades);
+    std::vector<ev::sample_grade> grades{ g("3", false), g("5", true),           g("5.0", true),
+                                          g("3", false), g(std::nullopt, false), g("5", true) };
+    const auto                    s = ev::select_majority("numeric", grades);
     EXPECT_EQ(s.index, 1);
     EXPECT_EQ(s.answer, "5");
     EXPECT_TRUE(s.correct);
@@ -48,7 +52,7 @@ TEST(EvalSelection, MajorityCountsAnswersByValue) {
 
 TEST(EvalSelection, MajorityTieGoesToFirstAnswerInChainOrder) {
     std::vector<ev::sample_grade> grades{ g("7", false), g("4", true), g("4", true), g("7", false) };
-    const auto s = ev::select_majority("numeric", grades);
+    const auto                    s = ev::select_majority("numeric", grades);
     EXPECT_EQ(s.index, 0);
     EXPECT_EQ(s.answer, "7");
     EXPECT_FALSE(s.correct);
@@ -59,7 +63,7 @@ TEST(EvalSelection, MajorityTieGoesToFirstAnswerInChainOrder) {
 
 TEST(EvalSelection, MajorityWithoutAnswersIsWrong) {
     std::vector<ev::sample_grade> grades{ g(std::nullopt, false), g(std::nullopt, false) };
-    const auto s = ev::select_majority("numeric", grades);
+    const auto                    s = ev::select_majority("numeric", grades);
     EXPECT_EQ(s.index, -1);
     EXPECT_EQ(s.answer, "");
     EXPECT_FALSE(s.correct);
@@ -72,7 +76,7 @@ TEST(EvalSelection, MajorityNormalisesMathAnswers) {
 
 TEST(EvalSelection, BestOfNPicksMaxLogP) {
     std::vector<ev::sample_grade> grades{ g("1", false), g("2", true), g("3", false) };
-    const auto s = ev::select_best_log_p({ -12.5, -3.25, -7.0 }, grades);
+    const auto                    s = ev::select_best_log_p({ -12.5, -3.25, -7.0 }, grades);
     EXPECT_EQ(s.index, 1);
     EXPECT_EQ(s.answer, "2");
     EXPECT_TRUE(s.correct);
@@ -80,7 +84,7 @@ TEST(EvalSelection, BestOfNPicksMaxLogP) {
     EXPECT_EQ(ev::select_best_log_p({ -1.0, -1.0, -2.0 }, grades).index, 0);
     // The most likely sample may have no answer; then the method is wrong for this problem.
     std::vector<ev::sample_grade> none{ g(std::nullopt, false), g("2", true) };
-    const auto n = ev::select_best_log_p({ -1.0, -5.0 }, none);
+    const auto                    n = ev::select_best_log_p({ -1.0, -5.0 }, none);
     EXPECT_EQ(n.index, 0);
     EXPECT_EQ(n.answer, "");
     EXPECT_FALSE(n.correct);
@@ -111,7 +115,7 @@ TEST(EvalGrading, StopCutsBaseModelContinuation) {
     EXPECT_EQ(ev::graded_text("so 12.\nQuestion: what is 3+4?\nAnswer: 7", "\nQuestion:"), "so 12.");
     EXPECT_EQ(ev::graded_text("no stop here 5", "\nQuestion:"), "no stop here 5");
     EXPECT_EQ(ev::graded_text("anything 1\nQuestion: 2", ""), "anything 1\nQuestion: 2");
-    auto rec = numeric_record("greedy", { "It is 12.\nQuestion: Tom has 3 apples...\nAnswer: 3" }, { -1 }, "12");
+    auto rec    = numeric_record("greedy", { "It is 12.\nQuestion: Tom has 3 apples...\nAnswer: 3" }, { -1 }, "12");
     rec["stop"] = "\nQuestion:";
     ev::grade_record(rec);
     EXPECT_EQ(rec["grade"]["answer"], "12");
@@ -127,10 +131,10 @@ TEST(EvalGrading, ResponseWithoutAnswerIsWrong) {
 
 TEST(EvalSummary, PassAtKAccuracyAndCompute) {
     // Problem a: 1 of 4 samples correct, majority wrong. Problem b: 3 of 4 correct, majority right.
-    auto a = numeric_record("maj-vote", { "\\boxed{1}", "\\boxed{2}", "\\boxed{2}", "\\boxed{3}" }, { 0, 0, 0, 0 },
-                            "1", "a");
-    auto b = numeric_record("maj-vote", { "\\boxed{5}", "\\boxed{5}", "\\boxed{6}", "\\boxed{5}" }, { 0, 0, 0, 0 },
-                            "5", "b");
+    auto a = numeric_record("maj-vote", { "\\boxed{1}", "\\boxed{2}", "\\boxed{2}", "\\boxed{3}" }, { 0, 0, 0, 0 }, "1",
+                            "a");
+    auto b = numeric_record("maj-vote", { "\\boxed{5}", "\\boxed{5}", "\\boxed{6}", "\\boxed{5}" }, { 0, 0, 0, 0 }, "5",
+                            "b");
     auto c = numeric_record("greedy", { "\\boxed{5}" }, { 0 }, "5", "b");
     for (auto * r : { &a, &b, &c }) ev::grade_record(*r);
     const auto rows = ev::summarize({ a, b, c }, { "greedy", "maj-vote", "power" }, { { "maj-vote", { 30.0, 2 } } });
@@ -163,13 +167,13 @@ TEST(EvalSummary, PassAtKAccuracyAndCompute) {
 }
 
 TEST(EvalSummary, WallTimeIsReportedInPlainSamples) {
-    auto g = numeric_record("greedy", { "\\boxed{5}" }, { 0 }, "5", "a");
-    auto s1 = numeric_record("sample", { "\\boxed{5}" }, { 0 }, "5", "a");
-    auto p = numeric_record("power", { "\\boxed{5}" }, { 0 }, "5", "a");
-    auto e = numeric_record("power-entropy", { "\\boxed{5}" }, { 0 }, "5", "a");
-    e["engine"] = "power-entropy";
+    auto g                         = numeric_record("greedy", { "\\boxed{5}" }, { 0 }, "5", "a");
+    auto s1                        = numeric_record("sample", { "\\boxed{5}" }, { 0 }, "5", "a");
+    auto p                         = numeric_record("power", { "\\boxed{5}" }, { 0 }, "5", "a");
+    auto e                         = numeric_record("power-entropy", { "\\boxed{5}" }, { 0 }, "5", "a");
+    e["engine"]                    = "power-entropy";
     e["samples"][0]["n_proposals"] = 4;
-    e["samples"][0]["n_accepted"] = 1;
+    e["samples"][0]["n_accepted"]  = 1;
     for (auto * r : { &g, &s1, &p, &e }) ev::grade_record(*r);
     // greedy 3 s, sample 4 s, power 10 s per problem: the reference is "sample", not greedy.
     const auto rows = ev::summarize({ g, s1, p, e }, { "greedy", "sample", "power", "power-entropy" },
@@ -183,14 +187,15 @@ TEST(EvalSummary, WallTimeIsReportedInPlainSamples) {
     ASSERT_TRUE(rows[3].acceptance_rate.has_value());
     EXPECT_DOUBLE_EQ(*rows[3].acceptance_rate, 0.25);
     // Without a "sample" row, greedy (one sample's length) is the reference.
-    const auto rows2 = ev::summarize({ g, p }, { "greedy", "power" }, { { "greedy", { 2.0, 1 } }, { "power", { 10.0, 1 } } });
+    const auto rows2 =
+        ev::summarize({ g, p }, { "greedy", "power" }, { { "greedy", { 2.0, 1 } }, { "power", { 10.0, 1 } } });
     EXPECT_DOUBLE_EQ(*rows2[1].time_vs_sample, 5.0);
 }
 
 TEST(EvalSummary, SignTestPValues) {
     EXPECT_DOUBLE_EQ(ev::sign_test_p_value(0, 0), 1.0);
-    EXPECT_DOUBLE_EQ(ev::sign_test_p_value(1, 0), 1.0);          // 2 * 1/2
-    EXPECT_DOUBLE_EQ(ev::sign_test_p_value(5, 0), 2.0 / 32.0);   // 2 * (1/2)^5
+    EXPECT_DOUBLE_EQ(ev::sign_test_p_value(1, 0), 1.0);         // 2 * 1/2
+    EXPECT_DOUBLE_EQ(ev::sign_test_p_value(5, 0), 2.0 / 32.0);  // 2 * (1/2)^5
     EXPECT_NEAR(ev::sign_test_p_value(8, 2), 2.0 * (1 + 10 + 45) / 1024.0, 1e-12);
     EXPECT_DOUBLE_EQ(ev::sign_test_p_value(2, 8), ev::sign_test_p_value(8, 2));
     EXPECT_DOUBLE_EQ(ev::sign_test_p_value(3, 3), 1.0);
@@ -236,17 +241,18 @@ TEST(EvalSummary, PassAtKUsesSmallestSampleCount) {
 }
 
 TEST(EvalSummary, MarkdownJsonAndHtml) {
-    auto c = numeric_record("greedy", { "\\boxed{5}" }, { 0 }, "5", "b");
-    auto d = numeric_record("greedy", { "\\boxed{4}" }, { 0 }, "5", "c");
+    auto c                    = numeric_record("greedy", { "\\boxed{5}" }, { 0 }, "5", "b");
+    auto d                    = numeric_record("greedy", { "\\boxed{4}" }, { 0 }, "5", "c");
     d["samples"][0]["finish"] = "length";  // one of the two samples stopped at the cap
     ev::grade_record(c);
     ev::grade_record(d);
-    const auto rows = ev::summarize({ c, d }, { "greedy" });
+    const auto         rows = ev::summarize({ c, d }, { "greedy" });
     const ev::run_info info{ { "model", "m<1>" } };
-    const auto md = ev::summary_markdown(rows, info);
+    const auto         md = ev::summary_markdown(rows, info);
     EXPECT_NE(md.find("- model: m<1>\n"), std::string::npos);
     EXPECT_NE(md.find("| greedy | 2 | 50.0 | [9.5, 90.5] | - | - | 0 | 0 | 50.0 | 10.0 | 2.00 | - | - | - | - |"),
-              std::string::npos) << md;
+              std::string::npos)
+        << md;
     EXPECT_EQ(ev::summary_json(rows, info)["methods"][0]["n_samples_at_cap"], 1);
     const auto j = ev::summary_json(rows, info);
     EXPECT_EQ(j["methods"][0]["n_correct"], 1);
@@ -296,8 +302,9 @@ TEST(EvalFiles, AtomicWriteAndFinishedCheck) {
 }
 
 TEST(EvalMethods, NamesAndLookup) {
-    EXPECT_EQ(ev::eval_method_names(), "greedy, sample, low-temp, power, power-entropy, smc, sps, best-of-n, maj-vote, "
-                                       "power-maj-vote, best-of-n@METHOD, maj-vote@METHOD (compute-matched to METHOD)");
+    EXPECT_EQ(ev::eval_method_names(),
+              "greedy, sample, low-temp, power, power-entropy, smc, sps, best-of-n, maj-vote, "
+              "power-maj-vote, best-of-n@METHOD, maj-vote@METHOD (compute-matched to METHOD)");
     ASSERT_TRUE(ev::find_eval_method("power-maj-vote").has_value());
     EXPECT_EQ(ev::find_eval_method("power-maj-vote")->engine, "power");
     EXPECT_TRUE(ev::find_eval_method("power-maj-vote")->uses_n);
@@ -322,17 +329,17 @@ TEST(EvalMethods, ComputeMatchedBestOfN) {
     EXPECT_EQ(v->selection, ev::selection::majority);
     // Only single-answer methods with a varying budget can be matched, and only by best-of-n and
     // maj-vote.
-    for (const char * bad : { "best-of-n@greedy", "best-of-n@maj-vote", "best-of-n@best-of-n", "best-of-n@",
-                              "best-of-n@best-of-n@smc", "maj-vote@greedy", "power-maj-vote@smc", "best-of-n@beam",
-                              "@smc" }) {
+    for (const char * bad :
+         { "best-of-n@greedy", "best-of-n@maj-vote", "best-of-n@best-of-n", "best-of-n@", "best-of-n@best-of-n@smc",
+           "maj-vote@greedy", "power-maj-vote@smc", "best-of-n@beam", "@smc" }) {
         EXPECT_FALSE(ev::find_eval_method(bad).has_value()) << bad;
     }
 }
 
 TEST(EvalPrompts, ChatAsksForBoxedRawIsCutAtNextQuestion) {
     ev::problem p;
-    p.question = "What is 2+2?";
-    p.task = "numeric";
+    p.question      = "What is 2+2?";
+    p.task          = "numeric";
     const auto chat = ev::build_prompt(p, true);
     EXPECT_NE(chat.text.find("\\boxed{}"), std::string::npos);
     EXPECT_NE(chat.text.find("What is 2+2?"), std::string::npos);
@@ -340,7 +347,7 @@ TEST(EvalPrompts, ChatAsksForBoxedRawIsCutAtNextQuestion) {
     const auto raw = ev::build_prompt(p, false);
     EXPECT_EQ(raw.text, "Question: What is 2+2?\nAnswer: Let's think step by step.");
     EXPECT_EQ(raw.stop, "\nQuestion:");
-    p.task = "humaneval";
+    p.task     = "humaneval";
     p.question = "def f():\n    \"\"\"doc\"\"\"\n";
     EXPECT_EQ(ev::build_prompt(p, false).text, p.question);
 }
@@ -351,7 +358,7 @@ TEST(EvalGrading, CutResponseNeedsAnExplicitAnswer) {
     EXPECT_TRUE(ev::has_explicit_answer("The Answer is 3"));
     EXPECT_FALSE(ev::has_explicit_answer("1. The cat's number is 13.\n8. The cat"));
     // Cut at the cap mid-list: "8." is a list marker, not an answer, even when 8 is the reference.
-    auto rec = numeric_record("greedy", { "1. The cat's number is 13.\n8. The cat" }, { -1 }, "8");
+    auto rec                    = numeric_record("greedy", { "1. The cat's number is 13.\n8. The cat" }, { -1 }, "8");
     rec["samples"][0]["finish"] = "length";
     ev::grade_record(rec);
     EXPECT_EQ(rec["grade"]["answer"], "");
@@ -362,12 +369,12 @@ TEST(EvalGrading, CutResponseNeedsAnExplicitAnswer) {
     EXPECT_EQ(rec["grade"]["answer"], "8");
     EXPECT_EQ(rec["grade"]["correct"], true);
     // A cut response with an explicit answer counts.
-    rec["samples"][0]["text"] = "The answer is 8.\n1. Then";
+    rec["samples"][0]["text"]   = "The answer is 8.\n1. Then";
     rec["samples"][0]["finish"] = "length";
     ev::grade_record(rec);
     EXPECT_EQ(rec["grade"]["correct"], true);
     // A raw-prompt response ended by the stop string was not cut by the cap.
-    rec["stop"] = "\nQuestion:";
+    rec["stop"]               = "\nQuestion:";
     rec["samples"][0]["text"] = "She has 8 left.\nQuestion: 1. The";
     ev::grade_record(rec);
     EXPECT_EQ(rec["grade"]["answer"], "8");
@@ -375,11 +382,15 @@ TEST(EvalGrading, CutResponseNeedsAnExplicitAnswer) {
 
 // A HumanEval record says which isolation its programs ran under; numeric records do not.
 TEST(EvalGrading, HumanEvalRecordNamesTheSandbox) {
-    nlohmann::json rec{ { "problem_id", "HumanEval/0" }, { "task", "humaneval" }, { "method", "greedy" },
-                        { "engine", "greedy" }, { "question", "def add(xs):\n" },
+    nlohmann::json rec{ { "problem_id", "HumanEval/0" },
+                        { "task", "humaneval" },
+                        { "method", "greedy" },
+                        { "engine", "greedy" },
+                        { "question", "def add(xs):\n" },
                         { "test", "def check(candidate):\n    assert candidate([1, 2]) == 3\n" },
                         { "entry_point", "add" },
-                        { "samples", { { { "text", "    return sum(xs)\n" }, { "log_p", -1.0 }, { "finish", "eog" } } } } };
+                        { "samples",
+                          { { { "text", "    return sum(xs)\n" }, { "log_p", -1.0 }, { "finish", "eog" } } } } };
     ev::grade_record(rec);
     EXPECT_EQ(rec["grade"]["correct"], true) << rec.dump(1);
     const auto sandbox = rec["grade"].value("sandbox", "");
@@ -395,7 +406,9 @@ TEST(EvalSummary, SkippedProblemsAreCountedApart) {
     std::vector<nlohmann::json> recs{ numeric_record("greedy", { "\\boxed{8}" }, { -1 }, "8", "p/0"),
                                       numeric_record("greedy", { "\\boxed{3}" }, { -1 }, "8", "p/1") };
     for (auto & r : recs) ev::grade_record(r);
-    recs.push_back({ { "problem_id", "p/2" }, { "task", "numeric" }, { "method", "greedy" },
+    recs.push_back({ { "problem_id", "p/2" },
+                     { "task", "numeric" },
+                     { "method", "greedy" },
                      { "samples", nlohmann::json::array() },
                      { "skipped", "prompt: 20043 tokens, beyond the model's context of 8192 tokens" } });
     const auto rows = ev::summarize(recs, { "greedy" });

@@ -16,13 +16,13 @@ namespace ps = powersample;
 namespace {
 
 struct batch_item {
-    size_t             line;
-    std::string        id;
-    std::string        prompt;  // as sent to the model (chat template applied), for display
+    size_t      line;
+    std::string id;
+    std::string prompt;  // as sent to the model (chat template applied), for display
     // What is sampled from: a chat prompt tokenized so that the line's text cannot write the
     // template's markers (model::tokenize_chat).
     std::vector<ps::token_id> tokens;
-    ps::sampling_params params;
+    ps::sampling_params       params;
 };
 
 // A line may set every knob of the knob table, by its JSON name, and these of its own.
@@ -30,7 +30,7 @@ bool line_takes(const ps::knob_info &) { return true; }
 
 const std::set<std::string> & known_fields() {
     static const std::set<std::string> fields = [] {
-        std::set<std::string> f = {"id", "prompt", "chat", "system"};
+        std::set<std::string> f = { "id", "prompt", "chat", "system" };
         for (const auto & key : powersample_tools::knob_keys(line_takes)) f.insert(key);
         return f;
     }();
@@ -55,11 +55,12 @@ batch_item parse_line(const std::string & text, size_t line, const ps::sampling_
         try {
             j.at(name).get_to(out);
         } catch (const nlohmann::json::exception &) {
-            throw ps::invalid_argument_error(std::string("field '") + name + "': wrong type (" + j.at(name).dump() + ")");
+            throw ps::invalid_argument_error(std::string("field '") + name + "': wrong type (" + j.at(name).dump() +
+                                             ")");
         }
     };
     batch_item item;
-    item.line = line;
+    item.line   = line;
     item.params = defaults;
     // Each line gets its own stream unless it names a seed: same file, same seed, same results.
     item.params.seed = defaults.seed + line;
@@ -68,9 +69,12 @@ batch_item parse_line(const std::string & text, size_t line, const ps::sampling_
     field("prompt", prompt);
     if (prompt.empty()) throw ps::invalid_argument_error("field 'prompt': empty");
     if (j.contains("id")) {
-        if (j["id"].is_string()) item.id = j["id"].get<std::string>();
-        else if (j["id"].is_number_integer()) item.id = std::to_string(j["id"].get<int64_t>());
-        else throw ps::invalid_argument_error("field 'id': must be a string or an integer");
+        if (j["id"].is_string())
+            item.id = j["id"].get<std::string>();
+        else if (j["id"].is_number_integer())
+            item.id = std::to_string(j["id"].get<int64_t>());
+        else
+            throw ps::invalid_argument_error("field 'id': must be a string or an integer");
     } else {
         item.id = "line-" + std::to_string(line);
     }
@@ -83,16 +87,16 @@ batch_item parse_line(const std::string & text, size_t line, const ps::sampling_
     ps::validate(item.params);
     item.prompt = chat ? m.format_chat(prompt, system) : prompt;
     std::vector<ps::chat_message> messages;
-    if (!system.empty()) messages.push_back({"system", system});
-    messages.push_back({"user", prompt});
+    if (!system.empty()) messages.push_back({ "system", system });
+    messages.push_back({ "user", prompt });
     item.tokens = chat ? m.tokenize_chat(messages) : m.tokenize(prompt, true);
     return item;
 }
 
 std::set<std::string> ids_already_done(const std::string & path) {
     std::set<std::string> done;
-    std::ifstream in(path);
-    std::string text;
+    std::ifstream         in(path);
+    std::string           text;
     while (std::getline(in, text)) {
         try {
             const auto j = nlohmann::json::parse(text);
@@ -107,10 +111,10 @@ std::set<std::string> ids_already_done(const std::string & path) {
 // Drops a torn final line (no newline) so that appended results start on a line of their own.
 void trim_torn_tail(const std::string & path) {
     std::ifstream in(path, std::ios::binary);
-    std::string all((std::istreambuf_iterator<char>(in)), {});
+    std::string   all((std::istreambuf_iterator<char>(in)), {});
     in.close();
     if (all.empty() || all.back() == '\n') return;
-    const size_t keep = all.rfind('\n') == std::string::npos ? 0 : all.rfind('\n') + 1;
+    const size_t  keep = all.rfind('\n') == std::string::npos ? 0 : all.rfind('\n') + 1;
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << all.substr(0, keep);
 }
@@ -129,9 +133,9 @@ int run_batch(ps::power_sampler & sampler, const ps::sampling_params & defaults,
     }
 
     std::vector<batch_item> items;
-    std::set<std::string> seen;
-    std::string text;
-    size_t line = 0, n_skipped = 0;
+    std::set<std::string>   seen;
+    std::string             text;
+    size_t                  line = 0, n_skipped = 0;
     while (std::getline(in, text)) {
         ++line;
         if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -166,14 +170,14 @@ int run_batch(ps::power_sampler & sampler, const ps::sampling_params & defaults,
 
     // Results wait here until every line before them is written: output stays in input order.
     std::map<size_t, nlohmann::json> ready;
-    size_t next_to_write = 0, n_written = 0;
-    auto on_result = [&](size_t index, const ps::generation_result & g) {
+    size_t                           next_to_write = 0, n_written = 0;
+    auto                             on_result = [&](size_t index, const ps::generation_result & g) {
         const bool cancelled = !g.chains.empty() && g.chains[0].finish == ps::finish_reason::cancelled;
         if (cancelled) return;  // never recorded as finished: --resume runs it again
-        nlohmann::json row = report_to_json({requests[index].second, g});
-        row["id"] = items[index].id;
-        row["line"] = items[index].line;
-        ready[index] = std::move(row);
+        nlohmann::json row = report_to_json({ requests[index].second, g });
+        row["id"]          = items[index].id;
+        row["line"]        = items[index].line;
+        ready[index]       = std::move(row);
         while (ready.count(next_to_write)) {
             out << dump_json(ready[next_to_write]) << "\n";
             out.flush();

@@ -16,11 +16,11 @@ struct batch_options {
     std::string input;
     std::string output;  // empty = stdout
     std::string system_prompt;
-    bool resume = false;
-    bool strict = false;
-    bool chat = false;
-    bool show_progress = false;
-    bool quiet = false;
+    bool        resume        = false;
+    bool        strict        = false;
+    bool        chat          = false;
+    bool        show_progress = false;
+    bool        quiet         = false;
 };
 
 // Returns the process exit code (0, 1 for input errors, 130 when interrupted).

@@ -11,8 +11,8 @@
 #include <vector>
 
 struct run_report {
-    powersample::sampling_params    params;
-    powersample::generation_result  result;
+    powersample::sampling_params   params;
+    powersample::generation_result result;
 };
 
 struct output_style {
@@ -41,11 +41,11 @@ public:
     void finish();
 
 private:
-    bool enabled_;
-    int32_t n_chains_;
-    std::vector<powersample::progress> latest_;
+    bool                                  enabled_;
+    int32_t                               n_chains_;
+    std::vector<powersample::progress>    latest_;
     std::chrono::steady_clock::time_point start_, last_draw_;
-    bool drawn_ = false;
+    bool                                  drawn_ = false;
 };
 
 // JSON text that never throws on invalid UTF-8 in model output (replaced by U+FFFD).

@@ -21,10 +21,10 @@ bool is_file(const std::string & p) {
 // test.sh): from the source tree this binary was built in, else from the install prefix, else
 // beside the binary's ../share.
 std::string find_fetch_script() {
-    std::vector<std::string> candidates = {POWERSAMPLE_SOURCE_DIR "/scripts/fetch-model.sh",
-                                           POWERSAMPLE_INSTALL_PREFIX "/share/powersample/fetch-model.sh"};
-    char self[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+    std::vector<std::string> candidates = { POWERSAMPLE_SOURCE_DIR "/scripts/fetch-model.sh",
+                                            POWERSAMPLE_INSTALL_PREFIX "/share/powersample/fetch-model.sh" };
+    char                     self[4096];
+    const ssize_t            n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n > 0) {
         std::string dir(self, size_t(n));
         dir = dir.substr(0, dir.rfind('/'));
@@ -39,19 +39,21 @@ std::string find_fetch_script() {
 }  // namespace
 
 int fetch_model(const std::string & name) {
-    bool known = false;
+    bool        known = false;
     std::string names;
     for (const auto & e : powersample::model_catalog()) {
         known = known || e.name == name;
         names += (names.empty() ? "" : ", ") + e.name;
     }
     if (!known) {
-        std::fprintf(stderr, "power-sampling: --fetch = '%s': not a catalogue model (%s)\n", name.c_str(), names.c_str());
+        std::fprintf(stderr, "power-sampling: --fetch = '%s': not a catalogue model (%s)\n", name.c_str(),
+                     names.c_str());
         return 1;
     }
     const std::string script = find_fetch_script();
     if (script.empty()) {
-        std::fprintf(stderr, "power-sampling: --fetch: fetch-model.sh is neither in the source tree (%s) nor installed (%s)\n",
+        std::fprintf(stderr,
+                     "power-sampling: --fetch: fetch-model.sh is neither in the source tree (%s) nor installed (%s)\n",
                      POWERSAMPLE_SOURCE_DIR, POWERSAMPLE_INSTALL_PREFIX "/share/powersample");
         return 1;
     }

@@ -30,12 +30,12 @@ std::vector<ps::token_id> prompt_tokens(const ps::vllm_generator & gen, const re
     return o.chat ? gen.tokenize_chat(prompt, o.system_prompt) : gen.tokenize(prompt);
 }
 
-template <typename Generator>
-int run_with(Generator & gen, const remote_mode_options & o, const ps::sampling_params & params,
-             const std::string & prompt, const std::atomic<bool> & interrupted) {
+template <typename Generator> int run_with(Generator & gen, const remote_mode_options & o,
+                                           const ps::sampling_params & params, const std::string & prompt,
+                                           const std::atomic<bool> & interrupted) {
     const std::vector<ps::token_id> tokens = prompt_tokens(gen, o, prompt);
-    ps::remote_run_options ro;
-    ro.cancel = &interrupted;
+    ps::remote_run_options          ro;
+    ro.cancel           = &interrupted;
     ps::remote_result r = ps::sample_remote(gen, tokens, params, ro);
     for (auto & c : r.result.chains) {
         std::vector<ps::token_id> visible = c.tokens;
@@ -46,32 +46,38 @@ int run_with(Generator & gen, const remote_mode_options & o, const ps::sampling_
         // The local --json shape (runs[].params, runs[].chains[], the same keys), with what only a
         // remote run has under "remote".
         ps::sampling_params ran = params;
-        ran.early_rejection = false;  // the remote chain decodes every proposal (docs/remote.md)
-        nlohmann::json run = report_to_json({ran, r.result});
-        const int64_t cached = gen.n_context_tokens_cached();
-        nlohmann::json out = {
-            {"remote", {{"url", o.url}, {"api", o.api}, {"exact", r.exact}, {"max_log_q_error", r.max_log_q_error},
-                        {"n_requests", r.n_requests}, {"context_tokens_sent", gen.n_context_tokens_sent()},
-                        {"context_tokens_cached", cached >= 0 ? nlohmann::json(cached) : nlohmann::json()}}},
-            {"prompt", prompt},
-            {"runs", nlohmann::json::array({run})}};
+        ran.early_rejection     = false;  // the remote chain decodes every proposal (docs/remote.md)
+        nlohmann::json run      = report_to_json({ ran, r.result });
+        const int64_t  cached   = gen.n_context_tokens_cached();
+        nlohmann::json out      = {
+                 { "remote",
+                   { { "url", o.url },
+                     { "api", o.api },
+                     { "exact", r.exact },
+                     { "max_log_q_error", r.max_log_q_error },
+                     { "n_requests", r.n_requests },
+                     { "context_tokens_sent", gen.n_context_tokens_sent() },
+                     { "context_tokens_cached", cached >= 0 ? nlohmann::json(cached) : nlohmann::json() } } },
+                 { "prompt", prompt },
+                 { "runs", nlohmann::json::array({ run }) }
+        };
         std::cout << dump_json(out, 2) << "\n";
     } else {
         for (const auto & c : r.result.chains) std::cout << c.text << "\n";
     }
     std::cout.flush();
     if (!o.quiet) {
-        print_summary({params, r.result});
-        std::fprintf(stderr, "remote: %lld requests, %.2f s, acceptance ratio %s", (long long) r.n_requests,
+        print_summary({ params, r.result });
+        std::fprintf(stderr, "remote: %lld requests, %.2f s, acceptance ratio %s", (long long)r.n_requests,
                      r.result.wall_seconds,
                      r.exact ? "exact\n" : "APPROXIMATE (proposal normaliser from the top-K log-probabilities");
         if (!r.exact) std::fprintf(stderr, "; each log q within %.2g nats)\n", r.max_log_q_error);
         if (gen.n_context_tokens_cached() >= 0) {
             std::fprintf(stderr, "remote prefix cache: %lld of %lld context tokens reused\n",
-                         (long long) gen.n_context_tokens_cached(), (long long) gen.n_context_tokens_sent());
+                         (long long)gen.n_context_tokens_cached(), (long long)gen.n_context_tokens_sent());
         } else {
             std::fprintf(stderr, "remote prefix cache: not reported by the server (%lld context tokens sent)\n",
-                         (long long) gen.n_context_tokens_sent());
+                         (long long)gen.n_context_tokens_sent());
         }
     }
     return interrupted ? 130 : 0;
@@ -84,11 +90,11 @@ int run_remote(const remote_mode_options & o, const ps::sampling_params & params
     try {
         check_remote_api(o.api);
         ps::remote_params rp;
-        rp.url          = o.url;
-        rp.api_key      = o.api_key;
-        rp.model        = o.model;
-        rp.top_logprobs = o.top_logprobs;
-        rp.max_retries  = o.max_retries;
+        rp.url             = o.url;
+        rp.api_key         = o.api_key;
+        rp.model           = o.model;
+        rp.top_logprobs    = o.top_logprobs;
+        rp.max_retries     = o.max_retries;
         rp.timeout_seconds = o.timeout;
         if (o.api == "vllm") {
             ps::vllm_generator gen(rp);

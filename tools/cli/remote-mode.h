@@ -14,10 +14,10 @@ struct remote_mode_options {
     int32_t     top_logprobs = 20;
     int32_t     max_retries  = 4;
     double      timeout      = 120;
-    bool        chat         = true;   // apply the server model's chat template
+    bool        chat         = true;  // apply the server model's chat template
     std::string system_prompt;
-    bool        json         = false;
-    bool        quiet        = false;
+    bool        json  = false;
+    bool        quiet = false;
 };
 
 // Throws invalid_argument_error naming --remote-api unless api is llama-server or vllm.

@@ -22,14 +22,14 @@ struct builtin_dataset {
 };
 
 const builtin_dataset k_builtin[] = {
-    { "gsm8k",            "gsm8k_test.jsonl"       },
-    { "math500",          "math500_test.jsonl"     },
-    { "mawps-singleop",   "mawps_singleop.jsonl"   },
-    { "mawps-addsub",     "mawps_addsub.jsonl"     },
-    { "mawps-singleeq",   "mawps_singleeq.jsonl"   },
+    { "gsm8k", "gsm8k_test.jsonl" },
+    { "math500", "math500_test.jsonl" },
+    { "mawps-singleop", "mawps_singleop.jsonl" },
+    { "mawps-addsub", "mawps_addsub.jsonl" },
+    { "mawps-singleeq", "mawps_singleeq.jsonl" },
     { "mawps-multiarith", "mawps_multiarith.jsonl" },
-    { "svamp",            "svamp_test.jsonl"       },
-    { "humaneval",        "HumanEval.jsonl.gz"     },
+    { "svamp", "svamp_test.jsonl" },
+    { "humaneval", "HumanEval.jsonl.gz" },
 };
 
 std::string join(const std::vector<std::string> & items, std::string_view sep) {
@@ -93,15 +93,14 @@ std::string require_text(const nlohmann::json & row, const std::string & field) 
     if (v.is_number()) {
         return format_number(v.get<double>());
     }
-    throw row_error("field '" + field + "' is neither a string nor a number (got " + std::string(v.type_name()) +
-                    ")");
+    throw row_error("field '" + field + "' is neither a string nor a number (got " + std::string(v.type_name()) + ")");
 }
 
 using row_converter = std::function<problem(const nlohmann::json & row, std::size_t index)>;
 
 load_result load_with(const std::filesystem::path & file, const row_converter & convert, const load_options & options) {
     const std::string text = read_possibly_gzipped_file(file);
-    load_result result;
+    load_result       result;
     const std::string file_name = file.string();
 
     auto warn = [&](std::size_t line, std::string reason) {
@@ -113,21 +112,21 @@ load_result load_with(const std::filesystem::path & file, const row_converter & 
     };
 
     std::size_t line_no = 0;
-    std::size_t index = 0;  // counts non-blank lines so ids stay stable when a row is bad
-    std::size_t pos = 0;
+    std::size_t index   = 0;  // counts non-blank lines so ids stay stable when a row is bad
+    std::size_t pos     = 0;
     while (pos < text.size()) {
         auto nl = text.find('\n', pos);
         if (nl == std::string::npos) {
             nl = text.size();
         }
         const std::string_view line = trim(std::string_view(text).substr(pos, nl - pos));
-        pos = nl + 1;
+        pos                         = nl + 1;
         ++line_no;
         if (line.empty()) {
             continue;
         }
         const std::size_t this_index = index++;
-        nlohmann::json row;
+        nlohmann::json    row;
         try {
             row = nlohmann::json::parse(line);
         } catch (const nlohmann::json::parse_error & e) {
@@ -136,7 +135,7 @@ load_result load_with(const std::filesystem::path & file, const row_converter & 
         }
         try {
             problem p = convert(row, this_index);
-            p.raw = std::move(row);
+            p.raw     = std::move(row);
             result.problems.push_back(std::move(p));
         } catch (const row_error & e) {
             warn(line_no, e.what());
@@ -147,7 +146,7 @@ load_result load_with(const std::filesystem::path & file, const row_converter & 
 
     auto & ps = result.problems;
     if (options.shuffle) {
-        const auto order = shuffled_indices(ps.size(), options.seed);
+        const auto           order = shuffled_indices(ps.size(), options.seed);
         std::vector<problem> shuffled;
         shuffled.reserve(ps.size());
         for (auto i : order) {
@@ -156,7 +155,7 @@ load_result load_with(const std::filesystem::path & file, const row_converter & 
         ps = std::move(shuffled);
     }
     const std::size_t begin = std::min(options.offset, ps.size());
-    std::size_t end = ps.size();
+    std::size_t       end   = ps.size();
     if (options.limit) {
         end = std::min(end, begin + std::min(*options.limit, ps.size() - begin));
     }
@@ -174,60 +173,60 @@ row_converter converter_for(std::string_view name) {
     if (name == "gsm8k") {
         return [prefix](const nlohmann::json & row, std::size_t index) {
             problem p;
-            p.id = indexed_id(prefix, index);
-            p.question = require_string(row, "question");
+            p.id              = indexed_id(prefix, index);
+            p.question        = require_string(row, "question");
             const auto answer = require_string(row, "answer");
-            auto ref = gsm8k_reference(answer);
+            auto       ref    = gsm8k_reference(answer);
             if (!ref) {
                 throw row_error("field 'answer' has no number after '####'");
             }
             p.reference = *ref;
-            p.task = "numeric";
+            p.task      = "numeric";
             return p;
         };
     }
     if (name == "math500") {
         return [prefix](const nlohmann::json & row, std::size_t index) {
             problem p;
-            p.id = indexed_id(prefix, index);
+            p.id       = indexed_id(prefix, index);
             p.question = require_string(row, "question");
-            auto ref = math_reference(require_string(row, "answer"));
+            auto ref   = math_reference(require_string(row, "answer"));
             if (!ref) {
                 throw row_error("field 'answer' has neither \\boxed{...} nor 'The answer is:'");
             }
             p.reference = *ref;
-            p.task = "math";
+            p.task      = "math";
             return p;
         };
     }
     if (name.substr(0, 6) == "mawps-") {
         return [prefix](const nlohmann::json & row, std::size_t index) {
             problem p;
-            p.id = indexed_id(prefix, index);
-            p.question = require_string(row, "input");
+            p.id        = indexed_id(prefix, index);
+            p.question  = require_string(row, "input");
             p.reference = format_number(require_number(row, "target"));
-            p.task = "numeric";
+            p.task      = "numeric";
             return p;
         };
     }
     if (name == "svamp") {
         return [prefix](const nlohmann::json & row, std::size_t index) {
-            problem p;
+            problem    p;
             const auto it = row.is_object() ? row.find("ID") : row.end();
-            p.id = (it != row.end() && it->is_string()) ? it->get<std::string>() : indexed_id(prefix, index);
+            p.id          = (it != row.end() && it->is_string()) ? it->get<std::string>() : indexed_id(prefix, index);
             const std::string body(trim(require_string(row, "Body")));
             const std::string question(trim(require_string(row, "Question")));
-            p.question = body + " " + question;
+            p.question  = body + " " + question;
             p.reference = format_number(require_number(row, "Answer"));
-            p.task = "numeric";
+            p.task      = "numeric";
             return p;
         };
     }
     if (name == "humaneval") {
         return [](const nlohmann::json & row, std::size_t) {
             problem p;
-            p.id = require_string(row, "task_id");
-            p.question = require_string(row, "prompt");
+            p.id        = require_string(row, "task_id");
+            p.question  = require_string(row, "prompt");
             p.reference = require_string(row, "canonical_solution");
             // Checked here so a row that could never be executed is reported at load time.
             require_string(row, "test");
@@ -277,7 +276,7 @@ std::filesystem::path default_data_dir() {
     }
     // ../shared/datasets from where it runs (the repository root), else beside the source tree it
     // was built from, so that the eval finds its data from any directory on the machine that built it.
-    const auto relative = std::filesystem::path("..") / "shared" / "datasets";
+    const auto      relative = std::filesystem::path("..") / "shared" / "datasets";
     std::error_code ec;
     if (std::filesystem::is_directory(relative, ec)) return relative;
 #ifdef POWERSAMPLE_SOURCE_DIR
@@ -309,8 +308,8 @@ load_result load_jsonl_dataset(const std::filesystem::path & file, const field_m
     if (mapping.answer_field.empty()) {
         throw std::invalid_argument("field mapping: answer_field is empty");
     }
-    const std::string prefix = file.stem().string();
-    auto convert = [mapping, prefix](const nlohmann::json & row, std::size_t index) {
+    const std::string prefix  = file.stem().string();
+    auto              convert = [mapping, prefix](const nlohmann::json & row, std::size_t index) {
         problem p;
         p.id = indexed_id(prefix, index);
         if (!mapping.id_field.empty() && row.is_object()) {
@@ -319,9 +318,9 @@ load_result load_jsonl_dataset(const std::filesystem::path & file, const field_m
                 p.id = it->is_string() ? it->get<std::string>() : it->dump();
             }
         }
-        p.question = require_string(row, mapping.question_field);
+        p.question  = require_string(row, mapping.question_field);
         p.reference = require_text(row, mapping.answer_field);
-        p.task = mapping.task;
+        p.task      = mapping.task;
         return p;
     };
     return load_with(file, convert, options);
@@ -338,12 +337,12 @@ std::string read_possibly_gzipped_file(const std::filesystem::path & file) {
         throw std::runtime_error("cannot open dataset file: " + file.string());
     }
     std::string out;
-    char buf[1 << 16];
+    char        buf[1 << 16];
     for (;;) {
         const int n = gzread(gz, buf, sizeof buf);
         if (n < 0) {
-            int errnum = 0;
-            const std::string msg = gzerror(gz, &errnum);
+            int               errnum = 0;
+            const std::string msg    = gzerror(gz, &errnum);
             gzclose(gz);
             throw std::runtime_error("cannot read dataset file " + file.string() + ": " + msg);
         }
@@ -352,8 +351,8 @@ std::string read_possibly_gzipped_file(const std::filesystem::path & file) {
         }
         out.append(buf, static_cast<std::size_t>(n));
     }
-    int errnum = 0;
-    const std::string msg = gzerror(gz, &errnum);
+    int               errnum = 0;
+    const std::string msg    = gzerror(gz, &errnum);
     gzclose(gz);
     // A truncated gzip stream ends with Z_BUF_ERROR rather than a failing gzread.
     if (errnum != Z_OK && errnum != Z_STREAM_END) {
@@ -376,7 +375,7 @@ std::optional<std::string> gsm8k_reference(std::string_view answer) {
     while (!num.empty() && num.back() == '.') {
         num.pop_back();
     }
-    double value = 0;
+    double value          = 0;
     const auto [ptr, err] = std::from_chars(num.data(), num.data() + num.size(), value);
     if (num.empty() || err != std::errc() || ptr != num.data() + num.size()) {
         return std::nullopt;
@@ -387,7 +386,7 @@ std::optional<std::string> gsm8k_reference(std::string_view answer) {
 std::optional<std::string> math_reference(std::string_view answer) {
     // Scan backwards so the last \boxed wins; a brace counter handles nested groups.
     for (auto pos = answer.rfind("\\boxed"); pos != std::string_view::npos;
-         pos = pos == 0 ? std::string_view::npos : answer.rfind("\\boxed", pos - 1)) {
+         pos      = pos == 0 ? std::string_view::npos : answer.rfind("\\boxed", pos - 1)) {
         auto open = pos + 6;
         while (open < answer.size() && answer[open] == ' ') {
             ++open;
@@ -409,7 +408,7 @@ std::optional<std::string> math_reference(std::string_view answer) {
         }
     }
     const std::string_view marker = "The answer is:";
-    const auto pos = answer.rfind(marker);
+    const auto             pos    = answer.rfind(marker);
     if (pos != std::string_view::npos) {
         const auto rest = trim(answer.substr(pos + marker.size()));
         if (!rest.empty()) {

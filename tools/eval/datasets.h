@@ -23,7 +23,7 @@ struct problem {
     // canonical solution body for "humaneval" (the tests live in raw["test"]).
     std::string reference;
     // One of "numeric", "math", "humaneval"; selects the grader.
-    std::string task;
+    std::string    task;
     nlohmann::json raw;
 };
 
@@ -39,16 +39,16 @@ using warning_callback = std::function<void(const load_warning &)>;
 // Selection is applied in this order: shuffle (if requested), then offset, then limit, so
 // that `shuffle + limit` gives a random subset and `offset + limit` pages through it.
 struct load_options {
-    std::size_t offset = 0;
+    std::size_t                offset = 0;
     std::optional<std::size_t> limit;
-    bool shuffle = false;
-    std::uint64_t seed = 0;
+    bool                       shuffle = false;
+    std::uint64_t              seed    = 0;
     // Called for every skipped line in addition to collecting it in load_result::warnings.
     warning_callback on_warning;
 };
 
 struct load_result {
-    std::vector<problem> problems;
+    std::vector<problem>      problems;
     std::vector<load_warning> warnings;
 };
 
@@ -56,7 +56,7 @@ struct load_result {
 // gives ids "<file stem>/<index>".
 struct field_mapping {
     std::string question_field = "question";
-    std::string answer_field = "answer";
+    std::string answer_field   = "answer";
     std::string id_field;
     std::string task = "numeric";
 };
@@ -66,7 +66,7 @@ const std::vector<std::string> & valid_tasks();
 
 // Names accepted by load_builtin_dataset, in a stable order.
 const std::vector<std::string> & builtin_dataset_names();
-bool is_builtin_dataset(std::string_view name);
+bool                             is_builtin_dataset(std::string_view name);
 
 // File name of a built-in dataset inside the data directory; throws std::invalid_argument
 // listing the valid names when `name` is unknown.

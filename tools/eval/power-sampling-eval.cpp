@@ -59,7 +59,7 @@ extern "C" void on_sigint(int) {
 
 std::vector<std::string> split_list(const std::string & s) {
     std::vector<std::string> out;
-    size_t start = 0;
+    size_t                   start = 0;
     while (start <= s.size()) {
         const size_t end = std::min(s.find(',', start), s.size());
         if (end > start) out.push_back(s.substr(start, end - start));
@@ -78,7 +78,7 @@ std::string join(const std::vector<std::string> & v, const char * sep) {
 // (and wording) as power_sampler's request check, which would reject the whole batch.
 std::optional<std::string> beyond_context(const ps::model & model, const std::vector<ps::token_id> & prompt,
                                           int32_t max_new_tokens) {
-    const int64_t n = int64_t(prompt.size());
+    const int64_t n   = int64_t(prompt.size());
     const int64_t ctx = model.n_ctx_train();
     if (n >= ctx) {
         return "prompt: " + std::to_string(n) + " tokens, beyond the model's context of " + std::to_string(ctx) +
@@ -86,8 +86,8 @@ std::optional<std::string> beyond_context(const ps::model & model, const std::ve
     }
     if (n + max_new_tokens > ctx) {
         return ps::knob_for(&ps::sampling_params::max_new_tokens).name() + " = " + std::to_string(max_new_tokens) +
-               ": with the prompt's " + std::to_string(n) +
-               " tokens this exceeds the model's context of " + std::to_string(ctx) + " tokens";
+               ": with the prompt's " + std::to_string(n) + " tokens this exceeds the model's context of " +
+               std::to_string(ctx) + " tokens";
     }
     return std::nullopt;
 }
@@ -108,22 +108,22 @@ struct options {
     std::string dataset;
     std::string data_dir;
     std::string question_field = "question", answer_field = "answer", id_field, task = "numeric";
-    std::string methods = "greedy,sample,low-temp,power";
+    std::string methods   = "greedy,sample,low-temp,power";
     int32_t     n_samples = 4;
     std::string preset;
     // The sampling knobs' flags, from the knob table (tools/knob-flags.h); a knob whose flag is
     // not given keeps the preset's value (sps: the sps-small preset's, see below).
     powersample_tools::knob_flags knobs;
-    size_t      limit = 0;            // 0: all
-    size_t      offset = 0;
-    bool        shuffle = false;
-    uint64_t    seed = 0;
-    int32_t     threads = 0;
+    size_t                        limit   = 0;  // 0: all
+    size_t                        offset  = 0;
+    bool                          shuffle = false;
+    uint64_t                      seed    = 0;
+    int32_t                       threads = 0;
     // KV cells shared by the batch. It bounds how many problems run at once: every live token
     // attends over all used cells of the unified cache, so a cache sized for 100 problems makes
     // each step cost several times its weight reads. 4096 keeps ~10-20 problems in flight.
     int32_t     ctx_size = 0;
-    std::string out = "eval-results";
+    std::string out      = "eval-results";
     bool        chat = false, raw = false;
     bool        summary_only = false, regrade = false;
 };
@@ -155,7 +155,7 @@ std::vector<nlohmann::json> read_records(const fs::path & out, const std::vector
         for (const auto & f : files) {
             if (!ev::is_finished_record(f) && !(include_skipped && is_skipped_record(f))) continue;
             std::ifstream in(f);
-            auto j = nlohmann::json::parse(in);
+            auto          j = nlohmann::json::parse(in);
             if (only_ids && !only_ids->count(j.value("problem_id", ""))) continue;
             j["_file"] = f.string();
             records.push_back(std::move(j));
@@ -170,12 +170,12 @@ std::map<std::string, ev::batch_timing> read_timings(const fs::path & out, const
     std::map<std::string, ev::batch_timing> whole, all;
     for (const auto & m : methods) {
         std::ifstream in(out / m / "_timing.jsonl");
-        std::string line;
+        std::string   line;
         while (std::getline(in, line)) {
             try {
-                const auto j = nlohmann::json::parse(line);
-                const double seconds = j.at("seconds").get<double>();
-                const auto problems = j.at("problems").get<uint64_t>();
+                const auto   j        = nlohmann::json::parse(line);
+                const double seconds  = j.at("seconds").get<double>();
+                const auto   problems = j.at("problems").get<uint64_t>();
                 all[m].seconds += seconds;
                 all[m].problems += problems;
                 if (!j.value("interrupted", false) && problems > 0) {
@@ -223,9 +223,9 @@ std::optional<matched_budget> matched_n_samples(const fs::path & out, const std:
         }
     }
     matched_budget b;
-    b.method_tokens = method_tokens / double(n_method);
+    b.method_tokens          = method_tokens / double(n_method);
     b.sample_tokens_measured = n_samples > 0;
-    b.sample_tokens = n_samples > 0 ? sample_tokens / double(n_samples) : double(max_new_tokens);
+    b.sample_tokens          = n_samples > 0 ? sample_tokens / double(n_samples) : double(max_new_tokens);
     b.n_samples = int32_t(std::clamp<long>(std::lround(b.method_tokens / std::max(1.0, b.sample_tokens)), 1, 127));
     return b;
 }
@@ -234,7 +234,7 @@ std::optional<matched_budget> matched_n_samples(const fs::path & out, const std:
 // Tried with a real file: access(2) says yes to root even on a read-only file system.
 std::optional<std::string> unwritable_dir(const fs::path & dir, bool create) {
     std::error_code ec;
-    const auto st = fs::status(dir, ec);
+    const auto      st = fs::status(dir, ec);
     if (fs::exists(st)) {
         if (!fs::is_directory(st)) return "'" + dir.string() + "' is not a directory";
     } else if (!create) {
@@ -243,7 +243,7 @@ std::optional<std::string> unwritable_dir(const fs::path & dir, bool create) {
         return "cannot create '" + dir.string() + "': " + ec.message();
     }
     std::string probe = (dir / ".write-check-XXXXXX").string();
-    const int fd = ::mkstemp(probe.data());
+    const int   fd    = ::mkstemp(probe.data());
     if (fd < 0) return "cannot write in '" + dir.string() + "': " + std::strerror(errno);
     ::close(fd);
     ::unlink(probe.c_str());
@@ -278,16 +278,20 @@ struct problem_set {
 // Parses argv into o. Returns the exit code when the process ends here (--help, --version, a
 // usage error), nullopt to go on.
 std::optional<int> parse_command_line(int argc, char ** argv, options & o) {
-    CLI::App app{ "power-sampling-eval: compare decoding methods (greedy, sampling, power sampling, best-of-N, "
-                  "majority votes) on a dataset" };
+    CLI::App app{
+        "power-sampling-eval: compare decoding methods (greedy, sampling, power sampling, best-of-N, "
+        "majority votes) on a dataset"
+    };
     app.set_version_flag("--version", powersample::version_line(), "Print the version (commit, llama.cpp) and exit");
     app.option_defaults()->always_capture_default();
     app.add_option("-m,--model", o.model, "catalogue name or .gguf path")->envname("POWERSAMPLE_MODEL");
     app.add_option("-d,--dataset", o.dataset,
                    "built-in dataset (" + join(ev::builtin_dataset_names(), ", ") + ") or a .jsonl[.gz] file");
-    app.add_option("--data-dir", o.data_dir, "directory of the built-in datasets (default: $POWERSAMPLE_DATA_DIR or "
-                                             "../shared/datasets)");
-    app.add_option("--question-field", o.question_field, "user JSONL: field holding the question")->group("User dataset");
+    app.add_option("--data-dir", o.data_dir,
+                   "directory of the built-in datasets (default: $POWERSAMPLE_DATA_DIR or "
+                   "../shared/datasets)");
+    app.add_option("--question-field", o.question_field, "user JSONL: field holding the question")
+        ->group("User dataset");
     app.add_option("--answer-field", o.answer_field, "user JSONL: field holding the answer")->group("User dataset");
     app.add_option("--id-field", o.id_field, "user JSONL: field holding the id (default: file/index)")
         ->group("User dataset");
@@ -299,8 +303,9 @@ std::optional<int> parse_command_line(int argc, char ** argv, options & o) {
     // taken by neither, so that a command written for one tool never silently means the other.
     std::string ambiguous_n;
     app.add_option("-n", ambiguous_n)->group("");
-    app.add_option("--preset", o.preset, "power-sampling preset (" + join(ps::preset_names(), ", ") +
-                                             "); default: the library's defaults (alpha 4, B 64, N 5, T 256)")
+    app.add_option("--preset", o.preset,
+                   "power-sampling preset (" + join(ps::preset_names(), ", ") +
+                       "); default: the library's defaults (alpha 4, B 64, N 5, T 256)")
         ->group("Methods");
     {
         // What this tool takes from the table: not the method (--methods), the seed (the run's
@@ -315,8 +320,9 @@ std::optional<int> parse_command_line(int argc, char ** argv, options & o) {
         };
         ps::sampling_params shown;
         ps::copy_knobs(ps::preset("sps-small"), shown, ps::knob_group(ps::method::sps));
-        o.knobs.add_to(app, shown, "Methods", "Other methods (docs/methods.md; unset: the preset's or the library's value)",
-                       takes, /*short_names=*/false);
+        o.knobs.add_to(app, shown, "Methods",
+                       "Other methods (docs/methods.md; unset: the preset's or the library's value)", takes,
+                       /*short_names=*/false);
     }
     app.add_option("--limit", o.limit, "at most this many problems (0: all)")->group("Selection");
     app.add_option("--offset", o.offset, "skip this many problems (after shuffling)")->group("Selection");
@@ -329,7 +335,7 @@ std::optional<int> parse_command_line(int argc, char ** argv, options & o) {
                    "per sequence; bounds the problems in flight (0: up to 64Ki cells)");
     app.add_option("--out", o.out, "results directory");
     auto * chat_flag = app.add_flag("--chat", o.chat, "use the model's chat template (default when it has one)");
-    auto * raw_flag = app.add_flag("--raw", o.raw, "plain prompt without chat template (default for base models)");
+    auto * raw_flag  = app.add_flag("--raw", o.raw, "plain prompt without chat template (default for base models)");
     chat_flag->excludes(raw_flag);
     app.add_flag("--summary-only", o.summary_only, "no generation: summarise the finished result files");
     app.add_flag("--regrade", o.regrade, "no generation: grade the result files again, then summarise");
@@ -340,7 +346,8 @@ std::optional<int> parse_command_line(int argc, char ** argv, options & o) {
     }
 
     if (app.count("-n")) {
-        usage_error("-n " + ambiguous_n + ": ambiguous here; give --n-samples N (samples per problem) or "
+        usage_error("-n " + ambiguous_n +
+                    ": ambiguous here; give --n-samples N (samples per problem) or "
                     "--n-predict N (the token cap, power-sampling's -n)");
     }
     return std::nullopt;
@@ -350,7 +357,7 @@ std::optional<int> parse_command_line(int argc, char ** argv, options & o) {
 // dataset, the parameters of every method, and that --out can be written.
 run_plan plan_run(const options & o) {
     run_plan plan;
-    plan.method_names = split_list(o.methods);
+    plan.method_names         = split_list(o.methods);
     const auto & method_names = plan.method_names;
     if (method_names.empty()) usage_error("--methods: empty; valid methods: " + ev::eval_method_names());
     for (const auto & m : method_names) {
@@ -366,11 +373,10 @@ run_plan plan_run(const options & o) {
     if (!o.dataset.empty() && !ev::is_builtin_dataset(o.dataset)) {
         const bool looks_like_file = o.dataset.find(".jsonl") != std::string::npos;
         if (!looks_like_file || !fs::is_regular_file(o.dataset)) {
-            usage_error("--dataset: unknown dataset '" + o.dataset + "'" +
-                        (looks_like_file ? " (no such file)" : "") +
+            usage_error("--dataset: unknown dataset '" + o.dataset + "'" + (looks_like_file ? " (no such file)" : "") +
                         "; valid names: " + join(ev::builtin_dataset_names(), ", ") + ", or a .jsonl file");
         }
-        plan.user_file = true;
+        plan.user_file     = true;
         const auto & tasks = ev::valid_tasks();
         if (std::find(tasks.begin(), tasks.end(), o.task) == tasks.end()) {
             usage_error("--task: unknown task '" + o.task + "'; valid tasks: " + join(tasks, ", "));
@@ -401,12 +407,12 @@ run_plan plan_run(const options & o) {
             ps::copy_knobs(small, sps, group);
             o.knobs.apply(sps, group);
             if (!o.knobs.given(ps::knob_for(&ps::sampling_params::block_size))) sps.block_size = small.block_size;
-            sps.method     = ps::method::sps;
+            sps.method = ps::method::sps;
         }
         for (const auto & name : method_names) {
-            const auto m = ev::find_eval_method(name);
+            const auto          m     = ev::find_eval_method(name);
             ps::sampling_params check = m->engine == "sps" ? sps : base;
-            check.method = ps::method_from_name(m->engine);
+            check.method              = ps::method_from_name(m->engine);
             ps::validate(check);
         }
         ps::validate(base);
@@ -414,7 +420,7 @@ run_plan plan_run(const options & o) {
         usage_error(powersample_tools::name_the_flag(e).what());
     }
 
-    plan.out_dir = o.out;
+    plan.out_dir             = o.out;
     const fs::path & out_dir = plan.out_dir;
     // Checked before the model loads (which takes minutes), not when the first result is due.
     if (!o.summary_only) {
@@ -431,13 +437,13 @@ run_plan plan_run(const options & o) {
 // dataset cannot be read.
 std::optional<problem_set> load_problems(const options & o, const run_plan & plan) {
     problem_set set;
-    auto & problems = set.problems;
+    auto &      problems = set.problems;
     if (!o.dataset.empty()) {
         ev::load_options lo;
         lo.offset = o.offset;
         if (o.limit > 0) lo.limit = o.limit;
-        lo.shuffle = o.shuffle;
-        lo.seed = o.seed;
+        lo.shuffle    = o.shuffle;
+        lo.seed       = o.seed;
         lo.on_warning = [](const ev::load_warning & w) {
             fmt::print(stderr, "{}:{}: skipped: {}\n", w.file, w.line, w.reason);
         };
@@ -446,13 +452,14 @@ std::optional<problem_set> load_problems(const options & o, const run_plan & pla
                 ev::field_mapping fm{ o.question_field, o.answer_field, o.id_field, o.task };
                 problems = ev::load_jsonl_dataset(o.dataset, fm, lo).problems;
             } else {
-                const fs::path dir = o.data_dir.empty() ? ev::default_data_dir() : fs::path(o.data_dir);
-                const fs::path file = dir / ev::builtin_dataset_file(o.dataset);
+                const fs::path  dir  = o.data_dir.empty() ? ev::default_data_dir() : fs::path(o.data_dir);
+                const fs::path  file = dir / ev::builtin_dataset_file(o.dataset);
                 std::error_code ec;
                 if (!fs::is_regular_file(file, ec)) {
-                    usage_error(fmt::format("--dataset '{}': {} not found; give --data-dir DIR (or set "
-                                            "POWERSAMPLE_DATA_DIR) to the directory that holds it",
-                                            o.dataset, file.string()));
+                    usage_error(
+                        fmt::format("--dataset '{}': {} not found; give --data-dir DIR (or set "
+                                    "POWERSAMPLE_DATA_DIR) to the directory that holds it",
+                                    o.dataset, file.string()));
                 }
                 problems = ev::load_builtin_dataset(o.dataset, dir, lo).problems;
             }
@@ -485,15 +492,15 @@ void regrade(const run_plan & plan, const options & o, const problem_set & set) 
 // finishes. Returns the exit code: 0, 1 (a compute-matched method had nothing to match), 2 (the
 // model failed) or 130 (interrupted; finished results are kept).
 int generate(const run_plan & plan, const options & o, const problem_set & set) {
-    const auto &     method_names = plan.method_names;
-    const fs::path & out_dir      = plan.out_dir;
-    const auto &     problems     = set.problems;
-    const auto &     selected_ids = set.ids;
-    const ps::sampling_params & base = plan.base;
-    const ps::sampling_params & sps  = plan.sps;
-    const bool       tty          = isatty(STDERR_FILENO);
-    int              exit_code    = 0;
-    std::shared_ptr<ps::model> model;
+    const auto &                method_names = plan.method_names;
+    const fs::path &            out_dir      = plan.out_dir;
+    const auto &                problems     = set.problems;
+    const auto &                selected_ids = set.ids;
+    const ps::sampling_params & base         = plan.base;
+    const ps::sampling_params & sps          = plan.sps;
+    const bool                  tty          = isatty(STDERR_FILENO);
+    int                         exit_code    = 0;
+    std::shared_ptr<ps::model>  model;
     try {
         model = ps::model::load({ o.model });
     } catch (const ps::invalid_argument_error & e) {
@@ -506,7 +513,7 @@ int generate(const run_plan & plan, const options & o, const problem_set & set) 
     if (chat && !model->has_chat_template()) usage_error("--chat: the model has no chat template");
     ps::context_params cp;
     cp.n_threads = o.threads;
-    cp.n_ctx = o.ctx_size;
+    cp.n_ctx     = o.ctx_size;
     ps::power_sampler sampler(model, cp);
     std::signal(SIGINT, on_sigint);
     std::signal(SIGTERM, on_sigint);
@@ -538,47 +545,47 @@ int generate(const run_plan & plan, const options & o, const problem_set & set) 
             names.push_back(m.name);
             fs::create_directories(out_dir / m.name);
         }
-        const std::string label = join(names, "+");
-        ps::sampling_params sp = group[0].engine == "sps" ? sps : base;
-        sp.method = ps::method_from_name(group[0].engine);
-        sp.n_chains = group[0].uses_n ? o.n_samples : 1;
+        const std::string   label = join(names, "+");
+        ps::sampling_params sp    = group[0].engine == "sps" ? sps : base;
+        sp.method                 = ps::method_from_name(group[0].engine);
+        sp.n_chains               = group[0].uses_n ? o.n_samples : 1;
         if (sp.method == ps::method::sample) sp.temperature = 1.0;
         if (!group[0].matched_to.empty()) {
             const auto n = matched_n_samples(out_dir, group[0].matched_to, selected_ids, sp.max_new_tokens);
             if (!n) {
-                fmt::print(stderr, "[{}] skipped: no finished results of '{}' to match (run it first)\n",
-                           label, group[0].matched_to);
+                fmt::print(stderr, "[{}] skipped: no finished results of '{}' to match (run it first)\n", label,
+                           group[0].matched_to);
                 exit_code = 1;
                 continue;
             }
             sp.n_chains = n->n_samples;
-            fmt::print(stderr, "[{}] N = {}: {} spent {:.1f} tokens per problem, a sample at T = 1 {:.1f}{}\n",
-                       label, n->n_samples, group[0].matched_to, n->method_tokens, n->sample_tokens,
+            fmt::print(stderr, "[{}] N = {}: {} spent {:.1f} tokens per problem, a sample at T = 1 {:.1f}{}\n", label,
+                       n->n_samples, group[0].matched_to, n->method_tokens, n->sample_tokens,
                        n->sample_tokens_measured ? "" : " (no T = 1 samples yet: the cap, an upper bound)");
         }
 
         // Pending: problems for which some method of the group has no finished file.
-        std::vector<size_t> pending;
+        std::vector<size_t>                                      pending;
         std::vector<std::pair<std::string, ps::sampling_params>> requests;  // the prompt as recorded
         // What is sampled from: a chat prompt tokenized so that a question cannot write the
         // template's markers (model::tokenize_chat).
         std::vector<std::pair<std::vector<ps::token_id>, ps::sampling_params>> token_requests;
-        std::vector<ev::prompt_text> prompts;
-        size_t n_skipped = 0;
+        std::vector<ev::prompt_text>                                           prompts;
+        size_t                                                                 n_skipped = 0;
         for (size_t i = 0; i < problems.size(); ++i) {
             bool missing = false;
             for (const auto & m : group) {
                 missing |= !ev::is_finished_record(out_dir / m.name / (ev::sanitize_id(problems[i].id) + ".json"));
             }
             if (!missing) continue;
-            auto pt = ev::build_prompt(problems[i], chat);
-            auto req = sp;
-            req.seed = problem_seed(o.seed, problems[i].id);
+            auto pt          = ev::build_prompt(problems[i], chat);
+            auto req         = sp;
+            req.seed         = problem_seed(o.seed, problems[i].id);
             std::string text = chat ? model->format_chat(pt.text) : pt.text;
             // What is sampled from: a chat prompt tokenized so that a question cannot write
             // the template's markers (model::tokenize_chat).
             std::vector<ps::token_id> tokens =
-                chat ? model->tokenize_chat({{"user", pt.text}}) : model->tokenize(pt.text, true);
+                chat ? model->tokenize_chat({ { "user", pt.text } }) : model->tokenize(pt.text, true);
             // One problem whose prompt cannot fit must not stop the run: generate_batch checks
             // every request before it starts and would refuse the whole batch.
             if (auto why = beyond_context(*model, tokens, sp.max_new_tokens)) {
@@ -613,20 +620,20 @@ int generate(const run_plan & plan, const options & o, const problem_set & set) 
                    n_skipped ? fmt::format(", {} skipped", n_skipped) : std::string());
         if (pending.empty()) continue;
 
-        const auto t0 = std::chrono::steady_clock::now();
-        auto t_last = t0;
-        size_t n_done = 0;
-        int64_t tokens_done = 0;
+        const auto      t0          = std::chrono::steady_clock::now();
+        auto            t_last      = t0;
+        size_t          n_done      = 0;
+        int64_t         tokens_done = 0;
         ps::run_options ro;
-        ro.cancel = &g_cancel;
+        ro.cancel      = &g_cancel;
         auto on_result = [&](size_t k, const ps::generation_result & g) {
             for (const auto & c : g.chains) {
                 // A cancelled chain is not a result: the problem stays pending for the rerun.
                 if (c.finish == ps::finish_reason::cancelled) return;
             }
-            const auto & p = problems[pending[k]];
+            const auto &   p       = problems[pending[k]];
             nlohmann::json samples = nlohmann::json::array();
-            int64_t tokens = 0;
+            int64_t        tokens  = 0;
             for (const auto & c : g.chains) {
                 samples.push_back({ { "text", c.text },
                                     { "n_tokens", c.tokens.size() },
@@ -665,7 +672,7 @@ int generate(const run_plan & plan, const options & o, const problem_set & set) 
                 };
                 if (!m.matched_to.empty()) rec["matched_to"] = m.matched_to;
                 if (p.task == "humaneval") {
-                    rec["test"] = p.raw.value("test", "");
+                    rec["test"]        = p.raw.value("test", "");
                     rec["entry_point"] = p.raw.value("entry_point", "");
                 }
                 ev::grade_record(rec);
@@ -676,16 +683,16 @@ int generate(const run_plan & plan, const options & o, const problem_set & set) 
             // Time per finished problem, written as it finishes so that a kill loses only the
             // work in flight: the batch's elapsed time since the previous finish goes with this
             // problem, so the lines of a batch add up to its throughput.
-            const auto now = std::chrono::steady_clock::now();
-            const double gap = std::chrono::duration<double>(now - t_last).count();
-            t_last = now;
-            const std::string line = nlohmann::json{ { "seconds", gap },
-                                                     { "problems", 1 },
-                                                     { "group", label },
-                                                     { "problem_id", p.id },
-                                                     { "interrupted", false } }
-                                         .dump() +
-                                     "\n";
+            const auto   now       = std::chrono::steady_clock::now();
+            const double gap       = std::chrono::duration<double>(now - t_last).count();
+            t_last                 = now;
+            const std::string line = nlohmann::json{
+                { "seconds", gap },
+                { "problems", 1 },
+                { "group", label },
+                { "problem_id", p.id },
+                { "interrupted", false }
+            }.dump() + "\n";
             for (const auto & name : names) {
                 std::ofstream(out_dir / name / "_timing.jsonl", std::ios::app) << line << std::flush;
             }
@@ -723,11 +730,11 @@ int summarise(const run_plan & plan, const options & o, const problem_set & set,
     const auto &     method_names = plan.method_names;
     const fs::path & out_dir      = plan.out_dir;
     const auto &     selected_ids = set.ids;
-    auto records = read_records(out_dir, method_names, o.dataset.empty() ? nullptr : &selected_ids, true);
+    auto             records = read_records(out_dir, method_names, o.dataset.empty() ? nullptr : &selected_ids, true);
     for (auto & rec : records) {
         if (!rec.contains("grade") && !rec.contains("skipped")) ev::grade_record(rec);
     }
-    const auto rows = ev::summarize(records, method_names, read_timings(out_dir, method_names));
+    const auto   rows = ev::summarize(records, method_names, read_timings(out_dir, method_names));
     ev::run_info info;
     if (!records.empty()) {
         const auto & r0 = records.front();
@@ -754,7 +761,8 @@ int summarise(const run_plan & plan, const options & o, const problem_set & set,
                 for (const auto & [k, v] : rec["params"][group].items()) {
                     knobs += (knobs.empty() ? "" : ", ") + k + " " + (v.is_string() ? v.get<std::string>() : v.dump());
                 }
-                if (engine == std::string("sps")) knobs += ", block " + std::to_string(rec["params"].value("block_size", 0));
+                if (engine == std::string("sps"))
+                    knobs += ", block " + std::to_string(rec["params"].value("block_size", 0));
                 info.emplace_back(engine, knobs);
                 break;
             }
@@ -770,8 +778,8 @@ int summarise(const run_plan & plan, const options & o, const problem_set & set,
     // results names no machine's paths.
     {
         std::error_code ec;
-        const fs::path rel = fs::relative(out_dir, fs::current_path(ec), ec);
-        const bool inside = !ec && !rel.empty() && *rel.begin() != "..";
+        const fs::path  rel    = fs::relative(out_dir, fs::current_path(ec), ec);
+        const bool      inside = !ec && !rel.empty() && *rel.begin() != "..";
         info.emplace_back("results", inside ? rel.string() : out_dir.string());
     }
     const std::string md = ev::summary_markdown(rows, info);

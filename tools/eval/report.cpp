@@ -46,17 +46,17 @@ double sign_test_p_value(std::uint64_t wins, std::uint64_t losses) {
     return std::min(1.0, 2.0 * tail);
 }
 
-std::vector<method_summary> summarize(const std::vector<nlohmann::json> & records,
-                                      const std::vector<std::string> & method_order,
+std::vector<method_summary> summarize(const std::vector<nlohmann::json> &         records,
+                                      const std::vector<std::string> &            method_order,
                                       const std::map<std::string, batch_timing> & timings) {
     std::vector<method_summary> rows;
     for (const auto & name : method_order) {
         method_summary row;
         row.method = name;
         std::vector<std::pair<std::uint64_t, std::uint64_t>> n_c;  // samples, correct samples
-        double tokens = 0, wall = 0;
-        std::uint64_t proposals = 0, accepted = 0;
-        bool has_power = false;
+        double                                               tokens = 0, wall = 0;
+        std::uint64_t                                        proposals = 0, accepted = 0;
+        bool                                                 has_power = false;
         for (const auto & rec : records) {
             if (rec.value("method", "") != name) continue;
             if (rec.contains("skipped")) {
@@ -82,10 +82,10 @@ std::vector<method_summary> summarize(const std::vector<nlohmann::json> & record
             wall += rec.value("wall_seconds", 0.0);
         }
         if (row.n_problems == 0) continue;
-        row.accuracy_ci = wilson_interval(row.n_correct, row.n_problems);
+        row.accuracy_ci           = wilson_interval(row.n_correct, row.n_problems);
         row.mean_tokens_generated = tokens / double(row.n_problems);
-        row.mean_wall_seconds = wall / double(row.n_problems);
-        row.n_samples = std::numeric_limits<std::uint64_t>::max();
+        row.mean_wall_seconds     = wall / double(row.n_problems);
+        row.n_samples             = std::numeric_limits<std::uint64_t>::max();
         for (const auto & [n, c] : n_c) row.n_samples = std::min<std::uint64_t>(row.n_samples, n);
         if (row.n_samples > 1) {
             for (std::uint64_t k : { std::uint64_t{ 1 }, row.n_samples }) {
@@ -121,7 +121,7 @@ std::vector<method_summary> summarize(const std::vector<nlohmann::json> & record
                 pc.wins += ok && !it->second;
                 pc.losses += !ok && it->second;
             }
-            pc.p_value = sign_test_p_value(pc.wins, pc.losses);
+            pc.p_value     = sign_test_p_value(pc.wins, pc.losses);
             rows[i].paired = pc;
         }
     }
@@ -144,9 +144,11 @@ std::string summary_markdown(const std::vector<method_summary> & rows, const run
     std::string out;
     for (const auto & [key, value] : info) out += "- " + key + ": " + value + "\n";
     if (!info.empty()) out += "\n";
-    out += "| method | problems | accuracy % | 95% CI | pass@1 % | pass@N % | no answer | skipped | at cap % | tokens/problem | "
-           "latency s/problem | s/problem (batched) | time x sample | MH accept | vs " +
-           (rows.empty() ? std::string("first") : rows[0].method) + ": +won/-lost (p) |\n";
+    out +=
+        "| method | problems | accuracy % | 95% CI | pass@1 % | pass@N % | no answer | skipped | at cap % | "
+        "tokens/problem | "
+        "latency s/problem | s/problem (batched) | time x sample | MH accept | vs " +
+        (rows.empty() ? std::string("first") : rows[0].method) + ": +won/-lost (p) |\n";
     out += "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
     for (const auto & r : rows) {
         out += "| " + r.method + " | " + std::to_string(r.n_problems) + " | " + percent(r.accuracy()) + " | [" +
@@ -202,7 +204,7 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
     // Chart geometry: accuracy (with its Wilson interval) against tokens generated per problem.
     const double width = 720, height = 420, left = 70, right = 170, top = 20, bottom = 60;
     const double plot_w = width - left - right, plot_h = height - top - bottom;
-    double x_min = std::numeric_limits<double>::max(), x_max = 0, y_max = 0.1;
+    double       x_min = std::numeric_limits<double>::max(), x_max = 0, y_max = 0.1;
     for (const auto & r : rows) {
         x_min = std::min(x_min, std::max(1.0, r.mean_tokens_generated));
         x_max = std::max(x_max, std::max(1.0, r.mean_tokens_generated));
@@ -212,12 +214,12 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
     y_max = std::min(1.0, std::ceil(y_max * 10.0 + 1e-9) / 10.0);
     // Token budgets of the methods span orders of magnitude (greedy vs N power chains): log scale.
     const double lx_min = std::floor(std::log10(x_min)), lx_max = std::max(lx_min + 1, std::ceil(std::log10(x_max)));
-    auto px = [&](double tokens) {
+    auto         px = [&](double tokens) {
         return left + (std::log10(std::max(1.0, tokens)) - lx_min) / (lx_max - lx_min) * plot_w;
     };
-    auto py = [&](double acc) { return top + (1.0 - acc / y_max) * plot_h; };
+    auto                      py        = [&](double acc) { return top + (1.0 - acc / y_max) * plot_h; };
     static const char * const colours[] = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
-                                             "#9467bd", "#8c564b", "#e377c2", "#7f7f7f" };
+                                            "#9467bd", "#8c564b", "#e377c2", "#7f7f7f" };
 
     std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + fixed(width, 0) + "\" height=\"" +
                       fixed(height, 0) + "\" font-family=\"sans-serif\" font-size=\"12\">\n";
@@ -242,14 +244,13 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
     svg += "<text transform=\"translate(16," + fixed(top + plot_h / 2, 1) +
            ") rotate(-90)\" text-anchor=\"middle\">accuracy (95% Wilson interval)</text>\n";
     for (size_t i = 0; i < rows.size(); ++i) {
-        const auto & r = rows[i];
+        const auto &      r      = rows[i];
         const std::string colour = colours[i % 8];
-        const double x = px(r.mean_tokens_generated);
-        svg += "<line x1=\"" + fixed(x, 1) + "\" y1=\"" + fixed(py(r.accuracy_ci.lower), 1) + "\" x2=\"" +
-               fixed(x, 1) + "\" y2=\"" + fixed(py(r.accuracy_ci.upper), 1) + "\" stroke=\"" + colour +
-               "\" stroke-width=\"2\"/>\n";
-        svg += "<circle cx=\"" + fixed(x, 1) + "\" cy=\"" + fixed(py(r.accuracy()), 1) + "\" r=\"5\" fill=\"" +
-               colour + "\"><title>" + powersample::markup_escape(r.method) + ": " + percent(r.accuracy()) + "% at " +
+        const double      x      = px(r.mean_tokens_generated);
+        svg += "<line x1=\"" + fixed(x, 1) + "\" y1=\"" + fixed(py(r.accuracy_ci.lower), 1) + "\" x2=\"" + fixed(x, 1) +
+               "\" y2=\"" + fixed(py(r.accuracy_ci.upper), 1) + "\" stroke=\"" + colour + "\" stroke-width=\"2\"/>\n";
+        svg += "<circle cx=\"" + fixed(x, 1) + "\" cy=\"" + fixed(py(r.accuracy()), 1) + "\" r=\"5\" fill=\"" + colour +
+               "\"><title>" + powersample::markup_escape(r.method) + ": " + percent(r.accuracy()) + "% at " +
                fixed(r.mean_tokens_generated, 0) + " tokens</title></circle>\n";
         const double ly = top + 14 + 18 * double(i);
         svg += "<circle cx=\"" + fixed(left + plot_w + 16, 1) + "\" cy=\"" + fixed(ly - 4, 1) + "\" r=\"5\" fill=\"" +
@@ -259,11 +260,12 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
     }
     svg += "</svg>\n";
 
-    std::string html = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>powersample evaluation</title>\n"
-                       "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-                       "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-                       "td:first-child,th:first-child{text-align:left}</style></head><body>\n"
-                       "<h1>powersample evaluation</h1>\n<ul>\n";
+    std::string html =
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>powersample evaluation</title>\n"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}</style></head><body>\n"
+        "<h1>powersample evaluation</h1>\n<ul>\n";
     for (const auto & [key, value] : info) {
         html += "<li>" + powersample::markup_escape(key) + ": " + powersample::markup_escape(value) + "</li>\n";
     }
@@ -271,13 +273,13 @@ std::string report_html(const std::vector<method_summary> & rows, const run_info
             "<table>\n<tr><th>method</th><th>problems</th><th>accuracy %</th><th>95% CI</th><th>pass@1 %</th>"
             "<th>pass@N %</th><th>no answer</th><th>skipped</th><th>tokens/problem</th><th>latency s/problem</th>"
             "<th>s/problem (batched)</th><th>time x sample</th><th>MH accept</th><th>vs " +
-            powersample::markup_escape(rows.empty() ? std::string("first") : rows[0].method) + ": +won/-lost (p)</th></tr>\n";
+            powersample::markup_escape(rows.empty() ? std::string("first") : rows[0].method) +
+            ": +won/-lost (p)</th></tr>\n";
     for (const auto & r : rows) {
-        html += "<tr><td>" + powersample::markup_escape(r.method) + "</td><td>" + std::to_string(r.n_problems) + "</td><td>" +
-                percent(r.accuracy()) + "</td><td>[" + percent(r.accuracy_ci.lower) + ", " +
-                percent(r.accuracy_ci.upper) + "]</td><td>" + pass_at_text(r, 0) + "</td><td>" +
-                pass_at_text(r, 1) + "</td><td>" + std::to_string(r.n_no_answer) + "</td><td>" +
-                std::to_string(r.n_skipped) + "</td><td>" +
+        html += "<tr><td>" + powersample::markup_escape(r.method) + "</td><td>" + std::to_string(r.n_problems) +
+                "</td><td>" + percent(r.accuracy()) + "</td><td>[" + percent(r.accuracy_ci.lower) + ", " +
+                percent(r.accuracy_ci.upper) + "]</td><td>" + pass_at_text(r, 0) + "</td><td>" + pass_at_text(r, 1) +
+                "</td><td>" + std::to_string(r.n_no_answer) + "</td><td>" + std::to_string(r.n_skipped) + "</td><td>" +
                 fixed(r.mean_tokens_generated, 1) + "</td><td>" + fixed(r.mean_wall_seconds, 2) + "</td><td>" +
                 (r.seconds_per_problem ? fixed(*r.seconds_per_problem, 2) : "-") + "</td><td>" +
                 (r.time_vs_sample ? fixed(*r.time_vs_sample, 1) : "-") + "</td><td>" +

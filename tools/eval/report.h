@@ -16,11 +16,11 @@
 namespace powersample::eval {
 
 struct method_summary {
-    std::string method;
+    std::string   method;
     std::uint64_t n_problems = 0;
-    std::uint64_t n_correct = 0;     // by the method's selected answer
-    interval      accuracy_ci;       // 95% Wilson
-    std::uint64_t n_no_answer = 0;   // problems whose selected answer is empty (counted wrong)
+    std::uint64_t n_correct  = 0;   // by the method's selected answer
+    interval      accuracy_ci;      // 95% Wilson
+    std::uint64_t n_no_answer = 0;  // problems whose selected answer is empty (counted wrong)
     // Samples that stopped at the token cap, of all samples: where this is large, the cap and
     // not the method decides the result.
     std::uint64_t n_samples_at_cap = 0, n_samples_total = 0;
@@ -33,7 +33,7 @@ struct method_summary {
     // problem has a single sample.
     std::vector<std::pair<std::uint64_t, double>> pass_at;
     double mean_tokens_generated = 0;  // per problem, all chains, rejected proposals included
-    double mean_wall_seconds = 0;      // per problem, admission to finish (latency in a batch)
+    double mean_wall_seconds     = 0;  // per problem, admission to finish (latency in a batch)
     // Elapsed batch time divided by the problems it finished (throughput); nullopt when unknown.
     std::optional<double> seconds_per_problem;
     std::optional<double> acceptance_rate;  // MH acceptance over all power chains
@@ -55,7 +55,7 @@ struct method_summary {
 
 // Elapsed time of the generation batches of one method: seconds and problems finished.
 struct batch_timing {
-    double seconds = 0;
+    double        seconds  = 0;
     std::uint64_t problems = 0;
 };
 
@@ -66,15 +66,15 @@ double sign_test_p_value(std::uint64_t wins, std::uint64_t losses);
 // Summarises graded records (each with "method", "samples" and "grade"), one row per method in
 // the order of `method_order` (methods without graded records are left out). Skipped records
 // (with "skipped") are only counted.
-std::vector<method_summary> summarize(const std::vector<nlohmann::json> & records,
-                                      const std::vector<std::string> & method_order,
+std::vector<method_summary> summarize(const std::vector<nlohmann::json> &         records,
+                                      const std::vector<std::string> &            method_order,
                                       const std::map<std::string, batch_timing> & timings = {});
 
 // Run description shown above the table: model, dataset, settings (key -> value, in order).
 using run_info = std::vector<std::pair<std::string, std::string>>;
 
-std::string summary_markdown(const std::vector<method_summary> & rows, const run_info & info);
+std::string    summary_markdown(const std::vector<method_summary> & rows, const run_info & info);
 nlohmann::json summary_json(const std::vector<method_summary> & rows, const run_info & info);
-std::string report_html(const std::vector<method_summary> & rows, const run_info & info);
+std::string    report_html(const std::vector<method_summary> & rows, const run_info & info);
 
 }  // namespace powersample::eval

@@ -47,8 +47,8 @@ std::optional<eval_method> find_eval_method(std::string_view name) {
     // budget is one sample), not the N-sample methods, not another matched method.
     if (!target || target->uses_n || !target->matched_to.empty() || target->name == "greedy") return std::nullopt;
     eval_method m = *find_eval_method(base);
-    m.name = std::string(name);
-    m.matched_to = target->name;
+    m.name        = std::string(name);
+    m.matched_to  = target->name;
     m.description = std::string(base) + " with N set so that its tokens per problem match " + target->name + "'s";
     return m;
 }
@@ -61,7 +61,7 @@ std::string eval_method_names() {
 
 std::string sanitize_id(std::string_view id) {
     std::string out;
-    bool changed = id.empty();
+    bool        changed = id.empty();
     for (char c : id) {
         const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
                           c == '_' || c == '-';
@@ -70,7 +70,7 @@ std::string sanitize_id(std::string_view id) {
     }
     // A leading dot would make a hidden file, and ".."/"." are not file names.
     if (!out.empty() && out[0] == '.') {
-        out[0] = '_';
+        out[0]  = '_';
         changed = true;
     }
     if (changed) {
@@ -91,10 +91,12 @@ std::string sanitize_id(std::string_view id) {
 prompt_text build_prompt(const problem & p, bool chat) {
     if (p.task == "humaneval") {
         if (chat) {
-            return { "Complete the following Python function. Reply with the whole function in one ```python "
-                     "code block.\n\n```python\n" +
-                         p.question + "```",
-                     "" };
+            return {
+                "Complete the following Python function. Reply with the whole function in one ```python "
+                "code block.\n\n```python\n" +
+                    p.question + "```",
+                ""
+            };
         }
         // A base model continues the function body directly after its docstring.
         return { p.question, "" };
@@ -138,15 +140,15 @@ selected_answer select_majority(std::string_view task, const std::vector<sample_
         ++it->second.count;
     }
     selected_answer out;
-    int best_count = 0;
+    int             best_count = 0;
     for (const auto & [key, t] : votes) {
         if (t.count > best_count || (t.count == best_count && t.first < out.index)) {
             best_count = t.count;
-            out.index = t.first;
+            out.index  = t.first;
         }
     }
     if (out.index >= 0) {
-        out.answer = *grades[size_t(out.index)].answer;
+        out.answer  = *grades[size_t(out.index)].answer;
         out.correct = grades[size_t(out.index)].correct;
     }
     return out;
@@ -159,8 +161,8 @@ selected_answer select_best_log_p(const std::vector<double> & log_p, const std::
     }
     if (out.index >= 0) {
         const auto & g = grades[size_t(out.index)];
-        out.answer = g.answer.value_or("");
-        out.correct = g.correct;
+        out.answer     = g.answer.value_or("");
+        out.correct    = g.correct;
     }
     return out;
 }
@@ -184,16 +186,16 @@ sample_grade grade_response(std::string_view task, std::string_view response, st
         return g;
     }
     if (task == "numeric") {
-        g.answer = extract_numeric_answer(response);
+        g.answer  = extract_numeric_answer(response);
         g.correct = g.answer && grade_numeric(response, reference);
     } else if (task == "math") {
-        g.answer = extract_math_answer(response);
+        g.answer  = extract_math_answer(response);
         g.correct = g.answer && grade_math(response, reference);
     } else if (task == "humaneval") {
-        g.answer = extract_python_function(response, question, entry_point);
+        g.answer           = extract_python_function(response, question, entry_point);
         const auto outcome = run_humaneval_test(*g.answer, test, entry_point, limits);
-        g.correct = outcome.passed;
-        g.sandbox = outcome.sandbox;
+        g.correct          = outcome.passed;
+        g.sandbox          = outcome.sandbox;
         if (!outcome.passed) g.detail = outcome.timed_out ? "timed out" : outcome.error_text;
     } else {
         g.detail = "unknown task '" + std::string(task) + "'";
@@ -202,20 +204,19 @@ sample_grade grade_response(std::string_view task, std::string_view response, st
 }
 
 void grade_record(nlohmann::json & record, const sandbox_limits & limits) {
-    const std::string task = record.at("task").get<std::string>();
-    const std::string stop = record.value("stop", "");
-    const auto method = find_eval_method(record.at("method").get<std::string>());
+    const std::string task   = record.at("task").get<std::string>();
+    const std::string stop   = record.value("stop", "");
+    const auto        method = find_eval_method(record.at("method").get<std::string>());
     if (!method) throw std::runtime_error("unknown method '" + record.at("method").get<std::string>() + "'");
     std::vector<sample_grade> grades;
-    std::vector<double> log_p;
+    std::vector<double>       log_p;
     for (const auto & s : record.at("samples")) {
-        const std::string text = s.at("text").get<std::string>();
+        const std::string text   = s.at("text").get<std::string>();
         const std::string graded = graded_text(text, stop);
         // Cut by the cap only when the stop string did not end the response first.
         const bool truncated = s.value("finish", "") == "length" && graded.size() == text.size();
         grades.push_back(grade_response(task, graded, record.value("reference", ""), record.value("question", ""),
-                                        record.value("test", ""), record.value("entry_point", ""), limits,
-                                        truncated));
+                                        record.value("test", ""), record.value("entry_point", ""), limits, truncated));
         log_p.push_back(s.at("log_p").get<double>());
     }
     selected_answer chosen;
@@ -223,16 +224,12 @@ void grade_record(nlohmann::json & record, const sandbox_limits & limits) {
         case selection::single:
             chosen = select_best_log_p(log_p, grades);  // one sample: picks it
             break;
-        case selection::best_log_p:
-            chosen = select_best_log_p(log_p, grades);
-            break;
-        case selection::majority:
-            chosen = select_majority(task, grades);
-            break;
+        case selection::best_log_p: chosen = select_best_log_p(log_p, grades); break;
+        case selection::majority: chosen = select_majority(task, grades); break;
     }
     nlohmann::json answers = nlohmann::json::array(), correct = nlohmann::json::array(),
                    details = nlohmann::json::array();
-    int n_correct = 0;
+    int n_correct          = 0;
     for (const auto & g : grades) {
         answers.push_back(g.answer ? nlohmann::json(*g.answer) : nlohmann::json(nullptr));
         correct.push_back(g.correct);
@@ -240,8 +237,8 @@ void grade_record(nlohmann::json & record, const sandbox_limits & limits) {
         n_correct += g.correct;
     }
     record["grade"] = {
-        { "answers", answers }, { "sample_correct", correct }, { "n_correct", n_correct },
-        { "selected", chosen.index }, { "answer", chosen.answer }, { "correct", chosen.correct },
+        { "answers", answers },       { "sample_correct", correct }, { "n_correct", n_correct },
+        { "selected", chosen.index }, { "answer", chosen.answer },   { "correct", chosen.correct },
     };
     if (task == "humaneval") {
         record["grade"]["details"] = details;
@@ -260,7 +257,7 @@ bool is_finished_record(const std::filesystem::path & file) {
     std::ifstream in(file);
     if (!in) return false;
     try {
-        const auto j = nlohmann::json::parse(in);
+        const auto   j       = nlohmann::json::parse(in);
         const auto & samples = j.at("samples");
         if (!samples.is_array() || samples.empty()) return false;
         for (const auto & s : samples) {
@@ -273,9 +270,9 @@ bool is_finished_record(const std::filesystem::path & file) {
 }
 
 void write_json_atomically(const std::filesystem::path & file, const nlohmann::json & record) {
-    const auto tmp = file.string() + ".tmp";
+    const auto        tmp  = file.string() + ".tmp";
     const std::string text = record.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int         fd   = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
     size_t written = 0;
     while (written < text.size()) {

@@ -19,17 +19,17 @@ namespace powersample::eval {
 
 // How a method turns its samples into one answer.
 enum class selection {
-    single,       // one sample: its answer
-    best_log_p,   // the sample with the highest base-model log p(x | prompt)
-    majority,     // the most frequent extracted answer (self-consistency)
+    single,      // one sample: its answer
+    best_log_p,  // the sample with the highest base-model log p(x | prompt)
+    majority,    // the most frequent extracted answer (self-consistency)
 };
 
 struct eval_method {
-    std::string name;         // e.g. "power-maj-vote"
-    std::string engine;       // the library method: "greedy", "sample", "low-temp", "power"
-    bool        uses_n;       // draws --n-samples chains instead of one
+    std::string    name;    // e.g. "power-maj-vote"
+    std::string    engine;  // the library method: "greedy", "sample", "low-temp", "power"
+    bool           uses_n;  // draws --n-samples chains instead of one
     enum selection selection;
-    std::string description;
+    std::string    description;
     // Compute-matched best-of-n or majority vote ("best-of-n@smc", "maj-vote@power"): the method
     // whose tokens per problem set N.
     std::string matched_to;
@@ -62,14 +62,14 @@ std::string graded_text(std::string_view response, std::string_view stop);
 
 struct sample_grade {
     std::optional<std::string> answer;  // extracted answer (humaneval: the assembled program)
-    bool correct = false;
-    std::string detail;                 // humaneval: why a program failed
-    std::string sandbox;                // humaneval: test_outcome::sandbox, the isolation that ran
+    bool                       correct = false;
+    std::string                detail;   // humaneval: why a program failed
+    std::string                sandbox;  // humaneval: test_outcome::sandbox, the isolation that ran
 };
 
 struct selected_answer {
-    int         index = -1;   // sample chosen; -1 when no sample has an answer
-    std::string answer;       // "" when none
+    int         index = -1;  // sample chosen; -1 when no sample has an answer
+    std::string answer;      // "" when none
     bool        correct = false;
 };
 

@@ -24,19 +24,19 @@ double pass_at_k(std::uint64_t n, std::uint64_t c, std::uint64_t k) {
 
 interval wilson_interval(std::uint64_t successes, std::uint64_t n, double z) {
     if (successes > n) {
-        throw std::invalid_argument("wilson_interval: successes (" + std::to_string(successes) +
-                                    ") exceed n (" + std::to_string(n) + ")");
+        throw std::invalid_argument("wilson_interval: successes (" + std::to_string(successes) + ") exceed n (" +
+                                    std::to_string(n) + ")");
     }
     if (n == 0) {
         return { 0.0, 1.0 };
     }
-    const double nn = static_cast<double>(n);
-    const double p = static_cast<double>(successes) / nn;
-    const double z2 = z * z;
-    const double denom = 1.0 + z2 / nn;
+    const double nn     = static_cast<double>(n);
+    const double p      = static_cast<double>(successes) / nn;
+    const double z2     = z * z;
+    const double denom  = 1.0 + z2 / nn;
     const double center = (p + z2 / (2.0 * nn)) / denom;
-    const double half = z * std::sqrt(p * (1.0 - p) / nn + z2 / (4.0 * nn * nn)) / denom;
-    interval r{ std::max(0.0, center - half), std::min(1.0, center + half) };
+    const double half   = z * std::sqrt(p * (1.0 - p) / nn + z2 / (4.0 * nn * nn)) / denom;
+    interval     r{ std::max(0.0, center - half), std::min(1.0, center + half) };
     // Rounding can leave tiny non-zero bounds at the extremes; the exact values are 0 and 1.
     if (successes == 0) {
         r.lower = 0.0;
@@ -48,4 +48,3 @@ interval wilson_interval(std::uint64_t successes, std::uint64_t n, double z) {
 }
 
 }  // namespace powersample::eval
-

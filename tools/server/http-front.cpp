@@ -21,10 +21,10 @@ using clock_type = std::chrono::steady_clock;
 
 thread_local connection * t_current = nullptr;
 
-constexpr size_t recv_size         = 64 * 1024;
-constexpr size_t max_chunk_line    = 1024;
-constexpr int    write_timeout_ms  = 10000;
-constexpr int    linger_ms         = 2000;
+constexpr size_t recv_size        = 64 * 1024;
+constexpr size_t max_chunk_line   = 1024;
+constexpr int    write_timeout_ms = 10000;
+constexpr int    linger_ms        = 2000;
 // Raw bytes a chunked body may take for its content: framing of tiny chunks ("1\r\nx\r\n" is
 // 6 bytes per byte) is bounded too, so the buffer never holds more than this.
 constexpr size_t max_framing_ratio = 4;
@@ -35,7 +35,7 @@ const char * status_text(int status) {
         case 408: return "Request Timeout";
         case 413: return "Payload Too Large";
         case 431: return "Request Header Fields Too Large";
-        default:  return "Error";
+        default: return "Error";
     }
 }
 
@@ -67,10 +67,11 @@ void address_of(const sockaddr_storage & a, std::string & ip, int & port) {
 }  // namespace
 
 std::string error_json(int status, const std::string & message, const std::string & field) {
-    json e = {{"message", message}, {"type", status >= 500 ? "server_error" : "invalid_request_error"},
-              {"code", status}};
+    json e     = { { "message", message },
+                   { "type", status >= 500 ? "server_error" : "invalid_request_error" },
+                   { "code", status } };
     e["param"] = field.empty() ? json(nullptr) : json(field);
-    return json{{"error", e}}.dump(-1, ' ', false, json::error_handler_t::replace);
+    return json{ { "error", e } }.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 connection::connection(int fd, const http_limits & limits) : fd_(fd), limits_(limits) {}
@@ -79,7 +80,7 @@ connection * current_connection() { return t_current; }
 
 bool connection::fill(int timeout_ms, bool & eof) {
     eof = false;
-    pollfd p{fd_, POLLIN, 0};
+    pollfd    p{ fd_, POLLIN, 0 };
     const int ready = poll(&p, 1, std::max(0, timeout_ms));
     if (ready <= 0) return ready == 0 || errno == EINTR;  // nothing yet
     const size_t old = buffer_.size();
@@ -98,10 +99,10 @@ connection::framing connection::frame(std::string & why) {
             return buffer_.size() > limits_.max_head ? framing::head_too_large : framing::incomplete;
         }
         if (blank + 4 > limits_.max_head) return framing::head_too_large;
-        head_end_ = blank + 4;
-        bool has_length = false;
+        head_end_              = blank + 4;
+        bool        has_length = false;
         std::string encoding;
-        size_t line = buffer_.find("\r\n") + 2;  // past the request line
+        size_t      line = buffer_.find("\r\n") + 2;  // past the request line
         while (line < blank + 2) {
             const size_t end   = buffer_.find("\r\n", line);
             const size_t colon = buffer_.find(':', line);
@@ -109,8 +110,8 @@ connection::framing connection::frame(std::string & why) {
                 const std::string name  = lower(trim(buffer_.substr(line, colon - line)));
                 const std::string value = trim(buffer_.substr(colon + 1, end - colon - 1));
                 if (name == "content-length") {
-                    const bool digits = !value.empty() && value.size() <= 18 &&
-                                        std::all_of(value.begin(), value.end(), ::isdigit);
+                    const bool digits =
+                        !value.empty() && value.size() <= 18 && std::all_of(value.begin(), value.end(), ::isdigit);
                     if (!digits || (has_length && std::stoull(value) != content_length_)) {
                         why = "Content-Length '" + value + "' is not one decimal number";
                         return framing::malformed;
@@ -163,9 +164,10 @@ connection::framing connection::frame(std::string & why) {
             }
             continue;
         }
-        std::string size_line = buffer_.substr(chunk_cursor_, end - chunk_cursor_);
+        std::string       size_line = buffer_.substr(chunk_cursor_, end - chunk_cursor_);
         const std::string size_text = trim(size_line.substr(0, size_line.find(';')));  // ';' starts extensions
-        if (size_text.empty() || size_text.size() > 15 || !std::all_of(size_text.begin(), size_text.end(), ::isxdigit)) {
+        if (size_text.empty() || size_text.size() > 15 ||
+            !std::all_of(size_text.begin(), size_text.end(), ::isxdigit)) {
             why = "chunk size '" + size_text.substr(0, 32) + "' is not a hexadecimal number";
             return framing::malformed;
         }
@@ -200,21 +202,22 @@ connection::outcome connection::receive_request(std::chrono::milliseconds idle_t
     while (true) {
         if (!buffer_.empty()) {
             switch (frame(why)) {
-                case framing::complete:       read_pos_ = 0; return outcome::request;
-                case framing::head_too_large: why = "request head larger than " + std::to_string(limits_.max_head) + " bytes";
-                                              return outcome::head_too_large;
+                case framing::complete: read_pos_ = 0; return outcome::request;
+                case framing::head_too_large:
+                    why = "request head larger than " + std::to_string(limits_.max_head) + " bytes";
+                    return outcome::head_too_large;
                 case framing::body_too_large: return outcome::body_too_large;
-                case framing::malformed:      return outcome::malformed;
-                case framing::incomplete:     break;
+                case framing::malformed: return outcome::malformed;
+                case framing::incomplete: break;
             }
         }
-        const auto now = clock_type::now();
+        const auto now   = clock_type::now();
         const auto until = buffer_.empty() ? idle_end : deadline;
         if (now >= until) {
             why = "request not received whole within " + std::to_string(limits_.request_timeout.count()) + " ms";
             return buffer_.empty() ? outcome::closed : outcome::timeout;
         }
-        bool eof = false;
+        bool      eof     = false;
         const int wait_ms = int(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
         if (!fill(wait_ms, eof)) return outcome::closed;
         if (eof) {
@@ -231,7 +234,7 @@ void connection::consume_request() {
 }
 
 bool connection::client_gone(const std::function<bool()> & probe) {
-    pollfd p{fd_, POLLIN | POLLRDHUP, 0};
+    pollfd p{ fd_, POLLIN | POLLRDHUP, 0 };
     if (poll(&p, 1, 0) <= 0) return false;
     if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return true;
     bool eof = false;
@@ -248,7 +251,9 @@ bool connection::client_gone(const std::function<bool()> & probe) {
     return !probe();
 }
 
-bool connection::write_raw(const std::string & bytes) { return write(bytes.data(), bytes.size()) == ssize_t(bytes.size()); }
+bool connection::write_raw(const std::string & bytes) {
+    return write(bytes.data(), bytes.size()) == ssize_t(bytes.size());
+}
 
 void connection::write_error(int status, const std::string & message) {
     const std::string body = error_json(status, message);
@@ -260,9 +265,9 @@ void connection::write_error(int status, const std::string & message) {
 void connection::lingering_close() {
     shutdown(fd_, SHUT_WR);
     const auto until = clock_type::now() + std::chrono::milliseconds(linger_ms);
-    char sink[16 * 1024];
+    char       sink[16 * 1024];
     while (clock_type::now() < until) {
-        pollfd p{fd_, POLLIN, 0};
+        pollfd    p{ fd_, POLLIN, 0 };
         const int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(until - clock_type::now()).count());
         if (poll(&p, 1, std::max(1, left)) <= 0) break;
         if (recv(fd_, sink, sizeof(sink), MSG_DONTWAIT) <= 0) break;
@@ -273,7 +278,7 @@ void connection::lingering_close() {
 bool connection::is_readable() const { return read_pos_ < request_end_; }
 
 bool connection::is_writable() const {
-    pollfd p{fd_, POLLOUT, 0};
+    pollfd p{ fd_, POLLOUT, 0 };
     return poll(&p, 1, write_timeout_ms) > 0 && !(p.revents & (POLLERR | POLLHUP));
 }
 
@@ -287,7 +292,7 @@ ssize_t connection::read(char * ptr, size_t size) {
 ssize_t connection::write(const char * ptr, size_t size) {
     size_t sent = 0;
     while (sent < size) {
-        pollfd p{fd_, POLLOUT, 0};
+        pollfd p{ fd_, POLLOUT, 0 };
         if (poll(&p, 1, write_timeout_ms) <= 0) return -1;
         const ssize_t n = send(fd_, ptr + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
@@ -299,39 +304,39 @@ ssize_t connection::write(const char * ptr, size_t size) {
 
 void connection::get_remote_ip_and_port(std::string & ip, int & port) const {
     sockaddr_storage a{};
-    socklen_t len = sizeof(a);
+    socklen_t        len = sizeof(a);
     if (getpeername(fd_, reinterpret_cast<sockaddr *>(&a), &len) == 0) address_of(a, ip, port);
 }
 
 void connection::get_local_ip_and_port(std::string & ip, int & port) const {
     sockaddr_storage a{};
-    socklen_t len = sizeof(a);
+    socklen_t        len = sizeof(a);
     if (getsockname(fd_, reinterpret_cast<sockaddr *>(&a), &len) == 0) address_of(a, ip, port);
 }
 
 bool guarded_server::process_and_close_socket(int sock) {
     connection c(sock, limits_);
     t_current = &c;
-    bool ok = true;
+    bool ok   = true;
     // Keep-alive as httplib's own loop: at most keep_alive_max_count_ requests, each awaited
     // for keep_alive_timeout_sec_ (the first one too, bounded by the request timeout).
     for (size_t count = keep_alive_max_count_; ok && count > 0 && svr_sock_ != INVALID_SOCKET; --count) {
         std::string why;
-        const auto got = c.receive_request(std::chrono::seconds(keep_alive_timeout_sec_), why);
+        const auto  got = c.receive_request(std::chrono::seconds(keep_alive_timeout_sec_), why);
         if (got == connection::outcome::closed) break;
         if (got != connection::outcome::request) {
             const int status = got == connection::outcome::timeout          ? 408
-                             : got == connection::outcome::head_too_large   ? 431
-                             : got == connection::outcome::body_too_large   ? 413
+                               : got == connection::outcome::head_too_large ? 431
+                               : got == connection::outcome::body_too_large ? 413
                                                                             : 400;
-            c.write_error(status, status == 413 ? "request body too large: " + why + ", above --max-body = " +
-                                                      std::to_string(limits_.max_body)
+            c.write_error(status, status == 413 ? "request body too large: " + why +
+                                                      ", above --max-body = " + std::to_string(limits_.max_body)
                                   : status == 400 ? "malformed request: " + why
                                                   : why);
             break;
         }
         bool client_closes = false;
-        ok = process_request(c, count == 1, client_closes, nullptr);
+        ok                 = process_request(c, count == 1, client_closes, nullptr);
         c.consume_request();
         if (client_closes) break;
     }

@@ -29,9 +29,9 @@
 namespace psserver {
 
 struct http_limits {
-    size_t                    max_head        = 64 * 1024;  // request line + headers, bytes
-    size_t                    max_body        = 1 << 20;    // content bytes, chunked or not
-    std::chrono::milliseconds request_timeout{10000};       // whole head + body, from the first wait
+    size_t                    max_head = 64 * 1024;      // request line + headers, bytes
+    size_t                    max_body = 1 << 20;        // content bytes, chunked or not
+    std::chrono::milliseconds request_timeout{ 10000 };  // whole head + body, from the first wait
 };
 
 // The JSON error body every error answer of the server carries: {"error": {message, type, code,
@@ -77,19 +77,19 @@ private:
     framing frame(std::string & why);
     bool    fill(int timeout_ms, bool & eof);  // one recv into the buffer
 
-    int           fd_;
-    http_limits   limits_;
-    std::string   buffer_;           // the current request from offset 0, then what follows it
-    size_t        read_pos_    = 0;  // httplib's read position in the current request
-    size_t        request_end_ = 0;  // end of the current request (0 while it is incomplete)
-    bool          probed_      = false;
+    int         fd_;
+    http_limits limits_;
+    std::string buffer_;           // the current request from offset 0, then what follows it
+    size_t      read_pos_    = 0;  // httplib's read position in the current request
+    size_t      request_end_ = 0;  // end of the current request (0 while it is incomplete)
+    bool        probed_      = false;
     // frame()'s progress through the current request, so that each byte is scanned once.
-    size_t        head_end_     = 0;      // after the blank line; 0 = head not complete yet
-    bool          chunked_      = false;
-    size_t        content_length_ = 0;
-    size_t        chunk_cursor_ = 0;      // start of the next chunk-size (or trailer) line
-    size_t        body_bytes_   = 0;      // chunk data so far
-    bool          in_trailers_  = false;
+    size_t head_end_       = 0;  // after the blank line; 0 = head not complete yet
+    bool   chunked_        = false;
+    size_t content_length_ = 0;
+    size_t chunk_cursor_   = 0;  // start of the next chunk-size (or trailer) line
+    size_t body_bytes_     = 0;  // chunk data so far
+    bool   in_trailers_    = false;
 };
 
 // The connection served by the calling HTTP thread; nullptr outside a handler.

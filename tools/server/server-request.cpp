@@ -25,9 +25,7 @@ std::string format_number(double v) {
     return os.str();
 }
 
-const char * type_name(const json & v) {
-    return v.type_name();
-}
+const char * type_name(const json & v) { return v.type_name(); }
 
 int64_t get_int(const json & v, const std::string & field, int64_t lo, int64_t hi) {
     if (!v.is_number_integer()) {
@@ -65,13 +63,14 @@ std::string get_string(const json & v, const std::string & field) {
 // (a penalty or a logit bias reweights p) or the output's form: accepted at their neutral value.
 void parse_neutral_fields(const json & doc, bool chat) {
     auto has = [&](const char * k) { return doc.contains(k) && !doc[k].is_null(); };
-    for (const char * k : {"presence_penalty", "frequency_penalty"}) {
+    for (const char * k : { "presence_penalty", "frequency_penalty" }) {
         if (has(k) && get_number(doc[k], k, -2.0, 2.0, false) != 0.0) {
             reject(k, "only 0 is supported: a penalty would change the distribution power sampling targets");
         }
     }
     if (has("logit_bias")) {
-        if (!doc["logit_bias"].is_object()) reject("logit_bias", std::string("must be an object, got ") + type_name(doc["logit_bias"]));
+        if (!doc["logit_bias"].is_object())
+            reject("logit_bias", std::string("must be an object, got ") + type_name(doc["logit_bias"]));
         if (!doc["logit_bias"].empty()) {
             reject("logit_bias", "only {} is supported: a bias would change the distribution power sampling targets");
         }
@@ -99,8 +98,10 @@ void parse_output_options(const json & doc, bool chat, parsed_request & r) {
         const json & o = doc["stream_options"];
         if (!o.is_object()) reject("stream_options", std::string("must be an object, got ") + type_name(o));
         for (auto it = o.begin(); it != o.end(); ++it) {
-            if (it.key() != "include_usage") reject("stream_options." + it.key(), "unknown field (supported: include_usage)");
-            if (!it->is_boolean()) reject("stream_options.include_usage", std::string("must be a boolean, got ") + type_name(*it));
+            if (it.key() != "include_usage")
+                reject("stream_options." + it.key(), "unknown field (supported: include_usage)");
+            if (!it->is_boolean())
+                reject("stream_options.include_usage", std::string("must be a boolean, got ") + type_name(*it));
             r.include_usage = it->get<bool>();
         }
     }
@@ -108,7 +109,8 @@ void parse_output_options(const json & doc, bool chat, parsed_request & r) {
     int64_t top = 0;
     if (chat) {
         if (has("logprobs")) {
-            if (!doc["logprobs"].is_boolean()) reject("logprobs", std::string("must be a boolean, got ") + type_name(doc["logprobs"]));
+            if (!doc["logprobs"].is_boolean())
+                reject("logprobs", std::string("must be a boolean, got ") + type_name(doc["logprobs"]));
             r.logprobs = doc["logprobs"].get<bool>();
         }
         if (has("top_logprobs")) {
@@ -118,7 +120,7 @@ void parse_output_options(const json & doc, bool chat, parsed_request & r) {
     } else {
         if (has("top_logprobs")) reject("top_logprobs", "not a completions field (logprobs is the count there)");
         if (has("logprobs")) {
-            top = get_int(doc["logprobs"], "logprobs", 0, 5);
+            top        = get_int(doc["logprobs"], "logprobs", 0, 5);
             r.logprobs = true;
         }
     }
@@ -129,14 +131,15 @@ void parse_output_options(const json & doc, bool chat, parsed_request & r) {
         if (st.is_string()) {
             r.params.stop.push_back(st.get<std::string>());
         } else if (st.is_array()) {
-            for (size_t i = 0; i < st.size(); ++i) r.params.stop.push_back(get_string(st[i], "stop[" + std::to_string(i) + "]"));
+            for (size_t i = 0; i < st.size(); ++i)
+                r.params.stop.push_back(get_string(st[i], "stop[" + std::to_string(i) + "]"));
         } else {
             reject("stop", std::string("must be a string or an array of strings, got ") + type_name(st));
         }
     }
 }
 
-template <class T> std::string name_of(T ps::sampling_params::* member) { return ps::knob_for(member).name(); }
+template <class T> std::string name_of(T ps::sampling_params::*member) { return ps::knob_for(member).name(); }
 
 // The knobs a request may set: all but the compute budget (the server's --max-request-tokens)
 // and the stop strings and seed (OpenAI's fields, parsed in their own forms).
@@ -149,7 +152,7 @@ bool request_takes(const ps::knob_info & k) {
 // A server limit on a knob the request gives (its range in the library is validate()'s; a
 // default beyond the limit, such as block_size 64 under --max-tokens 8, only means one block).
 template <class T>
-void cap(const json & doc, const ps::sampling_params & p, T ps::sampling_params::* member, double limit) {
+void cap(const json & doc, const ps::sampling_params & p, T ps::sampling_params::*member, double limit) {
     if (powersample_tools::knob_value_in(doc, ps::knob_for(member)) && double(p.*member) > limit) {
         std::ostringstream v, l;
         v << p.*member;
@@ -186,13 +189,14 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
             "model", "max_completion_tokens", "seed", "stop", "stream", "stream_options", "logprobs", "top_logprobs",
             "n", "user",
             // accepted at their neutral value only: anything else would change the target distribution
-            "presence_penalty", "frequency_penalty", "logit_bias", "response_format", "echo"};
+            "presence_penalty", "frequency_penalty", "logit_bias", "response_format", "echo"
+        };
         for (const auto & key : powersample_tools::knob_keys(request_takes)) fields.push_back(key);
         return fields;
     }();
     for (auto it = doc.begin(); it != doc.end(); ++it) {
-        const std::string & k = it.key();
-        const bool own = chat ? k == "messages" : k == "prompt";
+        const std::string & k   = it.key();
+        const bool          own = chat ? k == "messages" : k == "prompt";
         if (!own && std::find(common.begin(), common.end(), k) == common.end()) {
             std::string supported = chat ? "messages" : "prompt";
             for (const auto & c : common) supported += ", " + c;
@@ -201,11 +205,11 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
     }
 
     parsed_request r;
-    r.chat = chat;
-    ps::sampling_params & p = r.params;
-    p.max_new_tokens = limits.default_max_tokens;
-    p.record_trace   = false;
-    auto has = [&](const char * k) { return doc.contains(k) && !doc[k].is_null(); };
+    r.chat                       = chat;
+    ps::sampling_params & p      = r.params;
+    p.max_new_tokens             = limits.default_max_tokens;
+    p.record_trace               = false;
+    auto              has        = [&](const char * k) { return doc.contains(k) && !doc[k].is_null(); };
     const std::string max_tokens = name_of(&ps::sampling_params::max_new_tokens);
     const std::string chains     = name_of(&ps::sampling_params::n_chains);
 
@@ -259,7 +263,8 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
         p.seed = ((uint64_t(rd()) << 32) | rd()) & uint64_t(INT64_MAX);
     }
     if (has("stream")) {
-        if (!doc["stream"].is_boolean()) reject("stream", std::string("must be a boolean, got ") + type_name(doc["stream"]));
+        if (!doc["stream"].is_boolean())
+            reject("stream", std::string("must be a boolean, got ") + type_name(doc["stream"]));
         r.stream = doc["stream"].get<bool>();
     }
 
@@ -269,7 +274,7 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
         if (!msgs.is_array() || msgs.empty()) reject("messages", "must be a non-empty array");
         for (size_t i = 0; i < msgs.size(); ++i) {
             const std::string f = "messages[" + std::to_string(i) + "]";
-            const json & m = msgs[i];
+            const json &      m = msgs[i];
             if (!m.is_object()) reject(f, std::string("must be an object, got ") + type_name(m));
             for (auto it = m.begin(); it != m.end(); ++it) {
                 if (it.key() != "role" && it.key() != "content" && it.key() != "name") {
@@ -282,7 +287,7 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
             if (role != "system" && role != "user" && role != "assistant") {
                 reject(f + ".role", "'" + role + "' is not one of system, user, assistant");
             }
-            r.messages.push_back({role, get_string(m["content"], f + ".content")});
+            r.messages.push_back({ role, get_string(m["content"], f + ".content") });
         }
     } else {
         if (!has("prompt")) reject("prompt", "required");
@@ -300,7 +305,8 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
                 reject("prompt", "an array prompt must hold token ids (one prompt per request)");
             }
             for (size_t i = 0; i < pr.size(); ++i) {
-                r.prompt_tokens.push_back(ps::token_id(get_int(pr[i], "prompt[" + std::to_string(i) + "]", 0, n_vocab - 1)));
+                r.prompt_tokens.push_back(
+                    ps::token_id(get_int(pr[i], "prompt[" + std::to_string(i) + "]", 0, n_vocab - 1)));
             }
             r.prompt_is_tokens = true;
         } else {
@@ -315,10 +321,10 @@ parsed_request parse_request(const std::string & body, bool chat, const request_
     }
     if (const int32_t need = ps::sequences_needed(p); need > limits.max_sequences) {
         // Blame the knob that sets the method's width.
-        const std::string field = p.method == ps::method::smc       ? name_of(&ps::sampling_params::n_particles)
-                                : p.method == ps::method::sps       ? name_of(&ps::sampling_params::sps_candidates)
-                                : p.method == ps::method::best_of_n ? name_of(&ps::sampling_params::best_of)
-                                                                    : chains;
+        const std::string field = p.method == ps::method::smc         ? name_of(&ps::sampling_params::n_particles)
+                                  : p.method == ps::method::sps       ? name_of(&ps::sampling_params::sps_candidates)
+                                  : p.method == ps::method::best_of_n ? name_of(&ps::sampling_params::best_of)
+                                                                      : chains;
         reject(field, "the request needs " + std::to_string(need) + " KV sequences, the server holds " +
                           std::to_string(limits.max_sequences) + " (raise --parallel or --max-chains)");
     }

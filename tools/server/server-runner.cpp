@@ -13,10 +13,10 @@ constexpr size_t max_buffered_events = 256;
 void finish(job & j, const std::string & error, ps::generation_result result, int error_status = 500) {
     {
         std::lock_guard<std::mutex> lock(j.mu);
-        j.error  = error;
+        j.error        = error;
         j.error_status = error_status;
-        j.result = std::move(result);
-        j.done   = true;
+        j.result       = std::move(result);
+        j.done         = true;
     }
     j.cv.notify_all();
 }
@@ -66,7 +66,7 @@ void engine_runner::cancel(const std::shared_ptr<job> & j) {
 
 runner_stats engine_runner::stats() const {
     std::lock_guard<std::mutex> lock(mu_);
-    return {in_flight_, live_, completed_, cancelled_};
+    return { in_flight_, live_, completed_, cancelled_ };
 }
 
 void engine_runner::finish_cancelled(const std::shared_ptr<job> & j) {
@@ -83,17 +83,17 @@ void engine_runner::finish_cancelled(const std::shared_ptr<job> & j) {
 
 void engine_runner::admit_waiting() {
     for (auto it = waiting_.begin(); it != waiting_.end();) {
-        const std::shared_ptr<job> j = *it;
-        const bool oldest = it == waiting_.begin();
+        const std::shared_ptr<job> j      = *it;
+        const bool                 oldest = it == waiting_.begin();
         if (j->cancel_requested) {
             finish_cancelled(j);
             it = waiting_.erase(it);
             if (oldest) overtakes_ = 0;
             continue;
         }
-        const int32_t need   = ps::sequences_needed(j->params);
-        const bool    heavy  = j->cost.expected > policy_.heavy_cost;
-        const int32_t free   = policy_.n_sequences - seqs_in_use_;
+        const int32_t need  = ps::sequences_needed(j->params);
+        const bool    heavy = j->cost.expected > policy_.heavy_cost;
+        const int32_t free  = policy_.n_sequences - seqs_in_use_;
         // Alone, a heavy job may take everything: nothing else would use it.
         const int32_t usable = heavy && seqs_in_use_ > 0 ? free - policy_.reserve : free;
         if (need > usable) {
@@ -108,8 +108,8 @@ void engine_runner::admit_waiting() {
             overtakes_ += 1;
         }
         try {
-            const uint64_t id = engine_.submit({j->prompt, j->params, j->n_top_log_p});
-            by_id_[id] = j;
+            const uint64_t id = engine_.submit({ j->prompt, j->params, j->n_top_log_p });
+            by_id_[id]        = j;
             seqs_in_use_ += need;
         } catch (const std::exception & e) {
             {
@@ -158,8 +158,7 @@ void engine_runner::loop() {
             engine_.cancel_all();
             try {
                 engine_.step();
-            } catch (const std::exception &) {
-            }
+            } catch (const std::exception &) {}
             engine_.take_finished();
             std::lock_guard<std::mutex> lock(mu_);
             for (auto & [id, j] : by_id_) {
@@ -169,7 +168,7 @@ void engine_runner::loop() {
             by_id_.clear();
             cancel_sent_.clear();
             seqs_in_use_ = 0;
-            live_ = 0;
+            live_        = 0;
             continue;
         }
         for (auto & f : engine_.take_finished()) {
@@ -182,7 +181,10 @@ void engine_runner::loop() {
             {
                 std::lock_guard<std::mutex> lock(mu_);
                 in_flight_ -= 1;
-                if (j->cancel_requested) cancelled_ += 1; else completed_ += 1;
+                if (j->cancel_requested)
+                    cancelled_ += 1;
+                else
+                    completed_ += 1;
             }
             finish(*j, "", std::move(f.result));
         }

@@ -29,19 +29,19 @@ namespace psserver {
 struct job {
     std::vector<powersample::token_id> prompt;
     powersample::sampling_params       params;
-    int32_t                            n_top_log_p = 0;         // alternatives per token (logprobs)
+    int32_t                            n_top_log_p = 0;        // alternatives per token (logprobs)
     powersample::decode_cost           cost;                   // estimate_decode_cost() of it
     bool                               want_progress = false;  // keep progress events (streaming)
 
-    std::mutex                           mu;
-    std::condition_variable              cv;
-    std::deque<powersample::progress>    events;  // unread progress, oldest first (bounded)
-    bool                                 done = false;
-    std::string                          error;   // set when the engine rejected or failed it
-    int                                  error_status = 500;  // 400 when the request was at fault
-    powersample::generation_result       result;
+    std::mutex                        mu;
+    std::condition_variable           cv;
+    std::deque<powersample::progress> events;  // unread progress, oldest first (bounded)
+    bool                              done = false;
+    std::string                       error;               // set when the engine rejected or failed it
+    int                               error_status = 500;  // 400 when the request was at fault
+    powersample::generation_result    result;
 
-    std::atomic<bool> cancel_requested{false};
+    std::atomic<bool> cancel_requested{ false };
 };
 
 struct admission_policy {
@@ -67,7 +67,7 @@ public:
     // False when max_in_flight jobs are already in flight (the caller answers 503).
     bool try_submit(const std::shared_ptr<job> & j);
     // The job's chains stop at the engine's next step and free their sequences.
-    void cancel(const std::shared_ptr<job> & j);
+    void         cancel(const std::shared_ptr<job> & j);
     runner_stats stats() const;
 
 private:
@@ -80,19 +80,19 @@ private:
     const size_t                                 max_in_flight_;
     const admission_policy                       policy_;
 
-    mutable std::mutex                 mu_;
-    std::condition_variable            cv_;
-    std::vector<std::shared_ptr<job>>  inbox_;
-    size_t                             in_flight_ = 0;
-    size_t                             live_      = 0;
-    uint64_t                           completed_ = 0;
-    uint64_t                           cancelled_ = 0;
-    bool                               stop_      = false;
+    mutable std::mutex                mu_;
+    std::condition_variable           cv_;
+    std::vector<std::shared_ptr<job>> inbox_;
+    size_t                            in_flight_ = 0;
+    size_t                            live_      = 0;
+    uint64_t                          completed_ = 0;
+    uint64_t                          cancelled_ = 0;
+    bool                              stop_      = false;
 
     // Runner thread only.
     std::map<uint64_t, std::shared_ptr<job>> by_id_;
     std::map<uint64_t, bool>                 cancel_sent_;
-    std::deque<std::shared_ptr<job>>         waiting_;         // accepted, not given to the engine
+    std::deque<std::shared_ptr<job>>         waiting_;          // accepted, not given to the engine
     int32_t                                  seqs_in_use_ = 0;  // by jobs given to the engine
     int32_t                                  overtakes_   = 0;  // of the oldest waiting job
 

@@ -22,17 +22,17 @@ double uniform_cut_correction(size_t len_current, size_t len_proposal) {
 }  // namespace
 
 std::vector<double> cut_probabilities(const std::vector<double> & H, double beta, double floor) {
-    const size_t n = H.size();
+    const size_t        n = H.size();
     std::vector<double> g(n);
-    double total = 0.0;
+    double              total = 0.0;
     for (size_t i = 0; i < n; ++i) {
         const double rise = std::max(0.0, H[i] - (i == 0 ? 0.0 : H[i - 1]));
-        g[i] = std::pow(rise, beta);
+        g[i]              = std::pow(rise, beta);
         total += g[i];
     }
     for (size_t i = 0; i < n; ++i) {
         const double entropy_part = total > 0.0 ? g[i] / total : 1.0 / double(n);
-        g[i] = (1.0 - floor) * entropy_part + floor / double(n);
+        g[i]                      = (1.0 - floor) * entropy_part + floor / double(n);
     }
     return g;
 }
@@ -65,7 +65,7 @@ int32_t mh_chain::begin_step() {
         const auto   q_cut = cut_probabilities(x_entropy_, entropy_beta_, entropy_floor_);
         const double u     = kernel_rng_.uniform_open01();
         double       cum   = 0.0;
-        m_ = int32_t(q_cut.size()) - 1;
+        m_                 = int32_t(q_cut.size()) - 1;
         for (size_t i = 0; i < q_cut.size(); ++i) {
             cum += q_cut[i];
             if (u < cum) {
@@ -75,12 +75,12 @@ int32_t mh_chain::begin_step() {
         }
         log_cut_forward_ = std::log(q_cut[size_t(m_)]);
     } else {
-        m_ = int32_t(kernel_rng_.uniform_below(uint32_t(x_.size())));
+        m_               = int32_t(kernel_rng_.uniform_below(uint32_t(x_.size())));
         log_cut_forward_ = -std::log(double(x_.size()));
     }
     // The accept uniform comes right after m from the same stream, in the same order as if it
     // were drawn at the step's end: decisions do not depend on early rejection.
-    log_u_ = std::log(kernel_rng_.uniform_open01());
+    log_u_                 = std::log(kernel_rng_.uniform_open01());
     suffix_weight_current_ = 0.0;
     for (size_t i = size_t(m_); i < x_.size(); ++i) suffix_weight_current_ += x_weight_[i];
     proposal_weight_so_far_ = 0.0;
@@ -121,10 +121,16 @@ bool mh_chain::cannot_be_accepted(int32_t target_len) const {
 }
 
 bool mh_chain::end_step(int32_t block, int32_t target_len, bool stopped_early) {
-    const size_t m = size_t(m_);
-    double lp_cur = 0.0, lp_prop = 0.0, w_cur = 0.0, w_prop = 0.0;
-    for (size_t i = m; i < x_.size(); ++i) { w_cur += x_weight_[i]; lp_cur += x_log_p_[i]; }
-    for (size_t i = 0; i < y_.size(); ++i) { w_prop += y_weight_[i]; lp_prop += y_log_p_[i]; }
+    const size_t m      = size_t(m_);
+    double       lp_cur = 0.0, lp_prop = 0.0, w_cur = 0.0, w_prop = 0.0;
+    for (size_t i = m; i < x_.size(); ++i) {
+        w_cur += x_weight_[i];
+        lp_cur += x_log_p_[i];
+    }
+    for (size_t i = 0; i < y_.size(); ++i) {
+        w_prop += y_weight_[i];
+        lp_prop += y_log_p_[i];
+    }
 
     double log_accept = 0.0;
     bool   accepted   = false;
@@ -140,7 +146,7 @@ bool mh_chain::end_step(int32_t block, int32_t target_len, bool stopped_early) {
             std::vector<double> h_prop(x_entropy_.begin(), x_entropy_.begin() + std::ptrdiff_t(m));
             h_prop.insert(h_prop.end(), y_entropy_.begin(), y_entropy_.end());
             const auto q_cut_prop = cut_probabilities(h_prop, entropy_beta_, entropy_floor_);
-            cut_correction = std::log(q_cut_prop[m]) - log_cut_forward_;
+            cut_correction        = std::log(q_cut_prop[m]) - log_cut_forward_;
         }
         using variant = engine::acceptance_variant;
         switch (variant_) {

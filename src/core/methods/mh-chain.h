@@ -50,9 +50,9 @@ public:
     // Starts a step: draws the cut m (uniform over x, or entropy-guided for power-entropy), then
     // the accept uniform, both from the kernel stream. Returns m; the proposal is x[0:m] + what
     // propose() is given.
-    int32_t begin_step();
-    int32_t cut() const { return m_; }
-    void    propose(token_id token, double log_p, double log_q, double entropy);
+    int32_t                       begin_step();
+    int32_t                       cut() const { return m_; }
+    void                          propose(token_id token, double log_p, double log_q, double entropy);
     const std::vector<token_id> & proposal() const { return y_; }
     // Early rejection (sampling_params::early_rejection, where early_rejection_applies()): true
     // once the proposal under way can no longer be accepted, whatever its next tokens. With
@@ -78,15 +78,15 @@ private:
     double early_rejection_bound(int32_t target_len) const;
 
     // What the chain needs of the request's parameters.
-    double  alpha_           = 1.0;
-    bool    entropy_cuts_    = false;
-    double  entropy_beta_    = 1.0;
-    double  entropy_floor_   = 0.1;
-    bool    early_rejection_ = false;
-    bool    record_trace_    = false;
-    bool    record_suffixes_ = false;
-    engine::acceptance_variant variant_ = engine::acceptance_variant::exact;
-    random_stream kernel_rng_;
+    double                     alpha_           = 1.0;
+    bool                       entropy_cuts_    = false;
+    double                     entropy_beta_    = 1.0;
+    double                     entropy_floor_   = 0.1;
+    bool                       early_rejection_ = false;
+    bool                       record_trace_    = false;
+    bool                       record_suffixes_ = false;
+    engine::acceptance_variant variant_         = engine::acceptance_variant::exact;
+    random_stream              kernel_rng_;
 
     // The state x, with the per-token values cached when each token was drawn.
     std::vector<token_id> x_;
@@ -100,9 +100,9 @@ private:
     std::vector<double>   y_log_p_;
     std::vector<double>   y_weight_;
     std::vector<double>   y_entropy_;
-    double                log_cut_forward_ = 0.0;  // log q_cut(m | x)
-    double                log_u_ = 0.0;            // the accept uniform, drawn with m
-    double                suffix_weight_current_ = 0.0;   // sum_{i>=m} w_i of x
+    double                log_cut_forward_        = 0.0;  // log q_cut(m | x)
+    double                log_u_                  = 0.0;  // the accept uniform, drawn with m
+    double                suffix_weight_current_  = 0.0;  // sum_{i>=m} w_i of x
     double                proposal_weight_so_far_ = 0.0;  // sum of w' over y
 
     sample_result result_;

@@ -21,13 +21,13 @@ struct chain_state {
     // proposal grows in seq_work. Decoding into one fixed id per chain lets a KV cache with one
     // stream per sequence batch all chains together (llama.cpp puts only consecutive sequence
     // ids in one micro-batch), and keeps each sequence's cells in position order.
-    int32_t seq_kept = -1;
-    int32_t seq_work = -1;
-    bool    kept_holds_x = false;  // seq_kept's KV = x without its last token
-    bool    work_holds_x = false;  // seq_work's KV = x without its last token
-    random_stream token_rng;     // block extensions' token draws
-    random_stream proposal_rng;  // the current proposal's token draws: a stream per proposal, so
-                                 // that a proposal stopped early (early rejection) shifts no later draw
+    int32_t       seq_kept     = -1;
+    int32_t       seq_work     = -1;
+    bool          kept_holds_x = false;  // seq_kept's KV = x without its last token
+    bool          work_holds_x = false;  // seq_work's KV = x without its last token
+    random_stream token_rng;             // block extensions' token draws
+    random_stream proposal_rng;          // the current proposal's token draws: a stream per proposal, so
+                                         // that a proposal stopped early (early rejection) shifts no later draw
 
     // The state x, the step under way and its decisions (mh-chain.h); this file feeds it tokens.
     mh_chain mh;
@@ -66,16 +66,16 @@ public:
         chains_.resize(size_t(n_chains));
         for (int32_t c = 0; c < n_chains; ++c) {
             chain_state & ch = chains_[size_t(c)];
-            ch.index      = c;
-            ch.seq_work   = seqs[size_t(2 * c)];
-            ch.seq_kept   = seqs[size_t(2 * c + 1)];
-            ch.token_rng  = random_stream(params.seed, uint64_t(c), 0);
-            ch.mh         = mh_chain(params, uint64_t(c));
+            ch.index         = c;
+            ch.seq_work      = seqs[size_t(2 * c)];
+            ch.seq_kept      = seqs[size_t(2 * c + 1)];
+            ch.token_rng     = random_stream(params.seed, uint64_t(c), 0);
+            ch.mh            = mh_chain(params, uint64_t(c));
             ch.mh.set_acceptance_variant(variant);
             ch.target_len = std::min(block_len_, params.max_new_tokens);
             lm.seq_copy_prefix(prompt_seq, ch.seq_work, P - 1);
             // The last prompt token is decoded per chain: its logits give x_0.
-            ch.pending     = {ch.seq_work, prompt.back(), true};
+            ch.pending     = { ch.seq_work, prompt.back(), true };
             ch.has_pending = true;
         }
     }
@@ -100,7 +100,8 @@ public:
     void end_round() override {}
 
     bool done() const override {
-        return std::all_of(chains_.begin(), chains_.end(), [](const chain_state & c) { return c.state == phase::done; });
+        return std::all_of(chains_.begin(), chains_.end(),
+                           [](const chain_state & c) { return c.state == phase::done; });
     }
 
     void cancel() override {
@@ -161,7 +162,7 @@ private:
         }
         lm_.seq_copy_prefix(ch.seq_kept, ch.seq_work, P + m - 1);
         ch.work_holds_x = false;
-        ch.pending      = {ch.seq_work, token_before(ch, m), true};
+        ch.pending      = { ch.seq_work, token_before(ch, m), true };
         ch.has_pending  = true;
         ch.state        = phase::proposing;
     }
@@ -184,7 +185,7 @@ private:
 
     void end_block(chain_state & ch) {
         const std::vector<token_id> & x = ch.mh.tokens();
-        if (const completion_end_hit hit = ends_.at({span_of(x)}); hit.kind != completion_end_kind::none) {
+        if (const completion_end_hit hit = ends_.at({ span_of(x) }); hit.kind != completion_end_kind::none) {
             finish_chain(ch, finish_of(hit), hit.stop_index);
             return;
         }
@@ -206,7 +207,7 @@ private:
             }
             ch.work_holds_x = true;
         }
-        ch.pending     = {ch.seq_work, x.back(), true};
+        ch.pending     = { ch.seq_work, x.back(), true };
         ch.has_pending = true;
     }
 
@@ -245,12 +246,12 @@ private:
 
         if (ch.state == phase::extending) {
             ch.mh.extend(d.token, d.log_p, d.log_q, d.entropy);
-            const std::vector<token_id> & x = ch.mh.tokens();
-            const bool ends = ends_.at({span_of(x)}).kind != completion_end_kind::none;
+            const std::vector<token_id> & x    = ch.mh.tokens();
+            const bool                    ends = ends_.at({ span_of(x) }).kind != completion_end_kind::none;
             if (ends || int32_t(x.size()) >= ch.target_len) {
                 after_extension(ch);
             } else {
-                ch.pending     = {ch.seq_work, d.token, true};
+                ch.pending     = { ch.seq_work, d.token, true };
                 ch.has_pending = true;
             }
         } else {
@@ -259,31 +260,32 @@ private:
             // also one that starts inside the kept prefix).
             const int32_t m = ch.mh.cut();
             const auto &  y = ch.mh.proposal();
-            const bool ends = ends_.at({span_of(ch.mh.tokens(), size_t(m)), span_of(y)}).kind != completion_end_kind::none;
+            const bool    ends =
+                ends_.at({ span_of(ch.mh.tokens(), size_t(m)), span_of(y) }).kind != completion_end_kind::none;
             if (ends || m + int32_t(y.size()) >= ch.target_len) {
                 end_step(ch, false);
             } else if (ch.mh.cannot_be_accepted(ch.target_len)) {
                 end_step(ch, true);
             } else {
-                ch.pending     = {ch.seq_work, d.token, true};
+                ch.pending     = { ch.seq_work, d.token, true };
                 ch.has_pending = true;
             }
         }
     }
 
-    language_model &              lm_;
-    std::vector<token_id>         prompt_;  // copies: the engine moves its requests
-    sampling_params               params_;
-    const completion_end &        ends_;
-    chain_progress                report_;
-    proposal_config               proposal_;
-    int32_t                       n_steps_   = 0;  // MH steps per block actually run
-    int32_t                       n_blocks_  = 1;
-    int32_t                       block_len_ = 0;
-    std::vector<chain_state>      chains_;
-    std::vector<chain_state *>    delivered_to_;  // the chain of each entry collected this round
-    std::vector<int32_t>          released_;
-    draw_scratch                  scratch_;
+    language_model &           lm_;
+    std::vector<token_id>      prompt_;  // copies: the engine moves its requests
+    sampling_params            params_;
+    const completion_end &     ends_;
+    chain_progress             report_;
+    proposal_config            proposal_;
+    int32_t                    n_steps_   = 0;  // MH steps per block actually run
+    int32_t                    n_blocks_  = 1;
+    int32_t                    block_len_ = 0;
+    std::vector<chain_state>   chains_;
+    std::vector<chain_state *> delivered_to_;  // the chain of each entry collected this round
+    std::vector<int32_t>       released_;
+    draw_scratch               scratch_;
 };
 
 // method::best_of_n: best_of plain chains per chain asked; keeps the most likely of each group.
@@ -292,11 +294,11 @@ public:
     best_of_n_runner(std::unique_ptr<request_runner> samples, int32_t best_of)
         : samples_(std::move(samples)), best_of_(size_t(best_of)) {}
 
-    void collect(std::vector<decode_entry> & entries) override { samples_->collect(entries); }
-    void deliver(int32_t k, const float * logits) override { samples_->deliver(k, logits); }
-    void end_round() override { samples_->end_round(); }
-    bool done() const override { return samples_->done(); }
-    void cancel() override { samples_->cancel(); }
+    void                 collect(std::vector<decode_entry> & entries) override { samples_->collect(entries); }
+    void                 deliver(int32_t k, const float * logits) override { samples_->deliver(k, logits); }
+    void                 end_round() override { samples_->end_round(); }
+    bool                 done() const override { return samples_->done(); }
+    void                 cancel() override { samples_->cancel(); }
     std::vector<int32_t> take_released_seqs() override { return samples_->take_released_seqs(); }
 
     std::vector<sample_result> take_results() override {
@@ -331,8 +333,8 @@ std::unique_ptr<request_runner> make_mh_runner(language_model & lm, const std::v
                                                engine::acceptance_variant variant, chain_progress report) {
     const bool    best_of_n = params.method == method::best_of_n;
     const int32_t n_chains  = params.n_chains * (best_of_n ? params.best_of : 1);
-    auto chains = std::make_unique<mh_runner>(lm, prompt, params, ends, prompt_seq, std::move(seqs), n_chains,
-                                              variant, std::move(report));
+    auto chains = std::make_unique<mh_runner>(lm, prompt, params, ends, prompt_seq, std::move(seqs), n_chains, variant,
+                                              std::move(report));
     if (!best_of_n) return chains;
     return std::make_unique<best_of_n_runner>(std::move(chains), params.best_of);
 }

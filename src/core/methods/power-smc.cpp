@@ -31,15 +31,15 @@ struct particle {
     double                log_weight = 0.0;
     bool                  complete   = false;  // ended with EOG or a stop string
     completion_end_hit    end;                 // how it ended, when complete
-    token_id              pending    = 0;      // decoded next: the last token of prompt + tokens
+    token_id              pending = 0;         // decoded next: the last token of prompt + tokens
 };
 
 struct smc_chain {
     std::vector<particle> particles;
-    std::vector<int32_t>  spare_seqs;   // the other half of the chain's ids, for reordering
-    random_stream         token_rng;    // token draws
-    random_stream         resample_rng; // resampling and the final draw
-    int32_t               t = 0;        // tokens drawn per live particle so far
+    std::vector<int32_t>  spare_seqs;    // the other half of the chain's ids, for reordering
+    random_stream         token_rng;     // token draws
+    random_stream         resample_rng;  // resampling and the final draw
+    int32_t               t    = 0;      // tokens drawn per live particle so far
     bool                  done = false;
     sample_result         result;
 };
@@ -53,15 +53,15 @@ public:
         const int32_t N = params.n_particles;
         chains_.resize(size_t(params.n_chains));
         for (int32_t c = 0; c < params.n_chains; ++c) {
-            smc_chain & ch = chains_[size_t(c)];
-            ch.token_rng    = random_stream(params.seed, uint64_t(c), 0);
-            ch.resample_rng = random_stream(params.seed, uint64_t(c), 1);
+            smc_chain & ch    = chains_[size_t(c)];
+            ch.token_rng      = random_stream(params.seed, uint64_t(c), 0);
+            ch.resample_rng   = random_stream(params.seed, uint64_t(c), 1);
             const size_t base = 1 + size_t(c) * 2 * size_t(N);
             ch.particles.resize(size_t(N));
             for (int32_t i = 0; i < N; ++i) {
                 particle & pt = ch.particles[size_t(i)];
-                pt.seq     = seqs[base + size_t(i)];
-                pt.pending = prompt.back();
+                pt.seq        = seqs[base + size_t(i)];
+                pt.pending    = prompt.back();
                 lm_.seq_copy_prefix(seqs[0], pt.seq, P - 1);
                 ch.spare_seqs.push_back(seqs[base + size_t(N + i)]);
             }
@@ -76,7 +76,7 @@ public:
             for (size_t i = 0; i < ch.particles.size(); ++i) {
                 particle & pt = ch.particles[i];
                 if (pt.complete) continue;
-                entries.push_back({pt.seq, pt.pending, true});
+                entries.push_back({ pt.seq, pt.pending, true });
                 round_.emplace_back(c, i);
                 ch.result.n_tokens_decoded += 1;
             }
@@ -84,11 +84,11 @@ public:
     }
 
     void deliver(int32_t k, const float * logits) override {
-        smc_chain & ch = chains_[round_[size_t(k)].first];
-        particle &  pt = ch.particles[round_[size_t(k)].second];
-        const double a_t = alpha_at(ch.t);
+        smc_chain &     ch  = chains_[round_[size_t(k)].first];
+        particle &      pt  = ch.particles[round_[size_t(k)].second];
+        const double    a_t = alpha_at(ch.t);
         proposal_config q;
-        q.inv_temperature = a_t;
+        q.inv_temperature  = a_t;
         const token_draw d = draw_token(logits, lm_.n_vocab(), q, ch.token_rng, scratch_);
         ch.result.n_tokens_generated += 1;
         pt.log_weight += bridging(ch.t, pt.log_p) + (a_t * d.log_p - d.log_q);
@@ -96,7 +96,7 @@ public:
         pt.token_log_p.push_back(d.log_p);
         pt.log_p += d.log_p;
         pt.pending = d.token;
-        pt.end = ends_.at({span_of(pt.tokens)});
+        pt.end     = ends_.at({ span_of(pt.tokens) });
         if (pt.end.kind != completion_end_kind::none) pt.complete = true;
     }
 
@@ -108,8 +108,8 @@ public:
                 if (pt.complete && int32_t(pt.tokens.size()) < ch.t + 1) pt.log_weight += bridging(ch.t, pt.log_p);
             }
             ch.t += 1;
-            const bool all_complete = std::all_of(ch.particles.begin(), ch.particles.end(),
-                                                  [](const particle & p) { return p.complete; });
+            const bool all_complete =
+                std::all_of(ch.particles.begin(), ch.particles.end(), [](const particle & p) { return p.complete; });
             if (all_complete || ch.t >= params_.max_new_tokens) {
                 finish(ch, finish_reason::length);
             } else if (ch.t % params_.resample_interval == 0) {
@@ -151,11 +151,11 @@ private:
     }
 
     void maybe_resample(smc_chain & ch) {
-        const size_t N = ch.particles.size();
+        const size_t        N = ch.particles.size();
         std::vector<double> lw;
         for (const auto & pt : ch.particles) lw.push_back(pt.log_weight);
-        const double lz = log_sum_exp(lw);
-        double sum_sq = 0.0;
+        const double        lz     = log_sum_exp(lw);
+        double              sum_sq = 0.0;
         std::vector<double> w(N);
         for (size_t i = 0; i < N; ++i) {
             w[i] = std::exp(lw[i] - lz);
@@ -166,9 +166,9 @@ private:
 
         // Systematic resampling: one uniform, N evenly spaced points through the weights' CDF.
         std::vector<size_t> ancestor(N);
-        const double u0 = ch.resample_rng.uniform_open01() / double(N);
-        double cum = w[0];
-        size_t j = 0;
+        const double        u0  = ch.resample_rng.uniform_open01() / double(N);
+        double              cum = w[0];
+        size_t              j   = 0;
         for (size_t i = 0; i < N; ++i) {
             const double u = u0 + double(i) / double(N);
             while (u > cum && j + 1 < N) cum += w[++j];
@@ -193,16 +193,16 @@ private:
     void finish(smc_chain & ch, finish_reason why) {
         // If the ramp has not reached alpha by the end, bridge the rest of the way so that the
         // final weights target p^alpha exactly.
-        const double reached = alpha_at(ch.t - 1);
+        const double        reached = alpha_at(ch.t - 1);
         std::vector<double> lw;
         for (auto & pt : ch.particles) {
             if (with_bridging_) pt.log_weight += (params_.alpha - reached) * pt.log_p;
             lw.push_back(pt.log_weight);
         }
-        const double lz = log_sum_exp(lw);
-        const double u = ch.resample_rng.uniform_open01();
-        double cum = 0.0;
-        size_t pick = lw.size() - 1;
+        const double lz   = log_sum_exp(lw);
+        const double u    = ch.resample_rng.uniform_open01();
+        double       cum  = 0.0;
+        size_t       pick = lw.size() - 1;
         for (size_t i = 0; i < lw.size(); ++i) {
             cum += std::exp(lw[i] - lz);
             if (u < cum) {
@@ -211,13 +211,13 @@ private:
             }
         }
         const particle & best = ch.particles[pick];
-        sample_result & res = ch.result;
-        res.tokens      = best.tokens;
-        res.token_log_p = best.token_log_p;
-        res.log_p       = best.log_p;
-        res.finish      = why == finish_reason::cancelled ? why
-                          : best.complete                  ? finish_of(best.end)
-                                                           : finish_reason::length;
+        sample_result &  res  = ch.result;
+        res.tokens            = best.tokens;
+        res.token_log_p       = best.token_log_p;
+        res.log_p             = best.log_p;
+        res.finish            = why == finish_reason::cancelled ? why
+                                : best.complete                 ? finish_of(best.end)
+                                                                : finish_reason::length;
         if (best.complete && best.end.kind == completion_end_kind::stop) {
             res.stop = ends_.stops()[size_t(best.end.stop_index)];
         }

@@ -40,37 +40,37 @@ struct branch {
     int32_t               seq = -1;
     std::vector<token_id> tokens;
     std::vector<double>   token_log_p;
-    double                log_p       = 0.0;  // sum of token_log_p
-    double                sum_weight  = 0.0;  // sum of w_i = alpha log p_i - log q_i
-    int32_t               limit       = 0;    // tokens to draw at most
-    bool                  active      = false;
-    token_id              pending     = 0;
-    int32_t               parent      = -1;   // a rollout's kept candidate (index into candidates)
-    bool                  probe       = false; // token level: decodes the pending token for its logits only
+    double                log_p      = 0.0;  // sum of token_log_p
+    double                sum_weight = 0.0;  // sum of w_i = alpha log p_i - log q_i
+    int32_t               limit      = 0;    // tokens to draw at most
+    bool                  active     = false;
+    token_id              pending    = 0;
+    int32_t               parent     = -1;     // a rollout's kept candidate (index into candidates)
+    bool                  probe      = false;  // token level: decodes the pending token for its logits only
 };
 
 enum class stage { candidates, rollouts, done };
 
 struct sps_chain {
-    int32_t               main_seq = -1;
-    std::vector<int32_t>  candidate_seqs;
-    std::vector<int32_t>  rollout_seqs;
-    std::vector<token_id> x;
-    std::vector<double>   x_log_p;
-    token_id              pending = 0;  // last token of prompt + x, not yet in main_seq
-    random_stream         token_rng;
-    random_stream         select_rng;
-    stage                 at = stage::candidates;
-    std::vector<branch>   candidates;
-    std::vector<size_t>   kept;       // indices into candidates
-    std::vector<branch>   rollouts;   // kept.size() * M, grouped by kept candidate
-    bool                  last_window = false;  // this boundary draws the final T - len(x) tokens
-    std::vector<std::pair<token_id, double>> probe_top;  // token level: the top tokens and their log p
-    sample_result         result;
+    int32_t                                  main_seq = -1;
+    std::vector<int32_t>                     candidate_seqs;
+    std::vector<int32_t>                     rollout_seqs;
+    std::vector<token_id>                    x;
+    std::vector<double>                      x_log_p;
+    token_id                                 pending = 0;  // last token of prompt + x, not yet in main_seq
+    random_stream                            token_rng;
+    random_stream                            select_rng;
+    stage                                    at = stage::candidates;
+    std::vector<branch>                      candidates;
+    std::vector<size_t>                      kept;                 // indices into candidates
+    std::vector<branch>                      rollouts;             // kept.size() * M, grouped by kept candidate
+    bool                                     last_window = false;  // this boundary draws the final T - len(x) tokens
+    std::vector<std::pair<token_id, double>> probe_top;            // token level: the top tokens and their log p
+    sample_result                            result;
 };
 
 std::vector<double> softmax(const std::vector<double> & scores) {
-    const double lz = log_sum_exp(scores.data(), scores.size());
+    const double        lz = log_sum_exp(scores.data(), scores.size());
     std::vector<double> out;
     for (double s : scores) out.push_back(std::exp(s - lz));
     return out;
@@ -81,15 +81,16 @@ public:
     sps_runner(language_model & lm, const std::vector<token_id> & prompt, const sampling_params & params,
                const completion_end & ends, std::vector<int32_t> seqs)
         : lm_(lm), params_(params), ends_(ends) {
-        const int32_t P = int32_t(prompt.size());
-        const size_t per_chain = size_t(sequences_needed(params) - 1) / size_t(params.n_chains);
+        const int32_t P         = int32_t(prompt.size());
+        const size_t  per_chain = size_t(sequences_needed(params) - 1) / size_t(params.n_chains);
         chains_.resize(size_t(params.n_chains));
         for (int32_t c = 0; c < params.n_chains; ++c) {
-            sps_chain & ch = chains_[size_t(c)];
-            size_t next = 1 + size_t(c) * per_chain;
-            ch.main_seq = seqs[next++];
+            sps_chain & ch   = chains_[size_t(c)];
+            size_t      next = 1 + size_t(c) * per_chain;
+            ch.main_seq      = seqs[next++];
             for (int32_t i = 0; i < sps_candidate_sequences(params); ++i) ch.candidate_seqs.push_back(seqs[next++]);
-            for (int32_t i = 0; i < params.sps_top_k * params.sps_rollouts; ++i) ch.rollout_seqs.push_back(seqs[next++]);
+            for (int32_t i = 0; i < params.sps_top_k * params.sps_rollouts; ++i)
+                ch.rollout_seqs.push_back(seqs[next++]);
             ch.token_rng  = random_stream(params.seed, uint64_t(c), 0);
             ch.select_rng = random_stream(params.seed, uint64_t(c), 1);
             ch.pending    = prompt.back();
@@ -108,7 +109,7 @@ public:
             auto & branches = ch.at == stage::candidates ? ch.candidates : ch.rollouts;
             for (auto & b : branches) {
                 if (!b.active) continue;
-                entries.push_back({b.seq, b.pending, true});
+                entries.push_back({ b.seq, b.pending, true });
                 round_.push_back(&b);
                 ch.result.n_tokens_decoded += 1;
             }
@@ -134,17 +135,18 @@ public:
         // A candidate continues x; a rollout continues x and its candidate. Either stops where
         // the completion it would be part of ends (EOG or a stop string).
         static const std::vector<token_id> none;
-        const auto & between = b.parent >= 0 ? ch.candidates[size_t(b.parent)].tokens : none;
-        const completion_end_hit hit = ends_.at({span_of(ch.x), span_of(between), span_of(b.tokens)});
-        const bool ends = hit.kind != completion_end_kind::none;
+        const auto &                       between = b.parent >= 0 ? ch.candidates[size_t(b.parent)].tokens : none;
+        const completion_end_hit           hit     = ends_.at({ span_of(ch.x), span_of(between), span_of(b.tokens) });
+        const bool                         ends    = hit.kind != completion_end_kind::none;
         if (ends || int32_t(b.tokens.size()) >= b.limit) b.active = false;
     }
 
     void end_round() override {
         for (auto & ch : chains_) {
             if (ch.at == stage::done) continue;
-            auto & branches = ch.at == stage::candidates ? ch.candidates : ch.rollouts;
-            const bool all_done = std::none_of(branches.begin(), branches.end(), [](const branch & b) { return b.active; });
+            auto &     branches = ch.at == stage::candidates ? ch.candidates : ch.rollouts;
+            const bool all_done =
+                std::none_of(branches.begin(), branches.end(), [](const branch & b) { return b.active; });
             if (!all_done) continue;
             if (ch.at == stage::candidates) {
                 if (params_.sps_level == sps_level::token) expand_probe(ch);
@@ -184,10 +186,10 @@ private:
     }
 
     void start_candidates(sps_chain & ch) {
-        const int32_t room = params_.max_new_tokens - int32_t(ch.x.size());
+        const int32_t room        = params_.max_new_tokens - int32_t(ch.x.size());
         const bool    token_level = params_.sps_level == sps_level::token;
-        const int32_t len  = std::min(token_level ? 1 : params_.block_size, room);
-        ch.last_window = room <= len;
+        const int32_t len         = std::min(token_level ? 1 : params_.block_size, room);
+        ch.last_window            = room <= len;
         ch.candidates.clear();
         ch.at = stage::candidates;
         if (token_level) {
@@ -205,7 +207,7 @@ private:
     // Token level (Alg. 1): the K most likely tokens of p, deterministically (ties: lower id first).
     void read_top_tokens(sps_chain & ch, const float * logits) {
         const int32_t n_vocab = lm_.n_vocab();
-        const int32_t k = std::min(ch.last_window ? effective_sps_last_top_k(params_) : params_.sps_top_k, n_vocab);
+        const int32_t k     = std::min(ch.last_window ? effective_sps_last_top_k(params_) : params_.sps_top_k, n_vocab);
         const double  log_z = log_sum_exp_scaled(logits, n_vocab, 1.0);
         std::vector<int32_t> & order = scratch_.order;
         order.resize(size_t(n_vocab));
@@ -229,18 +231,18 @@ private:
             const int32_t seq = ch.candidate_seqs[i];
             if (i > 0) lm_.seq_copy_prefix(src, seq, lm_.seq_length(src));
             branch c;
-            c.seq     = seq;
-            c.pending = ch.probe_top[i].first;
-            c.tokens  = {ch.probe_top[i].first};
-            c.token_log_p = {ch.probe_top[i].second};
-            c.log_p   = ch.probe_top[i].second;
-            c.limit   = 1;
+            c.seq         = seq;
+            c.pending     = ch.probe_top[i].first;
+            c.tokens      = { ch.probe_top[i].first };
+            c.token_log_p = { ch.probe_top[i].second };
+            c.log_p       = ch.probe_top[i].second;
+            c.limit       = 1;
             ch.candidates.push_back(std::move(c));
         }
     }
 
     bool ends_completion(const sps_chain & ch, const branch & c) const {
-        return ends_.at({span_of(ch.x), span_of(c.tokens)}).kind != completion_end_kind::none ||
+        return ends_.at({ span_of(ch.x), span_of(c.tokens) }).kind != completion_end_kind::none ||
                int32_t(ch.x.size() + c.tokens.size()) >= params_.max_new_tokens;
     }
 
@@ -267,9 +269,9 @@ private:
         ch.rollouts.clear();
         size_t next_seq = 0;
         for (size_t k : ch.kept) {
-            const branch & c = ch.candidates[k];
-            const int32_t room = params_.max_new_tokens - int32_t(ch.x.size() + c.tokens.size());
-            const int32_t horizon = params_.sps_lookahead > 0 ? std::min(params_.sps_lookahead, room) : room;
+            const branch & c       = ch.candidates[k];
+            const int32_t  room    = params_.max_new_tokens - int32_t(ch.x.size() + c.tokens.size());
+            const int32_t  horizon = params_.sps_lookahead > 0 ? std::min(params_.sps_lookahead, room) : room;
             for (int32_t j = 0; j < M; ++j) {
                 // A block that ends the completion has no future: zeta = 1, no rollout needed.
                 const int32_t limit = ends_completion(ch, c) ? 0 : horizon;
@@ -292,7 +294,7 @@ private:
 
     // The kept candidates' selection probabilities (unnormalised is fine; their total is returned).
     std::vector<double> selection_probabilities(const sps_chain & ch, double & total) const {
-        const size_t K = ch.kept.size();
+        const size_t        K = ch.kept.size();
         std::vector<double> prob(K);
         if (ch.last_window) {
             std::vector<double> scores(K);
@@ -301,8 +303,8 @@ private:
             total = 1.0;
             return prob;
         }
-        const size_t M = size_t(params_.sps_rollouts);
-        auto scores_without = [&](size_t left_out) {
+        const size_t M              = size_t(params_.sps_rollouts);
+        auto         scores_without = [&](size_t left_out) {
             std::vector<double> scores(K);
             std::vector<double> w;
             for (size_t k = 0; k < K; ++k) {
@@ -311,12 +313,12 @@ private:
                     if (j != left_out) w.push_back(rollout_log_weight(ch.rollouts[k * M + j]));
                 }
                 const double log_zeta = log_sum_exp(w.data(), w.size()) - std::log(double(w.size()));
-                scores[k] = params_.alpha * ch.candidates[ch.kept[k]].log_p + log_zeta;
+                scores[k]             = params_.alpha * ch.candidates[ch.kept[k]].log_p + log_zeta;
             }
             return scores;
         };
         const std::vector<double> full = softmax(scores_without(M));
-        std::vector<double> loo_mean(K, 0.0);
+        std::vector<double>       loo_mean(K, 0.0);
         for (size_t j = 0; j < M; ++j) {
             const std::vector<double> loo = softmax(scores_without(j));
             for (size_t k = 0; k < K; ++k) loo_mean[k] += loo[k] / double(M);
@@ -335,12 +337,12 @@ private:
     }
 
     void choose_block(sps_chain & ch) {
-        const size_t K = ch.kept.size();
-        double total = 0.0;
-        const std::vector<double> prob = selection_probabilities(ch, total);
-        const double u = ch.select_rng.uniform_open01() * total;
-        double cum = 0.0;
-        size_t pick = K - 1;
+        const size_t              K     = ch.kept.size();
+        double                    total = 0.0;
+        const std::vector<double> prob  = selection_probabilities(ch, total);
+        const double              u     = ch.select_rng.uniform_open01() * total;
+        double                    cum   = 0.0;
+        size_t                    pick  = K - 1;
         for (size_t k = 0; k < K; ++k) {
             cum += prob[k];
             if (u < cum) {
@@ -349,7 +351,7 @@ private:
             }
         }
         const branch & chosen = ch.candidates[ch.kept[pick]];
-        const bool ended = ends_completion(ch, chosen);
+        const bool     ended  = ends_completion(ch, chosen);
         ch.x.insert(ch.x.end(), chosen.tokens.begin(), chosen.tokens.end());
         ch.x_log_p.insert(ch.x_log_p.end(), chosen.token_log_p.begin(), chosen.token_log_p.end());
         ch.result.n_proposals += 1;  // one block decision
@@ -358,7 +360,7 @@ private:
         ch.pending = chosen.tokens.back();
         clear_branches(ch);
         if (ended) {
-            const completion_end_hit hit = ends_.at({span_of(ch.x)});
+            const completion_end_hit hit = ends_.at({ span_of(ch.x) });
             if (hit.kind == completion_end_kind::stop) ch.result.stop = ends_.stops()[size_t(hit.stop_index)];
             finish(ch, hit.kind != completion_end_kind::none ? finish_of(hit) : finish_reason::length);
         } else {
@@ -379,31 +381,31 @@ private:
         clear_branches(ch);
         lm_.seq_clear(ch.main_seq);
         sample_result & res = ch.result;
-        res.tokens      = ch.x;
-        res.token_log_p = ch.x_log_p;
-        res.log_p       = 0.0;
+        res.tokens          = ch.x;
+        res.token_log_p     = ch.x_log_p;
+        res.log_p           = 0.0;
         for (double lp : ch.x_log_p) res.log_p += lp;
         res.finish = why;
         ch.at      = stage::done;
     }
 
-    language_model &          lm_;
-    sampling_params           params_;
-    const completion_end &    ends_;
-    proposal_config           proposal_;
-    std::vector<sps_chain>    chains_;
-    std::vector<branch *>     round_;        // the branch of each collected entry
-    std::vector<sps_chain *>  round_chain_;  // and its chain
-    draw_scratch              scratch_;
+    language_model &         lm_;
+    sampling_params          params_;
+    const completion_end &   ends_;
+    proposal_config          proposal_;
+    std::vector<sps_chain>   chains_;
+    std::vector<branch *>    round_;        // the branch of each collected entry
+    std::vector<sps_chain *> round_chain_;  // and its chain
+    draw_scratch             scratch_;
 };
 
 }  // namespace
 
-std::unique_ptr<request_runner> make_scalable_power_sampling_runner(language_model & lm,
+std::unique_ptr<request_runner> make_scalable_power_sampling_runner(language_model &              lm,
                                                                     const std::vector<token_id> & prompt,
-                                                                    const sampling_params & params,
-                                                                    const completion_end & ends,
-                                                                    std::vector<int32_t> seqs) {
+                                                                    const sampling_params &       params,
+                                                                    const completion_end &        ends,
+                                                                    std::vector<int32_t>          seqs) {
     return std::make_unique<sps_runner>(lm, prompt, params, ends, std::move(seqs));
 }
 

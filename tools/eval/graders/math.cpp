@@ -36,10 +36,10 @@ void handle_text_groups(std::string & s) {
                 pos = open;
                 continue;
             }
-            const std::string content = s.substr(open + 1, end - open - 2);
-            const auto prefix = trim(std::string_view(s).substr(0, pos));
-            std::string_view suffix = std::string_view(s).substr(end);
-            std::size_t drop_suffix = 0;
+            const std::string content     = s.substr(open + 1, end - open - 2);
+            const auto        prefix      = trim(std::string_view(s).substr(0, pos));
+            std::string_view  suffix      = std::string_view(s).substr(end);
+            std::size_t       drop_suffix = 0;
             for (std::string_view power : { "^{2}", "^{3}", "^2", "^3" }) {
                 if (trim(suffix) == power) {
                     drop_suffix = suffix.size();
@@ -47,9 +47,9 @@ void handle_text_groups(std::string & s) {
                 }
             }
             const auto trimmed_suffix = trim(suffix);
-            const bool unit_like = !trim(content).empty() &&
-                                   std::all_of(content.begin(), content.end(),
-                                               [](char c) { return is_alpha(c) || c == ' ' || c == '.'; });
+            const bool unit_like = !trim(content).empty() && std::all_of(content.begin(), content.end(), [](char c) {
+                return is_alpha(c) || c == ' ' || c == '.';
+            });
             const bool after_value =
                 !prefix.empty() && (is_digit(prefix.back()) || prefix.back() == '}' || prefix.back() == ')');
             const bool at_boundary = drop_suffix > 0 || trimmed_suffix.empty() || trimmed_suffix[0] == ',' ||
@@ -66,8 +66,8 @@ void handle_text_groups(std::string & s) {
 // \frac12 -> \frac{1}{2}, \frac1{b} -> \frac{1}{b}: single-token arguments get braces so
 // both spellings normalise identically.
 std::string fix_fracs(const std::string & s) {
-    std::string out;
-    std::size_t i = 0;
+    std::string            out;
+    std::size_t            i   = 0;
     const std::string_view cmd = "\\frac";
     while (i < s.size()) {
         if (s.compare(i, cmd.size(), cmd) != 0 || (i + cmd.size() < s.size() && is_alpha(s[i + cmd.size()]))) {
@@ -97,9 +97,9 @@ std::string fix_fracs(const std::string & s) {
 }
 
 std::string fix_sqrt(const std::string & s) {
-    std::string out;
+    std::string            out;
     const std::string_view cmd = "\\sqrt";
-    std::size_t i = 0;
+    std::size_t            i   = 0;
     while (i < s.size()) {
         if (s.compare(i, cmd.size(), cmd) == 0 && i + cmd.size() < s.size()) {
             const char next = s[i + cmd.size()];
@@ -162,8 +162,8 @@ bool is_simple_variable(std::string_view lhs) {
 // Splits at commas that are not nested inside (), [], {}.
 std::vector<std::string_view> split_top_level(std::string_view s) {
     std::vector<std::string_view> parts;
-    int depth = 0;
-    std::size_t start = 0;
+    int                           depth = 0;
+    std::size_t                   start = 0;
     for (std::size_t i = 0; i < s.size(); ++i) {
         const char c = s[i];
         if (c == '(' || c == '[' || c == '{') {
@@ -277,7 +277,7 @@ std::string normalize_math_answer(std::string_view answer) {
 
     // A bare trailing unit word after a number ("10 cm", "5 inches"), before spaces vanish.
     {
-        const auto t = trim(s);
+        const auto  t = trim(s);
         std::size_t i = 0;
         if (i < t.size() && t[i] == '-') {
             ++i;
@@ -306,8 +306,8 @@ std::string normalize_math_answer(std::string_view answer) {
 
     // "x \in [1,2]" states the same set as "[1,2]".
     if (const auto in = s.find("\\in"); in != std::string::npos && in > 0 &&
-                                         (in + 3 >= s.size() || !is_alpha(s[in + 3])) &&
-                                         is_simple_variable(std::string_view(s).substr(0, in))) {
+                                        (in + 3 >= s.size() || !is_alpha(s[in + 3])) &&
+                                        is_simple_variable(std::string_view(s).substr(0, in))) {
         s = s.substr(in + 3);
     }
     // Multiple-choice letters are written both as "(C)" and "C".
@@ -342,9 +342,9 @@ std::optional<std::string> extract_math_answer(std::string_view response) {
     if (auto boxed = extract_boxed(response)) {
         return boxed;
     }
-    const std::string lower = to_lower(response);
+    const std::string      lower  = to_lower(response);
     const std::string_view phrase = "answer is";
-    const auto pos = lower.rfind(phrase);
+    const auto             pos    = lower.rfind(phrase);
     if (pos == std::string::npos) {
         return std::nullopt;
     }

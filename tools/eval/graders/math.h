@@ -18,6 +18,6 @@ bool math_equal(std::string_view a, std::string_view b);
 // The answer of a MATH response: last \boxed{}, else the text after the last
 // "answer is" on its line. nullopt when neither is present.
 std::optional<std::string> extract_math_answer(std::string_view response);
-bool grade_math(std::string_view response, std::string_view reference);
+bool                       grade_math(std::string_view response, std::string_view reference);
 
 }  // namespace powersample::eval

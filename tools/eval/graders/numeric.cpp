@@ -20,11 +20,9 @@ namespace {
 
 struct number_token {
     std::size_t begin = 0;
-    std::size_t end = 0;
+    std::size_t end   = 0;
     std::string text;  // canonical: no commas, no trailing fractional zeros
 };
-
-
 
 bool is_negative_sign_before(std::string_view s, std::size_t start) {
     std::size_t k = start;
@@ -54,18 +52,18 @@ std::string latex_fractions_to_slash(std::string_view in) {
         std::size_t pos = 0;
         while ((pos = s.find(cmd, pos)) != std::string::npos) {
             const auto open1 = pos + cmd.size();
-            const auto end1 = open1 < s.size() && s[open1] == '{' ? matching_brace_end(s, open1) : std::string::npos;
-            const auto end2 = end1 != std::string::npos && end1 < s.size() && s[end1] == '{' ?
-                                  matching_brace_end(s, end1) :
-                                  std::string::npos;
+            const auto end1  = open1 < s.size() && s[open1] == '{' ? matching_brace_end(s, open1) : std::string::npos;
+            const auto end2  = end1 != std::string::npos && end1 < s.size() && s[end1] == '{'
+                                   ? matching_brace_end(s, end1)
+                                   : std::string::npos;
             if (end2 == std::string::npos) {
                 pos = open1;
                 continue;
             }
             const std::string num(trim(std::string_view(s).substr(open1 + 1, end1 - open1 - 2)));
             const std::string den(trim(std::string_view(s).substr(end1 + 1, end2 - end1 - 2)));
-            auto plain = [](const std::string & t) {
-                std::size_t i = (!t.empty() && t[0] == '-') ? 1 : 0;
+            auto              plain = [](const std::string & t) {
+                std::size_t       i     = (!t.empty() && t[0] == '-') ? 1 : 0;
                 const std::size_t start = i;
                 return !read_unsigned(t, i).empty() && i == t.size() && i > start;
             };
@@ -83,18 +81,18 @@ std::string latex_fractions_to_slash(std::string_view in) {
 
 std::vector<number_token> scan_numbers(std::string_view s) {
     std::vector<number_token> out;
-    std::size_t i = 0;
+    std::size_t               i = 0;
     while (i < s.size()) {
-        const bool starts_number =
-            is_digit(s[i]) || (s[i] == '.' && i + 1 < s.size() && is_digit(s[i + 1]) && (i == 0 || !is_digit(s[i - 1])));
+        const bool starts_number = is_digit(s[i]) || (s[i] == '.' && i + 1 < s.size() && is_digit(s[i + 1]) &&
+                                                      (i == 0 || !is_digit(s[i - 1])));
         if (!starts_number) {
             ++i;
             continue;
         }
         const std::size_t start = i;
-        std::string text = read_unsigned(s, i);
+        std::string       text  = read_unsigned(s, i);
         if (i + 1 < s.size() && s[i] == '/' && is_digit(s[i + 1])) {
-            std::size_t j = i + 1;
+            std::size_t       j   = i + 1;
             const std::string den = read_unsigned(s, j);
             if (!den.empty()) {
                 text += "/" + den;
@@ -112,15 +110,14 @@ std::vector<number_token> scan_numbers(std::string_view s) {
 // Words that introduce a final answer in free text, checked case-insensitively.
 const std::string_view k_answer_phrases[] = { "answer is", "answer:", "answer =" };
 
-
 }  // namespace
 
 std::optional<std::string> extract_boxed(std::string_view response) {
     std::optional<std::string> best;
-    std::size_t best_pos = 0;
+    std::size_t                best_pos = 0;
     for (std::string_view cmd : { "\\boxed", "\\fbox" }) {
         for (auto pos = response.rfind(cmd); pos != std::string_view::npos;
-             pos = pos == 0 ? std::string_view::npos : response.rfind(cmd, pos - 1)) {
+             pos      = pos == 0 ? std::string_view::npos : response.rfind(cmd, pos - 1)) {
             if (best && pos < best_pos) {
                 break;
             }
@@ -135,7 +132,7 @@ std::optional<std::string> extract_boxed(std::string_view response) {
             if (end == std::string_view::npos) {
                 continue;  // unterminated: the response was cut off inside the box
             }
-            best = std::string(trim(response.substr(open + 1, end - open - 2)));
+            best     = std::string(trim(response.substr(open + 1, end - open - 2)));
             best_pos = pos;
             break;
         }
@@ -147,18 +144,18 @@ std::optional<double> parse_number(std::string_view text) {
     std::string s(trim(text));
     replace_all(s, "{,}", ",");
     replace_all(s, "\\!", "");
-    s = latex_fractions_to_slash(s);
+    s                  = latex_fractions_to_slash(s);
     std::string_view v = trim(s);
     for (bool changed = true; changed && !v.empty();) {
         changed = false;
         for (std::string_view suffix : { "\\%", "%", "\\$", "$", "." }) {
             if (ends_with(v, suffix)) {
-                v = trim(v.substr(0, v.size() - suffix.size()));
+                v       = trim(v.substr(0, v.size() - suffix.size()));
                 changed = true;
             }
         }
     }
-    bool negative = false;
+    bool negative       = false;
     auto strip_currency = [&v] {
         if (starts_with(v, "\\$")) {
             v = trim(v.substr(2));
@@ -169,10 +166,10 @@ std::optional<double> parse_number(std::string_view text) {
     strip_currency();
     if (starts_with(v, "-") || starts_with(v, "+")) {
         negative = v[0] == '-';
-        v = v.substr(1);
+        v        = v.substr(1);
     } else if (starts_with(v, "\xE2\x88\x92")) {
         negative = true;
-        v = v.substr(3);
+        v        = v.substr(3);
     }
     strip_currency();
 
@@ -186,8 +183,8 @@ std::optional<double> parse_number(std::string_view text) {
         }
         return std::strtod(digits.c_str(), nullptr);
     };
-    std::size_t i = 0;
-    auto value = read_value(v, i);
+    std::size_t i     = 0;
+    auto        value = read_value(v, i);
     if (!value) {
         return std::nullopt;
     }
@@ -214,8 +211,8 @@ std::optional<double> parse_number(std::string_view text) {
 }
 
 std::optional<std::string> extract_numeric_answer(std::string_view response) {
-    const std::string text = latex_fractions_to_slash(response);
-    auto first_after = [&](std::size_t pos) -> std::optional<std::string> {
+    const std::string text        = latex_fractions_to_slash(response);
+    auto              first_after = [&](std::size_t pos) -> std::optional<std::string> {
         for (auto & t : scan_numbers(std::string_view(text).substr(pos))) {
             return t.text;
         }
@@ -236,7 +233,7 @@ std::optional<std::string> extract_numeric_answer(std::string_view response) {
         }
     }
     const std::string lower = to_lower(text);
-    std::size_t best = std::string::npos;
+    std::size_t       best  = std::string::npos;
     for (auto phrase : k_answer_phrases) {
         const auto pos = lower.rfind(phrase);
         if (pos != std::string::npos && (best == std::string::npos || pos + phrase.size() > best)) {
@@ -268,14 +265,14 @@ bool numeric_equal(std::string_view a, std::string_view b, double rel_tol) {
 
 bool grade_numeric(std::string_view response, std::string_view reference) {
     const auto candidate = extract_numeric_value(response);
-    const auto ref = parse_number(reference);
+    const auto ref       = parse_number(reference);
     if (!candidate || !ref) {
         return false;
     }
     if (close_enough(*candidate, *ref, 1e-6)) {
         return true;
     }
-    const auto r = trim(reference);
+    const auto r   = trim(reference);
     const auto dot = r.find('.');
     if (dot == std::string_view::npos) {
         return false;

@@ -15,7 +15,7 @@ std::optional<std::string> extract_boxed(std::string_view response);
 // "3/4"): the last \boxed{} if it holds a number, else the number after the last "####",
 // else the number after the last "answer is"/"answer:" phrase, else the last number.
 std::optional<std::string> extract_numeric_answer(std::string_view response);
-std::optional<double> extract_numeric_value(std::string_view response);
+std::optional<double>      extract_numeric_value(std::string_view response);
 
 // Parses a whole string as one number: sign, "$", thousands commas ("1,234"), decimals,
 // a trailing period or "%", fractions "3/4" and \frac{3}{4}. Anything else → nullopt.

@@ -10,21 +10,13 @@
 
 namespace powersample::eval::scan {
 
-inline bool is_digit(char c) {
-    return c >= '0' && c <= '9';
-}
+inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-inline bool is_alpha(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
+inline bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-inline bool is_alnum(char c) {
-    return is_digit(c) || is_alpha(c);
-}
+inline bool is_alnum(char c) { return is_digit(c) || is_alpha(c); }
 
-inline bool is_space(char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
+inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 inline std::string_view trim(std::string_view s) {
     std::size_t b = 0;
@@ -38,9 +30,7 @@ inline std::string_view trim(std::string_view s) {
     return s.substr(b, e - b);
 }
 
-inline bool starts_with(std::string_view s, std::string_view prefix) {
-    return s.substr(0, prefix.size()) == prefix;
-}
+inline bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
 inline bool ends_with(std::string_view s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -124,8 +114,8 @@ inline std::string read_unsigned(std::string_view s, std::size_t & i) {
     }
     // Grouping commas are only accepted in the strict form, so "1, 2, 3" stays a list.
     if (!digits.empty() && digits.size() <= 3) {
-        while (j + 3 < s.size() && s[j] == ',' && is_digit(s[j + 1]) && is_digit(s[j + 2]) &&
-               is_digit(s[j + 3]) && (j + 4 >= s.size() || !is_digit(s[j + 4]))) {
+        while (j + 3 < s.size() && s[j] == ',' && is_digit(s[j + 1]) && is_digit(s[j + 2]) && is_digit(s[j + 3]) &&
+               (j + 4 >= s.size() || !is_digit(s[j + 4]))) {
             digits.append(s.substr(j + 1, 3));
             j += 4;
         }
