@@ -1,6 +1,8 @@
 #include "datasets.h"
 #include "graders/scan.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -31,17 +33,6 @@ const builtin_dataset k_builtin[] = {
     { "svamp", "svamp_test.jsonl" },
     { "humaneval", "HumanEval.jsonl.gz" },
 };
-
-std::string join(const std::vector<std::string> & items, std::string_view sep) {
-    std::string out;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        if (i) {
-            out += sep;
-        }
-        out += items[i];
-    }
-    return out;
-}
 
 using scan::trim;
 
@@ -267,7 +258,7 @@ std::string builtin_dataset_file(std::string_view name) {
         }
     }
     throw std::invalid_argument("unknown dataset '" + std::string(name) +
-                                "'; valid names: " + join(builtin_dataset_names(), ", "));
+                                "'; valid names: " + fmt::format("{}", fmt::join(builtin_dataset_names(), ", ")));
 }
 
 std::filesystem::path default_data_dir() {
@@ -300,7 +291,8 @@ load_result load_jsonl_dataset(const std::filesystem::path & file, const field_m
                                const load_options & options) {
     const auto & tasks = valid_tasks();
     if (std::find(tasks.begin(), tasks.end(), mapping.task) == tasks.end()) {
-        throw std::invalid_argument("unknown task '" + mapping.task + "'; valid tasks: " + join(tasks, ", "));
+        throw std::invalid_argument("unknown task '" + mapping.task +
+                                    "'; valid tasks: " + fmt::format("{}", fmt::join(tasks, ", ")));
     }
     if (mapping.question_field.empty()) {
         throw std::invalid_argument("field mapping: question_field is empty");

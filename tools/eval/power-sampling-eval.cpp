@@ -17,6 +17,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -65,12 +66,6 @@ std::vector<std::string> split_list(const std::string & s) {
         if (end > start) out.push_back(s.substr(start, end - start));
         start = end + 1;
     }
-    return out;
-}
-
-std::string join(const std::vector<std::string> & v, const char * sep) {
-    std::string out;
-    for (const auto & s : v) out += (out.empty() ? "" : sep) + s;
     return out;
 }
 
@@ -250,16 +245,6 @@ std::optional<std::string> unwritable_dir(const fs::path & dir, bool create) {
     return std::nullopt;
 }
 
-void write_text_atomically(const fs::path & file, const std::string & text) {
-    const auto tmp = file.string() + ".tmp";
-    {
-        std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
-        o << text;
-        if (!o) throw std::runtime_error("cannot write " + tmp);
-    }
-    fs::rename(tmp, file);
-}
-
 // What the checked command line asks for: the steps of main share it.
 struct run_plan {
     std::vector<std::string> method_names;
@@ -277,16 +262,16 @@ struct problem_set {
 
 // Parses argv into o. Returns the exit code when the process ends here (--help, --version, a
 // usage error), nullopt to go on.
-std::optional<int> parse_command_line(int argc, char ** argv, options & o) {
-    CLI::App app{
+std::optional<int> parse_command_line(int argc, char ** argv, CLI::App & app, options & o) {
+    app.description(
         "power-sampling-eval: compare decoding methods (greedy, sampling, power sampling, best-of-N, "
-        "majority votes) on a dataset"
-    };
+        "majority votes) on a dataset");
     app.set_version_flag("--version", powersample::version_line(), "Print the version (commit, llama.cpp) and exit");
     app.option_defaults()->always_capture_default();
     app.add_option("-m,--model", o.model, "catalogue name or .gguf path")->envname("POWERSAMPLE_MODEL");
-    app.add_option("-d,--dataset", o.dataset,
-                   "built-in dataset (" + join(ev::builtin_dataset_names(), ", ") + ") or a .jsonl[.gz] file");
+    app.add_option(
+        "-d,--dataset", o.dataset,
+        fmt::format("built-in dataset ({}) or a .jsonl[.gz] file", fmt::join(ev::builtin_dataset_names(), ", ")));
     app.add_option("--data-dir", o.data_dir,
                    "directory of the built-in datasets (default: $POWERSAMPLE_DATA_DIR or "
                    "../shared/datasets)");
@@ -303,9 +288,10 @@ std::optional<int> parse_command_line(int argc, char ** argv, options & o) {
     // taken by neither, so that a command written for one tool never silently means the other.
     std::string ambiguous_n;
     app.add_option("-n", ambiguous_n)->group("");
-    app.add_option("--preset", o.preset,
-                   "power-sampling preset (" + join(ps::preset_names(), ", ") +
-                       "); default: the library's defaults (alpha 4, B 64, N 5, T 256)")
+    app.add_option(
+           "--preset", o.preset,
+           fmt::format("power-sampling preset ({}); default: the library's defaults (alpha 4, B 64, N 5, T 256)",
+                       fmt::join(ps::preset_names(), ", ")))
         ->group("Methods");
     {
         // What this tool takes from the table: not the method (--methods), the seed (the run's
@@ -374,17 +360,19 @@ run_plan plan_run(const options & o) {
         const bool looks_like_file = o.dataset.find(".jsonl") != std::string::npos;
         if (!looks_like_file || !fs::is_regular_file(o.dataset)) {
             usage_error("--dataset: unknown dataset '" + o.dataset + "'" + (looks_like_file ? " (no such file)" : "") +
-                        "; valid names: " + join(ev::builtin_dataset_names(), ", ") + ", or a .jsonl file");
+                        "; valid names: " + fmt::format("{}", fmt::join(ev::builtin_dataset_names(), ", ")) +
+                        ", or a .jsonl file");
         }
         plan.user_file     = true;
         const auto & tasks = ev::valid_tasks();
         if (std::find(tasks.begin(), tasks.end(), o.task) == tasks.end()) {
-            usage_error("--task: unknown task '" + o.task + "'; valid tasks: " + join(tasks, ", "));
+            usage_error("--task: unknown task '" + o.task +
+                        "'; valid tasks: " + fmt::format("{}", fmt::join(tasks, ", ")));
         }
     }
     if (need_dataset && o.dataset.empty()) {
-        usage_error("--dataset: required; valid names: " + join(ev::builtin_dataset_names(), ", ") +
-                    ", or a .jsonl file");
+        usage_error("--dataset: required; valid names: " +
+                    fmt::format("{}", fmt::join(ev::builtin_dataset_names(), ", ")) + ", or a .jsonl file");
     }
 
     ps::sampling_params & base = plan.base;
@@ -545,7 +533,7 @@ int generate(const run_plan & plan, const options & o, const problem_set & set) 
             names.push_back(m.name);
             fs::create_directories(out_dir / m.name);
         }
-        const std::string   label = join(names, "+");
+        const std::string   label = fmt::format("{}", fmt::join(names, "+"));
         ps::sampling_params sp    = group[0].engine == "sps" ? sps : base;
         sp.method                 = ps::method_from_name(group[0].engine);
         sp.n_chains               = group[0].uses_n ? o.n_samples : 1;
@@ -787,9 +775,9 @@ int summarise(const run_plan & plan, const options & o, const problem_set & set,
     std::fflush(stdout);
     try {
         fs::create_directories(out_dir);
-        write_text_atomically(out_dir / "summary.md", md);
-        write_text_atomically(out_dir / "summary.json", ev::summary_json(rows, info).dump(2) + "\n");
-        write_text_atomically(out_dir / "report.html", ev::report_html(rows, info));
+        ev::write_text_atomically(out_dir / "summary.md", md);
+        ev::write_text_atomically(out_dir / "summary.json", ev::summary_json(rows, info).dump(2) + "\n");
+        ev::write_text_atomically(out_dir / "report.html", ev::report_html(rows, info));
     } catch (const std::exception & e) {
         fmt::print(stderr, "power-sampling-eval: --out '{}': {}\n", o.out, e.what());
         return 2;
@@ -800,8 +788,9 @@ int summarise(const run_plan & plan, const options & o, const problem_set & set,
 }  // namespace
 
 int main(int argc, char ** argv) {
-    options o;
-    if (const auto code = parse_command_line(argc, argv, o)) return *code;
+    options  o;
+    CLI::App app;  // outlives the parse: o.knobs asks its options which flags were given
+    if (const auto code = parse_command_line(argc, argv, app, o)) return *code;
     const run_plan plan = plan_run(o);
     const auto     set  = load_problems(o, plan);
     if (!set) return 2;

@@ -270,9 +270,12 @@ bool is_finished_record(const std::filesystem::path & file) {
 }
 
 void write_json_atomically(const std::filesystem::path & file, const nlohmann::json & record) {
-    const auto        tmp  = file.string() + ".tmp";
-    const std::string text = record.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    const int         fd   = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    write_text_atomically(file, record.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+
+void write_text_atomically(const std::filesystem::path & file, const std::string & text) {
+    const auto tmp = file.string() + ".tmp";
+    const int  fd  = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
     size_t written = 0;
     while (written < text.size()) {

@@ -112,5 +112,8 @@ bool is_finished_record(const std::filesystem::path & file);
 // Writes `record` to `file` via a temporary file in the same directory and rename(2), so a
 // reader sees either the old file or the whole new one. Throws std::runtime_error on failure.
 void write_json_atomically(const std::filesystem::path & file, const nlohmann::json & record);
+// The same for any text (summaries, reports); fsync'd before the rename, so that after a crash
+// the name never points at an empty file.
+void write_text_atomically(const std::filesystem::path & file, const std::string & text);
 
 }  // namespace powersample::eval
