@@ -1,5 +1,7 @@
 #include "core/completion-end.h"
 
+#include "powersample/knobs.h"
+
 #include <algorithm>
 
 namespace powersample {
@@ -7,7 +9,8 @@ namespace powersample {
 completion_end::completion_end(const language_model & lm, const std::vector<std::string> & stops, bool last_token_only)
     : lm_(lm), stops_(stops), last_token_only_(last_token_only) {
     if (!stops_.empty() && !lm.has_token_bytes()) {
-        throw invalid_argument_error("stop", "stop: the model backend has no token text");
+        const std::string stop = knob_for(&sampling_params::stop).name();
+        throw invalid_argument_error(stop, stop + ": the model backend has no token text");
     }
     for (const auto & s : stops_) longest_ = std::max(longest_, s.size());
 }

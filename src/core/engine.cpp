@@ -401,10 +401,11 @@ uint64_t engine::submit(request req) {
     r.id                       = impl_->next_id++;
     const int32_t n_seq_needed = sequences_needed(sp);
     if (n_seq_needed > impl_->lm.n_seq_max()) {
-        throw invalid_argument_error("chains", std::string("method ") + method_name(sp.method) +
-                                                   " with chains = " + std::to_string(sp.n_chains) + ": needs " +
-                                                   std::to_string(n_seq_needed) + " sequence ids, the context has " +
-                                                   std::to_string(impl_->lm.n_seq_max()));
+        const std::string chains = knob_for(&sampling_params::n_chains).name();
+        throw invalid_argument_error(chains, std::string("method ") + method_name(sp.method) + " with " + chains +
+                                                 " = " + std::to_string(sp.n_chains) + ": needs " +
+                                                 std::to_string(n_seq_needed) + " sequence ids, the context has " +
+                                                 std::to_string(impl_->lm.n_seq_max()));
     }
     r.req                      = std::move(req);
     const int32_t per_sequence = impl_->lm.n_cells_per_sequence();

@@ -2,6 +2,7 @@
 // the MH ratio needs. llama-server reports, for every generated token, the log-probability of the
 // sampled token and of the top n_probs tokens under the raw logits (temperature 1, full-vocabulary
 // softmax) when post_sampling_probs is false. See docs/remote.md.
+#include "powersample/knobs.h"
 #include "powersample/remote.h"
 #include "powersample/text.h"
 
@@ -119,9 +120,13 @@ json llama_server_generator::impl::score_position(const std::vector<token_id> & 
 
 generated_suffix llama_server_generator::generate(const std::vector<token_id> & context, int32_t max_tokens,
                                                   double temperature, uint64_t seed) {
-    if (max_tokens < 1)
-        throw invalid_argument_error("max_tokens", "max_tokens = " + std::to_string(max_tokens) + ": must be >= 1");
-    if (!(temperature > 0)) throw invalid_argument_error("temperature", "temperature: must be > 0 remotely");
+    const std::string max_tokens_name  = knob_for(&sampling_params::max_new_tokens).name();
+    const std::string temperature_name = knob_for(&sampling_params::temperature).name();
+    if (max_tokens < 1) {
+        throw invalid_argument_error(max_tokens_name,
+                                     max_tokens_name + " = " + std::to_string(max_tokens) + ": must be >= 1");
+    }
+    if (!(temperature > 0)) throw invalid_argument_error(temperature_name, temperature_name + ": must be > 0 remotely");
     // At temperature 1 the proposal is the model: log q = log p of the sampled token, exact with
     // n_probs = 1. Otherwise log q needs the normaliser sum_v p(v)^(1/t), from the top-K.
     const bool    unit_temperature = temperature == 1.0;

@@ -1,6 +1,7 @@
 // The power-sampling chain over a sequence_generator: the same MH chain as the in-process engine
 // (mh-chain.h), each block extension and each proposal one generate() call (a server generates
 // whole suffixes).
+#include "powersample/knobs.h"
 #include "powersample/remote.h"
 
 #include "core/methods/mh-chain.h"
@@ -27,13 +28,17 @@ remote_result sample_remote(sequence_generator & gen, const std::vector<token_id
         throw invalid_argument_error("method", std::string("method = ") + method_name(params.method) +
                                                    ": the remote backend runs power, sample and low-temp only");
     }
+    using P = sampling_params;
     if (!params.stop.empty()) {
         // A server generates whole suffixes and would not end them at our stop rule.
-        throw invalid_argument_error("stop", "stop: the remote backend does not support stop strings");
+        const std::string stop = knob_for(&P::stop).name();
+        throw invalid_argument_error(stop, stop + ": the remote backend does not support stop strings");
     }
     if (params.top_k > 0 || params.top_p < 1.0 || params.min_p > 0.0) {
-        throw invalid_argument_error("top_k",
-                                     "top_k/top_p/min_p: the remote backend samples untruncated proposals only");
+        const std::string top_k = knob_for(&P::top_k).name();
+        throw invalid_argument_error(top_k, top_k + "/" + knob_for(&P::top_p).name() + "/" +
+                                                knob_for(&P::min_p).name() +
+                                                ": the remote backend samples untruncated proposals only");
     }
     const double  temperature = effective_temperature(params);
     const int32_t T           = params.max_new_tokens;

@@ -3,6 +3,7 @@
 // log-probability and a dict of the top-K alternatives (the sampled token added when outside
 // them). In the default --logprobs-mode raw_logprobs these are log p of the raw logits: the
 // base model at temperature 1, over the full vocabulary. See docs/remote.md.
+#include "powersample/knobs.h"
 #include "powersample/remote.h"
 #include "powersample/text.h"
 
@@ -127,11 +128,16 @@ std::string vllm_generator::detokenize(const std::vector<token_id> & tokens) con
 
 generated_suffix vllm_generator::generate(const std::vector<token_id> & context, int32_t max_tokens, double temperature,
                                           uint64_t seed) {
-    if (max_tokens < 1)
-        throw invalid_argument_error("max_tokens", "max_tokens = " + std::to_string(max_tokens) + ": must be >= 1");
+    const std::string max_tokens_name  = knob_for(&sampling_params::max_new_tokens).name();
+    const std::string temperature_name = knob_for(&sampling_params::temperature).name();
+    if (max_tokens < 1) {
+        throw invalid_argument_error(max_tokens_name,
+                                     max_tokens_name + " = " + std::to_string(max_tokens) + ": must be >= 1");
+    }
     if (!(temperature >= vllm_min_temperature) || !std::isfinite(temperature)) {
-        throw invalid_argument_error("temperature", "temperature = " + std::to_string(temperature) +
-                                                        ": vLLM decodes greedily below 1e-5; must be >= 1e-5 remotely");
+        throw invalid_argument_error(temperature_name,
+                                     temperature_name + " = " + std::to_string(temperature) +
+                                         ": vLLM decodes greedily below 1e-5; must be >= 1e-5 remotely");
     }
     // At temperature 1 the proposal is the model: log q = log p of the sampled token, exact with
     // logprobs = 1. Otherwise log q needs the normaliser sum_v p(v)^(1/t), from the top-K.
