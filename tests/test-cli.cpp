@@ -310,3 +310,86 @@ TEST(cli, sigint_stops_cleanly_and_prints_what_was_finished) {
     EXPECT_FALSE(slurp(out).empty()) << "nothing printed; stderr: " << slurp(err);
     EXPECT_NE(slurp(err).find("interrupted"), std::string::npos) << slurp(err);
 }
+
+namespace {
+
+// Whitespace runs as one space, ends trimmed: prose wraps where the program's output does not.
+std::string squeeze(const std::string & s) {
+    std::string out;
+    for (char c : s) {
+        const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+        if (space && (out.empty() || out.back() == ' ')) continue;
+        out += space ? ' ' : c;
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+}
+
+// The lines from the first that starts with `head` to the first empty one (or a Markdown fence),
+// right-trimmed.
+std::string lines_from(const std::string & text, const std::string & head) {
+    const size_t at = text.find(head);
+    if (at == std::string::npos) return "";
+    std::string out, line;
+    for (size_t i = at; i <= text.size(); ++i) {
+        if (i == text.size() || text[i] == '\n') {
+            while (!line.empty() && line.back() == ' ') line.pop_back();
+            if (line.empty() || line.rfind("```", 0) == 0) break;
+            out += line + "\n";
+            line.clear();
+        } else {
+            line += text[i];
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+// docs/how-it-works.md shows a real chain: the command, its --trace table, its completion with its
+// numbers, and its picture. They are what this build prints, so that the page cannot go stale.
+TEST(cli, how_it_works_shows_what_its_command_prints) {
+    const std::string doc  = slurp(std::string(POWERSAMPLE_SOURCE_DIR) + "/docs/how-it-works.md");
+    const size_t      made = doc.find("Made with");
+    ASSERT_NE(made, std::string::npos);
+    const size_t open  = doc.find("```sh\n", made);
+    const size_t close = doc.find("```", open + 6);
+    ASSERT_NE(close, std::string::npos);
+    std::string command = doc.substr(open + 6, close - open - 6);
+    for (size_t at; (at = command.find("\\\n")) != std::string::npos;) command.replace(at, 2, " ");
+    while (!command.empty() && (command.back() == '\n' || command.back() == ' ')) command.pop_back();
+    const std::string program = "build/bin/power-sampling", picture = "docs/images/trace-smollm2-135m.svg";
+    ASSERT_EQ(command.rfind(program, 0), 0u) << command;
+    command.replace(0, program.size(), POWERSAMPLE_CLI);
+    const size_t at_picture = command.find(picture);
+    ASSERT_NE(at_picture, std::string::npos) << command;
+    const std::string svg = temp_path("how-it-works.svg");
+    command.replace(at_picture, picture.size(), svg);
+
+    const run_result r = run_command(command);
+    ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.err;
+    // The table, line for line.
+    const std::string table = lines_from(r.out, "block   pos");
+    ASSERT_FALSE(table.empty()) << r.out;
+    EXPECT_EQ(lines_from(doc.substr(doc.find("--trace` table")), "block   pos"), table);
+    // The completion (the line after the === header) and the summary's numbers, in the prose.
+    const size_t header_end = r.out.find("===\n");
+    ASSERT_NE(header_end, std::string::npos) << r.out;
+    const std::string completion = r.out.substr(header_end + 4, r.out.find('\n', header_end + 4) - header_end - 4);
+    EXPECT_NE(squeeze(doc).find("\"" + squeeze(completion) + "\""), std::string::npos) << completion;
+    double       log_p    = 0;
+    int          accepted = 0, proposals = 0, generated = 0, tokens = 0;
+    const size_t summary = r.err.find("[power] log p");
+    ASSERT_NE(summary, std::string::npos) << r.err;
+    ASSERT_EQ(
+        std::sscanf(r.err.c_str() + summary, "[power] log p %lf | %d tokens | acceptance %d/%d | generated %d tokens",
+                    &log_p, &tokens, &accepted, &proposals, &generated),
+        5)
+        << r.err;
+    char numbers[160];
+    std::snprintf(numbers, sizeof numbers, "(log p %.2f, %d of %d proposals accepted, %d tokens generated in all)",
+                  log_p, accepted, proposals, generated);
+    EXPECT_NE(squeeze(doc).find(numbers), std::string::npos) << numbers;
+    // The picture, byte for byte.
+    EXPECT_EQ(slurp(svg), slurp(std::string(POWERSAMPLE_SOURCE_DIR) + "/" + picture));
+}
