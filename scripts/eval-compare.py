@@ -88,7 +88,12 @@ def main():
         for r in rows:
             print(f"| {r['problem_id']} | {'yes' if r['same_text'] else 'NO'} | {'yes' if r['same_grade'] else 'NO'} "
                   f"| {r['correct_a']}/{r['correct_b']} | {r['tokens_a']} | {r['tokens_b']} | {r['saved_a']} |")
-        frac = f" ({1 - tokens_a / tokens_b:.1%} fewer in A)" if tokens_b else ""
+        if not tokens_b or tokens_a == tokens_b:
+            frac = ""
+        elif tokens_a < tokens_b:
+            frac = f" ({1 - tokens_a / tokens_b:.1%} fewer in A)"
+        else:
+            frac = f" (A used {tokens_a / tokens_b:.2f}x B's)"
         print(f"{summary['compared']} compared: {n_same} identical texts, {summary['same_grade']} same grades; "
               f"tokens {tokens_a} vs {tokens_b}{frac}")
         n = len(rows)
