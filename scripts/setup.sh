@@ -71,11 +71,16 @@ fetch() {
   echo "$found"
 }
 
+# -march=native, less AMX: on this project's machines (Sapphire Rapids VMs) the CPU reports AMX and
+# a bare AMX probe runs, yet this llama.cpp's AMX matmul kernels die with SIGILL (tilezero in
+# tinygemm_kernel_amx, seen 2026-12-07). An explicit -mno-* wins over -march=native in GCC.
+no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+
 build_llama() {
   local variant=$1 extra=$2
   local prefix="$cache/llama.cpp-$LLAMA_PY_VERSION-$variant"
   # The marker names the build recipe: a changed recipe rebuilds the cache entry.
-  local marker="$prefix/.complete-r2"
+  local marker="$prefix/.complete-r3"
   if [ -f "$marker" ]; then log "llama.cpp ($variant) already built in $prefix"; return; fi
   local sdist src
   sdist=$(fetch llama-cpp-python "$LLAMA_PY_VERSION" "$LLAMA_PY_SHA256" sdist)
@@ -90,7 +95,7 @@ build_llama() {
     -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_LIBDIR=lib \
     -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF \
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
-    -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON \
+    -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON -DCMAKE_C_FLAGS="$no_amx" -DCMAKE_CXX_FLAGS="$no_amx" \
     -DCMAKE_INSTALL_RPATH='$ORIGIN' -DCMAKE_BUILD_WITH_INSTALL_RPATH=OFF $extra >&2
   cmake --build "$prefix/build" -j "$(nproc)" >&2
   cmake --install "$prefix/build" >&2
@@ -107,7 +112,7 @@ build_llama cpu ""
 # downloaded nor built.
 build_llama_server() {
   local prefix="$cache/llama-server-$LLAMA_PY_VERSION-cpu"
-  local marker="$prefix/.complete-r1"
+  local marker="$prefix/.complete-r2"
   if [ -f "$marker" ]; then log "llama-server already built in $prefix"; return; fi
   local src="$cache/src/llama_cpp_python-$LLAMA_PY_VERSION/vendor/llama.cpp"
   if [ ! -f "$src/CMakeLists.txt" ]; then
@@ -120,7 +125,8 @@ build_llama_server() {
   cmake -S "$src" -B "$prefix/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
     -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF \
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
-    -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=ON >&2
+    -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=ON \
+    -DCMAKE_C_FLAGS="$no_amx" -DCMAKE_CXX_FLAGS="$no_amx" >&2
   nice cmake --build "$prefix/build" --target llama-server -j "$(nproc)" >&2
   mkdir -p "$prefix/bin"
   cp "$prefix/build/bin/llama-server" "$prefix/bin/llama-server"
